@@ -1,0 +1,30 @@
+# The two commands: `make demo` runs the main job on the embedded default data,
+# `make test` runs the test suite. Each does its own set-up first.
+VENV := .venv
+STAMP := $(VENV)/.lapse-setup
+export BENTOML_DO_NOT_TRACK := True
+
+.PHONY: demo test setup lock bench clean
+
+demo: $(STAMP)
+	$(VENV)/bin/lapse demo
+
+test: $(STAMP)
+	$(VENV)/bin/python -m pytest -q
+
+setup: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml scripts/bootstrap.sh
+	scripts/bootstrap.sh
+	touch $@
+
+# Re-pin every dependency (run after editing pyproject.toml).
+lock:
+	uv pip compile pyproject.toml --extra test --extra dask --python-version 3.12 \
+	  --python-platform x86_64-manylinux_2_28 --no-header -o requirements.lock
+
+bench: $(STAMP)
+	for b in benchmarks/*.py; do $(VENV)/bin/python $$b || exit 1; done
+
+clean:
+	rm -rf .lapse

@@ -1,0 +1,52 @@
+"""Reading and writing contract tables as Parquet or CSV files, atomically."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+SUFFIXES = (".parquet", ".csv")
+
+
+class TableNotFound(FileNotFoundError):
+    """A contract table is missing from a data folder."""
+
+
+def find_table(data_dir: str | Path, name: str) -> Path:
+    """Return the file (or Parquet dataset folder) that holds table `name` in `data_dir`."""
+    data_dir = Path(data_dir)
+    candidates = [data_dir / f"{name}{s}" for s in SUFFIXES] + [data_dir / name]
+    found = [p for p in candidates if p.exists()]
+    if not found:
+        raise TableNotFound(
+            f"{data_dir}: no '{name}' table (expected {name}.parquet, {name}.csv or a {name}/ Parquet folder)"
+        )
+    if len(found) > 1:
+        raise TableNotFound(f"{data_dir}: '{name}' is given more than once: {', '.join(p.name for p in found)}")
+    return found[0]
+
+
+def read_raw_table(path: Path) -> pd.DataFrame:
+    """Read a table as stored: CSV columns as text (parsing is the contract's job), Parquet as typed."""
+    if path.suffix == ".csv":
+        return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+    return pd.read_parquet(path)
+
+
+def write_table(frame: pd.DataFrame, out_dir: str | Path, name: str) -> Path:
+    """Write `frame` to `out_dir/name.parquet` so a failed write never leaves a partial file."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    target = out_dir / f"{name}.parquet"
+    fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        frame.to_parquet(tmp, index=False)
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return target

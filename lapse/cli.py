@@ -1,0 +1,29 @@
+"""The `lapse` command line: one entry point, one sub-command per job."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+
+from lapse import commands
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the argument parser with every command module in lapse.commands."""
+    parser = argparse.ArgumentParser(prog="lapse", description="Dropout risk for digital mental health programs.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        importlib.import_module(f"lapse.commands.{info.name}").register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the sub-command named on the command line and return its exit code."""
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The cohort simulator: realistic synthetic patients, events and their true dropout probabilities."""
