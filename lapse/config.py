@@ -71,6 +71,188 @@ class FeatureConfig:
     as_of_days: tuple[int, ...] = (3, 7, 14, 21, 28)
     recent_share_days: int = 3
     program: ProgramConfig = field(default_factory=ProgramConfig)
+    # The mood trend needs check-ins at least this many days apart (bunched ones give wild slopes).
+    mood_trend_min_span_days: float = 2.0
+    # Optional calendar snapshots for training: every this many days from the first enrolment.
+    calendar_every_days: int = 7
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    """What the engagement report shows and how it protects small groups."""
+
+    # Any group, share numerator or its complement with 1..min_cell-1 patients is suppressed.
+    min_cell: int = 10
+    # Duration of use is reported for weeks 1..weeks; level of use and completion count
+    # the first weeks*7 days, among patients observed that long.
+    weeks: int = 12
+    # Uptake within this many days of enrolment, among patients observed that long.
+    uptake_days: int = 14
+    # Lower edges of the age bands: (18, 25) gives "<18", "18-24", "25+".
+    age_bands: tuple[int, ...] = (18, 25, 35, 45, 55, 65)
+    subgroups: tuple[str, ...] = ("sex", "age_band", "education", "human_support", "program", "referral_source")
+    # Weeks whose active share the subgroup table shows.
+    subgroup_weeks: tuple[int, ...] = (1, 4, 12)
+    # Days at which the Kaplan-Meier survival is tabulated.
+    survival_days: tuple[int, ...] = (7, 14, 28, 56, 84)
+    # The day whose Kaplan-Meier survival the subgroup table shows.
+    subgroup_survival_day: int = 28
+    confidence: float = 0.95
+    histogram_bins: int = 20
+
+
+@dataclass(frozen=True)
+class TrajectoryClass:
+    """One engagement trajectory class of the simulator (docs/simulator.md explains each knob)."""
+
+    name: str
+    # Share among patients who start the program (never-starters are drawn before classes).
+    share: float
+    # Beta(a, b) of the daily probability of any own engagement while not quit.
+    activity_beta: tuple[float, float]
+    # Activity decays as exp(-day / fade); drawn uniformly in this range of days. (0, 0): no fade.
+    fade_days: tuple[float, float]
+    # Daily quit hazard before and after the change day (before covariate hazard ratios).
+    hazard_early: float
+    hazard_late: float
+    # Change day = low + Gamma(2, extra / 2): end of the burst, or the day symptoms are
+    # good enough to stop (e-attainment). (0, 0): no change day.
+    change_day: tuple[float, float]
+    # Share of baseline symptoms lost with sustained engagement.
+    symptom_response: float
+    # Probability that a quit is recorded with an explicit `discontinued` event.
+    discontinue_probability: float
+    # Multiplier on sessions, exercises and minutes per active day (bursts are intense).
+    intensity: float = 1.0
+
+
+DEFAULT_TRAJECTORIES: tuple[TrajectoryClass, ...] = (
+    TrajectoryClass("steady", 0.34, (9.0, 2.0), (0.0, 0.0), 0.003, 0.003, (0.0, 0.0), 0.45, 0.2, 0.8),
+    TrajectoryClass("early_burst", 0.28, (9.0, 1.5), (6.0, 9.0), 0.01, 0.01, (0.0, 0.0), 0.1, 0.15, 2.0),
+    TrajectoryClass("slow_fade", 0.24, (8.0, 3.0), (25.0, 45.0), 0.01, 0.01, (0.0, 0.0), 0.2, 0.1, 0.8),
+    TrajectoryClass("e_attainment", 0.14, (9.0, 2.0), (0.0, 0.0), 0.003, 0.25, (18.0, 28.0), 0.65, 0.5, 0.8),
+)
+
+
+@dataclass(frozen=True)
+class SimulationConfig:
+    """Generative parameters of the cohort simulator; defaults follow docs/domain.md."""
+
+    n_patients: int = 20_000
+    days: int = 120
+    seed: int = 20261201
+    # Observation runs from study_start to study_start + days (data_end).
+    study_start: str = "2025-09-01T00:00:00+00:00"
+    # Patients enrol uniformly over this first share of the observation window.
+    enrolment_share: float = 0.75
+    # Patients generated at once (bounds memory; part of the seed stream, so keep it fixed).
+    chunk_patients: int = 20_000
+
+    # Patient level.
+    age_mean: float = 38.0
+    age_sd: float = 12.0
+    age_range: tuple[int, int] = (18, 80)
+    sex_shares: tuple[tuple[str, float], ...] = (("female", 0.62), ("male", 0.35), ("other", 0.02), ("unknown", 0.01))
+    education_shares: tuple[tuple[str, float], ...] = (
+        ("primary", 0.15), ("secondary", 0.45), ("tertiary", 0.37), ("unknown", 0.03),
+    )
+    race_ethnicity_shares: tuple[tuple[str, float], ...] = (
+        ("white", 0.58), ("black", 0.12), ("hispanic", 0.14), ("asian", 0.08), ("other", 0.04), ("unknown", 0.04),
+    )
+    phq9_mean: float = 13.0
+    phq9_sd: float = 5.0
+    # GAD-7 = slope * PHQ-9 + Normal(intercept, sd), clipped to 0..21.
+    gad7_slope: float = 0.55
+    gad7_intercept: float = 1.5
+    gad7_sd: float = 3.5
+
+    # Intervention level: program name, share, P(human support), P(gamification).
+    programs: tuple[tuple[str, float, float, float], ...] = (
+        ("guided-icbt", 0.40, 0.85, 0.30),
+        ("self-guided-icbt", 0.35, 0.10, 0.30),
+        ("mood-app", 0.25, 0.05, 0.90),
+    )
+    incentives_share: float = 0.25
+    reminders_share: float = 0.60
+
+    # System level.
+    referral_shares: tuple[tuple[str, float], ...] = (
+        ("self", 0.35), ("gp", 0.30), ("employer", 0.15), ("clinician", 0.20),
+    )
+    n_sites: int = 12
+
+    # Hazard ratios on the daily quit hazard (Karyotaki 2015, Torous 2020, Linardon 2020, Valentine).
+    hr_male: float = 1.08
+    hr_primary_education: float = 1.26
+    hr_comorbid_anxiety: float = 1.18
+    hr_per_4_years_older: float = 0.94
+    age_reference: float = 40.0
+    hr_human_support: float = 0.34
+    hr_reminders: float = 0.80
+    hr_incentives: float = 0.80
+    hr_gamification: float = 1.0
+    hr_referral: tuple[tuple[str, float], ...] = (("self", 1.0), ("gp", 0.95), ("employer", 1.10), ("clinician", 0.90))
+    # Site log hazard ratios ~ Normal(0, sd), drawn once per seed.
+    site_log_hr_sd: float = 0.08
+    # Unobserved individual frailty: log hazard multiplier ~ Normal(0, sd).
+    frailty_sd: float = 0.15
+    hazard_cap: float = 0.9
+    # Extra daily hazard as engagement wanes: disengagement_hazard * (1 - level) ** power.
+    disengagement_hazard: float = 0.05
+    disengagement_power: float = 3.0
+    # Extra daily hazard after s silent days in a row:
+    # lapse_hazard * (1 - exp(-max(s - lapse_grace_days, 0) / lapse_days)).
+    lapse_hazard: float = 0.45
+    lapse_days: float = 2.0
+    lapse_grace_days: float = 2.0
+
+    # Uptake (starting at all): logit P(start) = intercept + terms; higher severity lowers uptake.
+    uptake_intercept: float = 0.9
+    uptake_per_phq9_point: float = -0.06
+    uptake_phq9_reference: float = 13.0
+    uptake_human_support: float = 0.5
+    uptake_incentives: float = 0.3
+    uptake_reminders: float = 0.2
+    uptake_female: float = 0.1
+    never_starter_discontinue_probability: float = 0.08
+
+    # Activity multipliers (women engage more, Zainal 2025; guidance raises use, Musiat 2022).
+    activity_female: float = 1.05
+    activity_human_support: float = 1.08
+    activity_cap: float = 0.97
+    weekend_factor: float = 0.9
+    onboarding_probability: float = 0.92
+    trajectories: tuple[TrajectoryClass, ...] = DEFAULT_TRAJECTORIES
+
+    # Events on an active day.
+    session_minutes_median: float = 9.0
+    session_minutes_sigma: float = 0.7
+    # Extra sessions (beyond the first) and exercises on an active day are Poisson with mean
+    # rate * engagement level ** power, so intensity shows how engaged a patient is.
+    extra_sessions_rate: float = 3.0
+    extra_sessions_power: float = 1.5
+    exercises_rate: float = 2.0
+    mood_checkin_beta: tuple[float, float] = (6.0, 2.5)
+    message_to_coach_probability: float = 0.3
+    module_beta: tuple[float, float] = (5.0, 3.0)
+    module_human_support_bonus: float = 0.12
+    total_modules: int = 12
+    modules_per_week: float = 1.0
+    # PHQ-9 (and GAD-7) are due every this many days and done on the first active day within the window.
+    assessment_every_days: int = 14
+    assessment_window_days: int = 7
+    phq9_noise_sd: float = 2.0
+    # Active days of use after which half of the achievable symptom change has happened.
+    symptom_half_days: float = 12.0
+    mood_intercept: float = 8.3
+    mood_per_phq9_point: float = -0.22
+    mood_noise_sd: float = 1.2
+    # Coach and reminders stop once a patient has been silent this long, or has discontinued.
+    coach_messages_per_week: int = 2
+    coach_gives_up_days: int = 28
+    reminders_give_up_days: int = 21
+    reminder_open_active: float = 0.55
+    reminder_open_inactive: float = 0.06
 
 
 @dataclass(frozen=True)
@@ -83,3 +265,121 @@ class DemoConfig:
 
 
 DEFAULT_PATHS = Paths()
+
+
+@dataclass(frozen=True)
+class ServingConfig:
+    """How `lapse serve` runs the risk service: where it listens, what it accepts, what it loads."""
+
+    host: str = "127.0.0.1"
+    port: int = 3000
+    workers: int = 1
+    # Patients per /score or /triage request (more is refused with 422).
+    max_batch_size: int = 1000
+    # Raw events per patient in one request.
+    max_events_per_patient: int = 5000
+    # Request bodies above this size are refused with 413.
+    max_body_bytes: int = 8 * 1024 * 1024
+    model_name: str = "lapse-dropout"
+    alias: str = "champion"
+    # SQLAlchemy URL of the decision log; empty means SQLite under Paths.work.
+    decision_log_url: str = ""
+    # SQLite only: "full" flushes every commit to disk (survives power loss); "normal" survives a
+    # crash of the service but not of the machine, and answers faster on slow disks.
+    decision_log_sync: str = "full"
+    # "model": tier cut-points from the model's metadata; else a JSON file {"tiers": [...], "trigger_tier": ...}.
+    tiers_source: str = "model"
+    # Seconds between checks that the alias still points at the served version; 0 turns polling off.
+    poll_seconds: float = 0.0
+    # Reasons returned per patient by /score and /triage.
+    top_reasons: int = 5
+    # Predictions made on start-up before the service reports ready.
+    warmup_predictions: int = 20
+    # Seconds a request may take before BentoML answers 504.
+    request_timeout_s: float = 30.0
+    # Data folder (patients + events tables) the clinician page reads timelines from; empty: none.
+    data_dir: str = ""
+
+
+@dataclass(frozen=True)
+class ClinicianPageConfig:
+    """The clinician page at /ui of the risk service: sessions, list size and the timeline."""
+
+    # A signed-in session lasts this long, then the key must be entered again.
+    session_hours: float = 8.0
+    # Most patients the list sends to the browser (highest risk first).
+    list_limit: int = 5000
+    # Days of engagement shown before the latest score.
+    timeline_days: int = 28
+    # Largest login form or page request body accepted.
+    max_body_bytes: int = 4096
+    # Seconds between checks that the data folder's tables changed (they are re-read if so).
+    data_check_seconds: float = 30.0
+
+
+@dataclass(frozen=True)
+class XGBoostParams:
+    """Hyper-parameters of the gradient-boosted trees model (hist, early stopping on validation)."""
+
+    max_rounds: int = 800
+    learning_rate: float = 0.05
+    max_depth: int = 4
+    min_child_weight: float = 5.0
+    subsample: float = 0.8
+    colsample_bytree: float = 0.8
+    reg_lambda: float = 1.0
+    early_stopping_rounds: int = 40
+    # Threads for training (results do not depend on it); scoring always uses one thread per call.
+    # One by default: on a shared 2-core machine a second OpenMP thread mostly spins and waits.
+    nthread: int = 1
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """How `lapse train` splits, fits, calibrates, evaluates and registers the dropout models."""
+
+    seed: int = 20261201
+    # Share of patients, the most recently enrolled, held out as the temporal test set.
+    test_fraction: float = 0.2
+    # Share of the patients enrolled before the test cohorts used for early stopping and calibration.
+    validation_fraction: float = 0.2
+    # The as-of day whose test metrics are the headline (and the promotion gates); pooled if absent.
+    headline_day: int = 7
+    # Outreach capacities: precision and recall among the top share of risks.
+    capacities: tuple[float, ...] = (0.05, 0.10)
+    # The operating threshold is the validation risk above which this share of the headline
+    # day's validation rows falls (all rows if that day is absent).
+    operating_capacity: float = 0.10
+    # Risk tiers, highest first: (name, share of those validation rows at or above its cut-point).
+    tiers: tuple[tuple[str, float], ...] = (("high", 0.10), ("medium", 0.25))
+    lowest_tier: str = "low"
+    ece_bins: int = 10
+    # Lower edges of the age bands used for subgroup metrics: (25, 35) gives "<25", "25-34", "35+".
+    age_bands: tuple[int, ...] = (25, 35, 45, 55, 65)
+    subgroups: tuple[str, ...] = ("sex", "age_band", "education", "race_ethnicity", "human_support")
+    # A subgroup enters the TPR gap only with at least this many rows and positives.
+    subgroup_min_size: int = 100
+    subgroup_min_positives: int = 50
+    logistic_c: float = 1.0
+    logistic_max_iter: int = 2000
+    xgboost: XGBoostParams = field(default_factory=XGBoostParams)
+    # Rows of the test set drawn for the SHAP beeswarm plot.
+    shap_plot_rows: int = 2000
+    # Bins of the per-feature histograms kept as the drift reference.
+    distribution_bins: int = 10
+    experiment: str = "lapse-dropout"
+    registered_model: str = "lapse-dropout"
+    candidate_alias: str = "candidate"
+    champion_alias: str = "champion"
+
+
+@dataclass(frozen=True)
+class PromotionGates:
+    """What a candidate must reach on the holdout before `lapse promote` makes it champion."""
+
+    # The candidate's AUC may be at most this much below the champion's.
+    max_auc_drop: float = 0.005
+    max_ece: float = 0.05
+    max_subgroup_tpr_gap: float = 0.10
+    # Absolute floor, applied with or without a champion.
+    min_auc: float = 0.60

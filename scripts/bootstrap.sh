@@ -34,5 +34,5 @@ if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import sys; assert sys.ve
   rm -rf .venv
   "$UV" venv --quiet --python "$PY312" .venv
 fi
-"$UV" pip sync --quiet --python .venv/bin/python requirements.lock
+"$UV" pip sync --quiet --compile-bytecode --python .venv/bin/python requirements.lock
 "$UV" pip install --quiet --python .venv/bin/python --no-deps -e .

@@ -1,0 +1,279 @@
+"""Serving speed: lapse's BentoML service against `mlflow models serve` on the same model version.
+
+Both servers run here, on loopback, one worker each. A keep-alive HTTP client sends
+single-patient requests (features already computed) at concurrency 1 and 8, then
+1,000-patient batches, and prints p50, p99 and requests per second for both, and the ratios.
+lapse answers with risk, tier, the top 5 reasons with sentences and the support decision,
+and commits every decision to its log before replying; MLflow's pyfunc answers with risk
+and the per-feature contributions.
+
+    .venv/bin/python benchmarks/serving.py [--tracking-uri URI] [--requests 400]
+
+Without a `lapse-dropout@champion` in the store, a small cohort is simulated and a model is
+trained into a temporary store first (about a minute).
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from lapse.config import DEFAULT_PATHS, ServingConfig, SimulationConfig
+
+TARGETS = {"p50_ms": 5.0, "p99_ms": 15.0, "throughput_ratio": 2.0, "batch_ms": 150.0}
+KEY = "bench-key"
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def ensure_model(tracking_uri: str, name: str, alias: str, work: Path) -> tuple[str, str]:
+    """(tracking URI, version) of `name@alias`; trains a small model into `work` if the store has none."""
+    from mlflow import MlflowClient
+
+    try:
+        version = MlflowClient(tracking_uri, registry_uri=tracking_uri).get_model_version_by_alias(name, alias).version
+        return tracking_uri, str(version)
+    except Exception:  # noqa: BLE001 - any lookup failure means: build one
+        pass
+    from lapse.features.io import write_table
+    from lapse.simulation import simulate
+    from lapse.training.job import run_training
+
+    print(f"no {name}@{alias} in {tracking_uri}: training a small model first", flush=True)
+    cohort = simulate(SimulationConfig(n_patients=3000, days=90, seed=5))
+    data = work / "data"
+    for table, frame in (("patients", cohort.patients), ("events", cohort.events), ("truth", cohort.truth)):
+        write_table(frame, data, table)
+    (data / "meta.json").write_text(json.dumps({"data_end": cohort.data_end.isoformat()}))
+    uri = f"sqlite:///{work / 'mlflow.db'}"
+    summary = run_training(data, tracking=uri)
+    MlflowClient(uri, registry_uri=uri).set_registered_model_alias(name, alias, summary.model_version)
+    return uri, summary.model_version
+
+
+def feature_rows(names: list[str], n: int) -> np.ndarray:
+    """Realistic feature rows: a simulated cohort's features 7 and 14 days after enrolment."""
+    from lapse.features.point_in_time import compute_features
+    from lapse.features.snapshots import snapshot_times
+    from lapse.simulation import simulate
+
+    cohort = simulate(SimulationConfig(n_patients=1200, days=60, seed=99))
+    as_of = snapshot_times(cohort.patients, [7, 14])
+    features = compute_features(cohort.patients, cohort.events, as_of)
+    return features[names].to_numpy(dtype=np.float64)[:n]
+
+
+def _json_row(row: np.ndarray) -> list[float | None]:
+    return [None if np.isnan(x) else float(x) for x in row]
+
+
+def lapse_body(names: list[str], rows: np.ndarray, start: int) -> bytes:
+    """A /score request for these rows."""
+    patients = [{"patient_id": f"bench-{start + i}", "as_of": "2025-10-01T00:00:00Z",
+                 "features": dict(zip(names, _json_row(r)))} for i, r in enumerate(rows)]
+    return json.dumps({"patients": patients}).encode()
+
+
+def mlflow_body(names: list[str], rows: np.ndarray) -> bytes:
+    """An /invocations request for these rows."""
+    return json.dumps({"dataframe_split": {"columns": names, "data": [_json_row(r) for r in rows]}}).encode()
+
+
+class Target:
+    """One server under test: where it is, how to call it, and its processes (for CPU time)."""
+
+    def __init__(self, name: str, port: int, path: str, headers: dict[str, str], pid: int):
+        self.name, self.port, self.path = name, port, path
+        self.headers = {"Content-Type": "application/json", **headers}
+        self.pid = pid
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the server and all its worker processes so far."""
+        import psutil
+
+        root = psutil.Process(self.pid)
+        total = 0.0
+        for proc in [root, *root.children(recursive=True)]:
+            try:
+                times = proc.cpu_times()
+                total += times.user + times.system
+            except psutil.Error:
+                pass
+        return total
+
+    def connect(self) -> http.client.HTTPConnection:
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+
+    def call(self, conn: http.client.HTTPConnection, body: bytes) -> float:
+        """Send one request on a kept-alive connection; return its latency in seconds."""
+        started = time.perf_counter()
+        conn.request("POST", self.path, body=body, headers=self.headers)
+        response = conn.getresponse()
+        payload = response.read()
+        elapsed = time.perf_counter() - started
+        if response.status != 200:
+            raise RuntimeError(f"{self.name}: HTTP {response.status}: {payload[:200]!r}")
+        return elapsed
+
+
+def run_load(target: Target, bodies: list[bytes], concurrency: int, total: int, budget_s: float) -> dict:
+    """Send `total` requests from `concurrency` threads (bounded by `budget_s`); latency and throughput."""
+    latencies: list[float] = []
+    lock = threading.Lock()
+    deadline = time.monotonic() + budget_s
+    per_thread = total // concurrency
+
+    def worker(offset: int) -> None:
+        conn = target.connect()
+        mine = []
+        for i in range(per_thread):
+            if time.monotonic() > deadline:
+                break
+            mine.append(target.call(conn, bodies[(offset + i) % len(bodies)]))
+        conn.close()
+        with lock:
+            latencies.extend(mine)
+
+    threads = [threading.Thread(target=worker, args=(k * 97,)) for k in range(concurrency)]
+    cpu_before = target.cpu_seconds()
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - started
+    cpu = target.cpu_seconds() - cpu_before
+    ms = np.array(latencies) * 1e3
+    return {"n": len(ms), "p50": float(np.percentile(ms, 50)), "p99": float(np.percentile(ms, 99)),
+            "rps": len(ms) / wall, "cpu_ms": cpu / max(len(ms), 1) * 1e3}
+
+
+def wait_http(port: int, path: str, process: subprocess.Popen, timeout: float = 180.0) -> None:
+    """Block until GET path answers 200."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server on port {port} exited with {process.returncode}")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", path)
+            if conn.getresponse().status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise TimeoutError(f"server on port {port} not ready")
+
+
+def main() -> int:
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tracking-uri", default=DEFAULT_PATHS.tracking_uri)
+    parser.add_argument("--model-name", default="lapse-dropout")
+    parser.add_argument("--alias", default="champion")
+    parser.add_argument("--requests", type=int, default=400, help="single-patient requests per phase")
+    parser.add_argument("--batches", type=int, default=10, help="1,000-patient batches per server")
+    parser.add_argument("--budget-s", type=float, default=60.0, help="time limit per phase")
+    parser.add_argument("--decision-log-sync", choices=("full", "normal"), default="full",
+                        help="SQLite flush mode of lapse's decision log (default %(default)s, the served default)")
+    args = parser.parse_args()
+
+    from lapse.serving.launcher import start_service, stop_service, wait_ready
+
+    load_before = os.getloadavg()[0]
+    work = Path(tempfile.mkdtemp(prefix="lapse-bench-"))
+    uri, version = ensure_model(args.tracking_uri, args.model_name, args.alias, work)
+    # MLflow resolves models:/ URIs through the process-wide registry, so point it at this store.
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    import mlflow
+
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    from lapse.models.scorer import load_scorer
+
+    names = list(load_scorer(f"models:/{args.model_name}/{version}", tracking_uri=uri).feature_names)
+    rows = feature_rows(names, 2000)
+    singles_lapse = [lapse_body(names, rows[i:i + 1], i) for i in range(200)]
+    singles_mlflow = [mlflow_body(names, rows[i:i + 1]) for i in range(200)]
+    batch = np.resize(rows, (1000, len(names)))
+    batch_lapse, batch_mlflow = [lapse_body(names, batch, 0)], [mlflow_body(names, batch)]
+
+    # `mlflow models serve` starts `uvicorn` by name: the interpreter's bin folder must be on PATH.
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    env = {**os.environ, "PATH": path, "MLFLOW_TRACKING_URI": uri, "LAPSE_API_KEYS": KEY, "BENTOML_DO_NOT_TRACK": "True",
+           "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
+    config = ServingConfig(port=free_port(), alias=args.alias, model_name=args.model_name,
+                           decision_log_url=f"sqlite:///{work / 'decisions.db'}",
+                           decision_log_sync=args.decision_log_sync)
+    mlflow_port = free_port()
+    logs = open(work / "servers.log", "wb")
+    lapse_proc = start_service(config, env, logs)
+    mlflow_proc = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "models", "serve", "-m", f"models:/{args.model_name}/{version}",
+         "--env-manager", "local", "-h", "127.0.0.1", "-p", str(mlflow_port), "-w", "1"],
+        env=env, stdout=logs, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_ready(f"http://127.0.0.1:{config.port}", lapse_proc, timeout=180)
+        wait_http(mlflow_port, "/ping", mlflow_proc)
+        lapse = Target("lapse", config.port, "/score", {"Authorization": f"Bearer {KEY}"}, lapse_proc.pid)
+        mlflow = Target("mlflow", mlflow_port, "/invocations", {}, mlflow_proc.pid)
+        results: dict[str, dict[str, dict]] = {}
+        for target, singles, batches in ((lapse, singles_lapse, batch_lapse), (mlflow, singles_mlflow, batch_mlflow)):
+            run_load(target, singles, 1, 50, args.budget_s)  # warm the connection and code paths
+            results[target.name] = {
+                "c1": run_load(target, singles, 1, args.requests, args.budget_s),
+                "c8": run_load(target, singles, 8, args.requests * 2, args.budget_s),
+                "batch": run_load(target, batches, 1, args.batches, args.budget_s),
+            }
+    finally:
+        for process in (lapse_proc, mlflow_proc):
+            stop_service(process)
+        logs.close()
+
+    print(f"\nmodel {args.model_name} version {version}, {len(names)} features, {os.cpu_count()} CPU(s), "
+          f"one worker per server, loopback, decision log synchronous={args.decision_log_sync}")
+    print(f"load average before the run: {load_before:.1f} (other work on the machine inflates latencies; "
+          "server CPU ms per request does not depend on it much)")
+    print(f"{'server':<8}{'phase':<25}{'n':>6}{'p50 ms':>10}{'p99 ms':>10}{'req/s':>10}{'CPU ms/req':>12}")
+    phases = {"c1": "1 patient, conc. 1", "c8": "1 patient, conc. 8", "batch": "1,000 patients, conc. 1"}
+    for server, by_phase in results.items():
+        for phase, r in by_phase.items():
+            print(f"{server:<8}{phases[phase]:<25}{r['n']:>6}{r['p50']:>10.2f}{r['p99']:>10.2f}{r['rps']:>10.1f}"
+                  f"{r['cpu_ms']:>12.2f}")
+    lp, mf = results["lapse"], results["mlflow"]
+    print("\nratios (lapse / mlflow):")
+    print(f"  throughput at concurrency 1: {lp['c1']['rps'] / mf['c1']['rps']:.2f}x")
+    print(f"  throughput at concurrency 8: {lp['c8']['rps'] / mf['c8']['rps']:.2f}x")
+    print(f"  p50 at concurrency 1:        {lp['c1']['p50'] / mf['c1']['p50']:.2f}x")
+    print(f"  1,000-patient batch p50:     {lp['batch']['p50'] / mf['batch']['p50']:.2f}x")
+    print(f"  server CPU per single request: {lp['c1']['cpu_ms'] / mf['c1']['cpu_ms']:.2f}x")
+    checks = [
+        ("p50 at concurrency 1 <= 5 ms", lp["c1"]["p50"] <= TARGETS["p50_ms"]),
+        ("p99 at concurrency 1 <= 15 ms", lp["c1"]["p99"] <= TARGETS["p99_ms"]),
+        ("throughput at concurrency 8 >= 2x mlflow", lp["c8"]["rps"] >= TARGETS["throughput_ratio"] * mf["c8"]["rps"]),
+        ("1,000-patient batch p50 < 150 ms", lp["batch"]["p50"] < TARGETS["batch_ms"]),
+    ]
+    print("\ntargets (2 cores):")
+    for text, ok in checks:
+        print(f"  {'met ' if ok else 'MISS'} {text}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,85 @@
+"""Baseline covariates of the patients table encoded as float64 model inputs (NaN where unknown)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from lapse.features.catalog import REFERRAL_SOURCES
+from lapse.features.contract import GAD7_ANXIETY_CUTOFF
+
+# race_ethnicity is deliberately absent: it is kept for fairness audits, never a model input.
+_INTERVENTION_FLAGS = {"human_support": "human_support", "gamification": "gamification",
+                       "incentives": "incentives", "reminders_enabled": "reminders"}
+_UNKNOWN = "unknown"
+_SEXES = frozenset({"female", "male", "other"})
+_EDUCATION = frozenset({"primary", "secondary", "tertiary"})
+
+
+def _missing(n: int) -> np.ndarray:
+    return np.full(n, np.nan)
+
+
+def _number(patients: pd.DataFrame, column: str) -> np.ndarray:
+    if column not in patients:
+        return _missing(len(patients))
+    values = patients[column]
+    if values.dtype.kind in "fiu":
+        return values.to_numpy(dtype=np.float64, na_value=np.nan)
+    return pd.to_numeric(values, errors="coerce").astype("Float64").to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def _flag(patients: pd.DataFrame, column: str) -> np.ndarray:
+    if column not in patients:
+        return _missing(len(patients))
+    values = patients[column]
+    if values.dtype == bool:
+        return values.to_numpy().astype(np.float64)
+    return values.astype("boolean").to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def _text(patients: pd.DataFrame, column: str) -> tuple[np.ndarray, list[str]] | None:
+    """(code per row, distinct values trimmed and lower-cased); a missing value reads "unknown"."""
+    if column not in patients:
+        return None
+    seen: dict[object, int] = {}
+    values = patients[column].tolist()
+    codes = np.fromiter((seen.setdefault(v if isinstance(v, str) else None, len(seen)) for v in values),
+                        dtype=np.int64, count=len(values))
+    return codes, [v.strip().lower() if isinstance(v, str) else _UNKNOWN for v in seen]
+
+
+def _category(text: tuple[np.ndarray, list[str]] | None, n: int, yes: str, known: frozenset[str] | None) -> np.ndarray:
+    """1.0 where the text is `yes`, 0.0 for another known value, NaN for unknown (any value but
+    "unknown" counts as known when `known` is None)."""
+    if text is None:
+        return _missing(n)
+    codes, words = text
+    lookup = np.array([1.0 if w == yes else 0.0 if (w in known if known is not None else w != _UNKNOWN) else np.nan
+                       for w in words], dtype=np.float64)
+    return lookup[codes] if len(codes) else _missing(0)
+
+
+def encode_covariates(patients: pd.DataFrame) -> dict[str, np.ndarray]:
+    """One float64 array per baseline feature, aligned to the rows of `patients`."""
+    n = len(patients)
+    sex = _text(patients, "sex")
+    education = _text(patients, "education")
+    referral = _text(patients, "referral_source")
+    gad7 = _number(patients, "baseline_gad7")
+    with np.errstate(invalid="ignore"):
+        anxiety = np.where(np.isnan(gad7), np.nan, (gad7 >= GAD7_ANXIETY_CUTOFF).astype(np.float64))
+    out = {
+        "age": _number(patients, "age"),
+        "male": _category(sex, n, "male", _SEXES),
+        "education_primary": _category(education, n, "primary", _EDUCATION),
+        "education_tertiary": _category(education, n, "tertiary", _EDUCATION),
+        "baseline_phq9": _number(patients, "baseline_phq9"),
+        "baseline_gad7": gad7,
+        "comorbid_anxiety": anxiety,
+    }
+    for name, column in _INTERVENTION_FLAGS.items():
+        out[name] = _flag(patients, column)
+    for source in REFERRAL_SOURCES:
+        out[f"referral_{source}"] = _category(referral, n, source, None)
+    return out

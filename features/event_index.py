@@ -1,0 +1,151 @@
+"""Events encoded to integers, sorted once by patient and time and split by type, for fast look-ups.
+
+Every event gets an int64 key `patient_code * span + (time - first_time + 1)`, so one
+`np.searchsorted` on a stream's keys answers "how many of this patient's events of this
+type happened at or before T" for many (patient, T) pairs at once. Counts come from
+positions, so results do not depend on which other patients are in the batch.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from lapse.features.contract import OWN_ENGAGEMENT, EventType
+
+DAY_US = 86_400 * 1_000_000
+TYPES: tuple[str, ...] = tuple(t.value for t in EventType)
+_TYPES_ARROW = pa.array(TYPES, type=pa.string())
+OWN = "own"  # the stream of every own-engagement event
+_OWN_CODES = np.array([t in OWN_ENGAGEMENT for t in EventType], dtype=bool)
+# Keys stay below this so that key arithmetic never overflows int64.
+_KEY_LIMIT = 2**62
+
+
+def micros(series: pd.Series, what: str) -> np.ndarray:
+    """Timestamps of a tz-aware datetime column as int64 microseconds since the epoch (UTC)."""
+    dtype = series.dtype
+    if not isinstance(dtype, pd.DatetimeTZDtype):
+        raise ValueError(f"{what} must be timezone-aware UTC timestamps (got dtype {dtype})")
+    if dtype.unit != "us":
+        series = series.dt.as_unit("us")
+    values = np.asarray(series.array.asi8, dtype=np.int64)
+    missing = values == np.iinfo(np.int64).min
+    if missing.any():
+        raise ValueError(f"{what} has a missing time at row {int(np.argmax(missing))}")
+    return values
+
+
+def _arrow_text(values: pd.Series | pd.Index | np.ndarray | pa.Array) -> pa.ChunkedArray | pa.Array:
+    if isinstance(values, (pa.Array, pa.ChunkedArray)):
+        arr = values
+    elif hasattr(getattr(values, "array", None), "__arrow_array__"):
+        arr = values.array.__arrow_array__()  # Arrow-backed text: no copy, no per-call pandas checks
+    else:
+        arr = pa.array(np.asarray(values, dtype=object), from_pandas=True)
+    if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+        arr = pc.cast(arr, pa.string())
+    return arr
+
+
+def encode(values: pd.Series, universe: pd.Index | np.ndarray | pd.Series) -> np.ndarray:
+    """Position of each value in `universe` (distinct text values) as int64, -1 where absent."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        cats = values.cat.categories
+        lookup = np.append(encode(pd.Series(cats.astype(str), dtype="str"), universe), -1)
+        return lookup[values.cat.codes.to_numpy()]
+    if not isinstance(universe, (pa.Array, pa.ChunkedArray)):
+        universe = universe if isinstance(universe, (pd.Series, pd.Index)) else np.asarray(universe, dtype=object)
+    found = pc.index_in(_arrow_text(values), value_set=_arrow_text(universe))
+    return np.asarray(found.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
+
+
+def type_codes(values: pd.Series) -> np.ndarray:
+    """Position of each event type in EventType as int8, -1 for an unknown type."""
+    return encode(values, _TYPES_ARROW).astype(np.int8)
+
+
+def patient_chunks(n_patients: int, ev_codes: np.ndarray, ev_times: np.ndarray) -> list[tuple[int, int]]:
+    """Ranges of patient codes small enough that their event keys fit in int64."""
+    if len(ev_times) == 0:
+        return [(0, n_patients)]
+    span = int(ev_times.max()) - int(ev_times.min()) + 2
+    per_chunk = max(1, _KEY_LIMIT // span)
+    return [(lo, min(lo + per_chunk, n_patients)) for lo in range(0, max(n_patients, 1), per_chunk)]
+
+
+class Stream:
+    """The events of one type (or all own engagement), sorted by patient then time.
+
+    Columns are gathered from the sorted events on first use, so unused ones cost nothing.
+    """
+
+    def __init__(self, sorted_columns: dict[str, np.ndarray], positions: np.ndarray | slice):
+        self._columns = sorted_columns
+        self._positions = positions
+        self._cache: dict[str, np.ndarray] = {}
+
+    def _column(self, name: str) -> np.ndarray:
+        if name not in self._cache:
+            self._cache[name] = self._columns[name][self._positions]
+        return self._cache[name]
+
+    @property
+    def key(self) -> np.ndarray:
+        return self._column("key")
+
+    @property
+    def time(self) -> np.ndarray:
+        return self._column("time")
+
+    @property
+    def value(self) -> np.ndarray:
+        return self._column("value")
+
+    @property
+    def code(self) -> np.ndarray:
+        return self._column("code")
+
+
+class EventIndex:
+    """Sorted, per-type views of the events of patients 0..n_patients-1 for point-in-time queries."""
+
+    def __init__(self, codes: np.ndarray, times: np.ndarray, types: np.ndarray, values: np.ndarray,
+                 n_patients: int, streams: tuple[str, ...] = (*TYPES, OWN)):
+        keep = (codes >= 0) & (types >= 0)
+        if not keep.all():
+            codes, times, types, values = codes[keep], times[keep], types[keep], values[keep]
+        self.n_patients = n_patients
+        self.base = (int(times.min()) - 1) if len(times) else 0
+        self.span = (int(times.max()) - self.base + 1) if len(times) else 2
+        if n_patients * self.span > _KEY_LIMIT:
+            raise ValueError("too many patients over too long a time span for one event index; use patient_chunks")
+        key = codes.astype(np.int64) * self.span + (times - self.base)
+        if len(key) > 1 and not bool(np.all(key[1:] >= key[:-1])):
+            order = np.argsort(key, kind="stable")
+            key, codes, times, types, values = key[order], codes[order], times[order], types[order], values[order]
+        columns = {"key": key, "time": times, "value": values, "code": codes}
+        self.streams: dict[str, Stream] = {}
+        if OWN in streams:
+            self.streams[OWN] = Stream(columns, np.flatnonzero(_OWN_CODES[types]))
+        wanted = [TYPES.index(s) for s in streams if s != OWN]
+        if wanted:
+            by_type = np.argsort(types.astype(np.uint8), kind="stable")
+            bounds = np.concatenate([[0], np.cumsum(np.bincount(types, minlength=len(TYPES)))])
+            for t in wanted:
+                self.streams[TYPES[t]] = Stream(columns, by_type[bounds[t]:bounds[t + 1]])
+
+    def query_key(self, codes: np.ndarray, times: np.ndarray) -> np.ndarray:
+        """Keys for (patient, time) pairs, clipped so that out-of-range times still count correctly."""
+        offset = np.clip(times - self.base, 0, self.span - 1)
+        return codes.astype(np.int64) * self.span + offset
+
+    def upto(self, stream: str, qkey: np.ndarray) -> np.ndarray:
+        """Position just past each query's patient's last `stream` event at or before the query time."""
+        return np.searchsorted(self.streams[stream].key, qkey, side="right")
+
+    def first(self, stream: str, codes: np.ndarray) -> np.ndarray:
+        """Position of each patient's first `stream` event (where it would be, if none)."""
+        return np.searchsorted(self.streams[stream].key, codes.astype(np.int64) * self.span, side="left")

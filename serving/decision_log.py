@@ -1,0 +1,209 @@
+"""The durable record of every decision the service answers: committed before the reply leaves.
+
+One row per patient decision: who, when, which model version, the risk, tier, the reasons
+(feature names and contributions only, never the patient's values) and the support trigger.
+Raw events and request bodies are never stored. Rows are written by one writer thread that
+commits whatever is waiting in one transaction (group commit), so concurrent requests share
+a disk flush; each caller waits for its own rows to be committed before it answers.
+SQLite is the default (WAL journal, synchronous=FULL unless configured "normal"); any SQLAlchemy URL works, e.g.
+postgresql+psycopg://user@host/db (the driver must be installed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import queue
+import threading
+from concurrent.futures import Future
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import sqlalchemy as sa
+from pydantic_core import to_json
+
+METADATA = sa.MetaData()
+DECISIONS = sa.Table(
+    "decisions",
+    METADATA,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("decided_at", sa.String(40), nullable=False),
+    sa.Column("request_id", sa.String(40), nullable=False),
+    sa.Column("endpoint", sa.String(20), nullable=False),
+    sa.Column("patient_id", sa.String(128), nullable=False, index=True),
+    sa.Column("as_of", sa.String(40), nullable=False),
+    sa.Column("model_name", sa.String(200), nullable=False),
+    sa.Column("model_version", sa.String(40), nullable=False),
+    sa.Column("risk", sa.Float, nullable=False),
+    sa.Column("tier", sa.String(40), nullable=False),
+    sa.Column("reasons", sa.Text, nullable=False),
+    sa.Column("trigger", sa.Boolean, nullable=False),
+    sa.Column("priority", sa.String(20), nullable=False),
+    # The program from the patient's profile (not a health value); NULL when scored from features only.
+    sa.Column("program", sa.String(200), nullable=True),
+)
+ROW_COLUMNS = ("decided_at", "request_id", "endpoint", "patient_id", "as_of", "model_name", "model_version",
+               "risk", "tier", "reasons", "trigger", "priority", "program")
+_ZERO = timedelta(0)
+SYNC_MODES = {"full": "FULL", "normal": "NORMAL"}
+# Rows committed in one transaction at most; more wait for the next one.
+_MAX_GROUP_ROWS = 20_000
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One answered decision about one patient."""
+
+    request_id: str
+    endpoint: str
+    patient_id: str
+    as_of: datetime
+    model_name: str
+    model_version: str
+    risk: float
+    tier: str
+    reasons: tuple[tuple[str, float], ...]  # (feature name, contribution), stored as [[name, contribution], ...]
+    trigger: bool
+    priority: str
+    program: str | None = None
+
+    def row(self, decided_at: str) -> tuple[object, ...]:
+        """The decision as a table row, in ROW_COLUMNS order."""
+        as_of = self.as_of if self.as_of.utcoffset() == _ZERO else self.as_of.astimezone(timezone.utc)
+        return (decided_at, self.request_id, self.endpoint, self.patient_id, as_of.isoformat(), self.model_name,
+                self.model_version, float(self.risk), self.tier,
+                to_json(self.reasons).decode(), bool(self.trigger),
+                self.priority, self.program)
+
+
+class DecisionLogError(RuntimeError):
+    """The decision log could not record a decision (the reply must not be sent)."""
+
+
+def make_engine(url: str, sync: str = "full") -> sa.Engine:
+    """An engine for the decision log; SQLite gets a WAL journal and, with sync "full", a flush on every commit."""
+    if sync not in SYNC_MODES:
+        raise ValueError(f"decision log sync must be one of {', '.join(SYNC_MODES)}, not {sync!r}")
+    if url.startswith("sqlite"):
+        database = sa.engine.make_url(url).database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(url, connect_args={"timeout": 30})
+
+        @sa.event.listens_for(engine, "connect")
+        def _pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001 - DB-API objects
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute(f"PRAGMA synchronous={SYNC_MODES[sync]}")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True)
+
+
+def add_missing_columns(engine: sa.Engine) -> None:
+    """Add columns newer than an existing decisions table (nullable ones only), so older logs keep working."""
+    present = {c["name"] for c in sa.inspect(engine).get_columns(DECISIONS.name)}
+    for column in DECISIONS.columns:
+        if column.name not in present and column.nullable:
+            kind = column.type.compile(dialect=engine.dialect)
+            try:
+                with engine.begin() as connection:
+                    connection.execute(sa.text(f"ALTER TABLE {DECISIONS.name} ADD COLUMN {column.name} {kind}"))
+            except sa.exc.DBAPIError:
+                # Another worker may have added it first.
+                if column.name not in {c["name"] for c in sa.inspect(engine).get_columns(DECISIONS.name)}:
+                    raise
+
+
+class DecisionLog:
+    """Append decisions durably; `write` returns only once they are committed."""
+
+    def __init__(self, url: str, sync: str = "full") -> None:
+        self.url = url
+        self.engine = make_engine(url, sync)
+        METADATA.create_all(self.engine)
+        add_missing_columns(self.engine)
+        insert = DECISIONS.insert().compile(dialect=self.engine.dialect, column_keys=list(ROW_COLUMNS))
+        # Drivers with positional parameters take the rows as tuples directly (SQLite: the fast path).
+        self._positional = self.engine.dialect.paramstyle in ("qmark", "numeric", "format")
+        self._insert_sql = str(insert)
+        self._queue: queue.SimpleQueue[tuple[list[Decision], Future] | None] = queue.SimpleQueue()
+        self._writer = threading.Thread(target=self._run, name="decision-log-writer", daemon=True)
+        self._writer.start()
+
+    def submit(self, decisions: list[Decision]) -> Future:
+        """Queue decisions for the writer; the future completes once they are committed."""
+        future: Future = Future()
+        if not decisions:
+            future.set_result(0)
+            return future
+        if not self._writer.is_alive():
+            future.set_exception(DecisionLogError("the decision log writer has stopped"))
+            return future
+        self._queue.put((list(decisions), future))
+        return future
+
+    def write(self, decisions: list[Decision]) -> int:
+        """Commit decisions and return how many rows were written."""
+        return self.submit(decisions).result()
+
+    async def write_async(self, decisions: list[Decision]) -> int:
+        """Commit decisions without blocking the event loop."""
+        return await asyncio.wrap_future(self.submit(decisions))
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            group = [item]
+            rows = len(item[0])
+            while rows < _MAX_GROUP_ROWS:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    self._commit(group)
+                    return
+                group.append(more)
+                rows += len(more[0])
+            self._commit(group)
+
+    def _commit(self, group: list[tuple[list[Decision], Future]]) -> None:
+        decided_at = datetime.now(timezone.utc).isoformat()
+        rows = [d.row(decided_at) for decisions, _ in group for d in decisions]
+        try:
+            with self.engine.begin() as connection:
+                if self._positional:
+                    connection.exec_driver_sql(self._insert_sql, rows)
+                else:
+                    connection.execute(DECISIONS.insert(), [dict(zip(ROW_COLUMNS, r)) for r in rows])
+        except Exception as error:  # noqa: BLE001 - every waiting caller must learn of the failure
+            failure = DecisionLogError(f"decision log commit failed ({type(error).__name__})")
+            for _, future in group:
+                future.set_exception(failure)
+            return
+        for decisions, future in group:
+            future.set_result(len(decisions))
+
+    def close(self) -> None:
+        """Finish queued writes and release the database."""
+        if self._writer.is_alive():
+            self._queue.put(None)
+            self._writer.join(timeout=30)
+        self.engine.dispose()
+
+
+def read_decisions(url: str) -> list[dict[str, object]]:
+    """Every logged decision, oldest first (for audits, reports and tests)."""
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(sa.select(DECISIONS).order_by(DECISIONS.c.id)).mappings().all()
+        return [{**row, "reasons": [tuple(r) for r in json.loads(row["reasons"])]} for row in rows]
+    finally:
+        engine.dispose()

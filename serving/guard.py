@@ -1,0 +1,191 @@
+"""The gate in front of every endpoint: API keys, body size, and input rules, answered without values.
+
+It runs as an ASGI middleware so a refused request never reaches BentoML's handlers (which
+log pydantic errors with the offending input): 401 without a valid key, 413 for a body over
+the limit, 415 for a body that is not JSON, and 422 naming the field path and the rule for
+a body that breaks the request model (the batch limit included).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from .auth import KeyRing, bearer_token
+
+M = TypeVar("M", bound=BaseModel)
+
+Scope = dict[str, Any]
+Message = dict[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+
+# Where the guard leaves the validated request for the endpoint (see `validated_input`).
+VALIDATED = "lapse.validated_request"
+
+
+class BodyTooLarge(Exception):
+    """The request body is over the configured limit."""
+
+
+def field_path(loc: tuple[Any, ...]) -> str:
+    """A pydantic error location as a readable path: patients[0].features.age."""
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}" if path else str(part)
+    return path or "(body)"
+
+
+def problems_of(error: ValidationError) -> list[dict[str, str]]:
+    """Field path, rule and error type of each validation error; never the input."""
+    return [
+        {"field": field_path(e["loc"]), "rule": e["msg"], "type": e["type"]}
+        for e in error.errors(include_input=False, include_context=False, include_url=False)
+    ]
+
+
+def error_body(message: str, problems: list[dict[str, str]] | None = None) -> bytes:
+    """The JSON body of every refusal: a message and, for bad input, the problems by field."""
+    body: dict[str, Any] = {"error": message}
+    if problems is not None:
+        body["problems"] = problems
+    return json.dumps(body).encode("utf-8")
+
+
+async def _respond(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]] = ()) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+async def read_body(receive: Receive, limit: int) -> bytes:
+    """The whole request body, refusing as soon as it grows past `limit` bytes."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def _is_json(content_type: str | None) -> bool:
+    if not content_type:
+        return True
+    media = content_type.split(";")[0].strip().lower()
+    return media == "application/json" or media.endswith("+json")
+
+
+class RequestGuard:
+    """ASGI middleware: authenticate, bound the body, and validate it against the route's model."""
+
+    def __init__(
+        self,
+        app: Callable[..., Awaitable[None]],
+        *,
+        models: Mapping[str, type[BaseModel]],
+        admin_paths: frozenset[str],
+        open_paths: frozenset[str],
+        max_body_bytes: int,
+        keys: KeyRing | None = None,
+        open_prefixes: tuple[str, ...] = (),
+    ) -> None:
+        self.app = app
+        self.models = dict(models)
+        self.admin_paths = admin_paths
+        self.open_paths = open_paths
+        self.open_prefixes = ("/static_content/", "/assets/", *open_prefixes)
+        self.max_body_bytes = max_body_bytes
+        self.keys = keys if keys is not None else KeyRing.from_env()
+
+    def _is_open(self, path: str) -> bool:
+        return path in self.open_paths or path.startswith(self.open_prefixes)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or self._is_open(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        path = scope["path"]
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        self.keys.refresh()
+        token = bearer_token(headers.get("authorization"))
+        challenge = [(b"www-authenticate", b'Bearer realm="lapse"')]
+        if path in self.admin_paths:
+            if not self.keys.is_admin(token):
+                status = 403 if self.keys.is_client(token) else 401
+                await _respond(send, status, error_body("this endpoint needs the admin key"), challenge)
+                return
+        elif not self.keys.is_client(token):
+            await _respond(send, 401, error_body("a valid API key is needed: Authorization: Bearer <key>"), challenge)
+            return
+
+        model = self.models.get(path)
+        if model is None or scope.get("method") != "POST":
+            await self.app(scope, receive, send)
+            return
+        declared = headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+            await _respond(send, 413, error_body(f"request body is over the limit of {self.max_body_bytes} bytes"))
+            return
+        if not _is_json(headers.get("content-type")):
+            await _respond(send, 415, error_body("the request body must be JSON (Content-Type: application/json)"))
+            return
+        try:
+            body = await read_body(receive, self.max_body_bytes)
+        except BodyTooLarge:
+            await _respond(send, 413, error_body(f"request body is over the limit of {self.max_body_bytes} bytes"))
+            return
+        try:
+            scope[VALIDATED] = model.model_validate_json(body or b"{}")
+        except ValidationError as error:
+            await _respond(send, 422, error_body("the request breaks the rules below", problems_of(error)))
+            return
+
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
+def validated_input(model: type[M]) -> type[M]:
+    """`model` as a BentoML input spec that takes the request the guard validated instead of parsing it again."""
+    import bentoml
+
+    async def from_http_request(cls, request, serde):  # noqa: ANN001 - BentoML's hook signature
+        validated = request.scope.get(VALIDATED)
+        if isinstance(validated, model):
+            return validated
+        return await serde.parse_request(request, cls)
+
+    return type(model.__name__, (model, bentoml.IODescriptor),
+                {"__module__": model.__module__, "__doc__": model.__doc__,
+                 "from_http_request": classmethod(from_http_request)})

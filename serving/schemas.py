@@ -1,0 +1,217 @@
+"""Request and response bodies of the risk service, with the rules every field must follow."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, create_model, model_validator
+from pydantic_core import PydanticCustomError
+
+from lapse.features.contract import PATIENT_COLUMNS, EventType
+
+from .settings import serving_config
+
+_LIMITS = serving_config()
+
+# Identifiers end up in the decision log, so they are kept to a safe alphabet.
+PatientId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@-]*$")]
+# Names are checked against the served model's features when scoring (a regex here costs more).
+FeatureName = Annotated[str, Field(min_length=1, max_length=64)]
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+Text = Annotated[str, Field(max_length=200)]
+LEVELS = ("patient", "intervention", "system", "usage")
+
+
+class Strict(BaseModel):
+    """A request part that refuses fields it does not know."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+def _profile_field(kind: str, low: float | None, high: float | None, categories: tuple[str, ...]) -> Any:
+    """The pydantic type of one patients-table column of the data contract."""
+    if kind == "timestamp":
+        return AwareDatetime
+    if kind == "boolean":
+        return bool
+    if kind == "category":
+        return Literal[categories]
+    if kind == "number":
+        return Annotated[float, Field(ge=low, le=high, allow_inf_nan=False)]
+    if kind == "integer":
+        return Annotated[int, Field(ge=low, le=high)]
+    return Text
+
+
+def _profile_model() -> type[BaseModel]:
+    """The `profile` object: the contract's patients-table columns except patient_id."""
+    fields: dict[str, Any] = {}
+    for column in PATIENT_COLUMNS:
+        if column.name == "patient_id":
+            continue
+        kind = _profile_field(column.kind, column.low, column.high, column.categories)
+        if column.required:
+            fields[column.name] = (kind, Field(description=column.description))
+        else:
+            fields[column.name] = (kind | None, Field(default=None, description=column.description))
+    return create_model("Profile", __base__=Strict, __doc__="The patient's row of the patients table.", **fields)
+
+
+Profile = _profile_model()
+
+
+class Event(Strict):
+    """One row of the events table for this patient."""
+
+    timestamp: AwareDatetime
+    event_type: EventType
+    value: Finite | None = None
+
+
+class PatientIn(Strict):
+    """One patient to score: either ready features, or the profile and events to compute them from."""
+
+    patient_id: PatientId
+    as_of: AwareDatetime | None = Field(default=None, description="prediction time; the time of the request if absent")
+    features: dict[FeatureName, Finite | None] | None = Field(
+        default=None, max_length=500, description="feature values by name; null means not known"
+    )
+    profile: Profile | None = None  # type: ignore[valid-type]
+    events: list[Event] | None = Field(default=None, max_length=_LIMITS.max_events_per_patient)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "PatientIn":
+        has_features = self.features is not None
+        has_raw = self.profile is not None or self.events is not None
+        if has_features == has_raw:
+            raise PydanticCustomError("input_source", "give either `features`, or `profile` with `events`")
+        if has_raw and (self.profile is None or self.events is None):
+            raise PydanticCustomError("input_source", "`profile` and `events` go together")
+        return self
+
+
+class ScoreRequest(Strict):
+    """Patients to score in one call."""
+
+    patients: list[PatientIn] = Field(min_length=1, max_length=_LIMITS.max_batch_size)
+
+
+class ExplainRequest(Strict):
+    """One patient whose score is broken down feature by feature."""
+
+    patient: PatientIn
+
+
+class TriageRequest(Strict):
+    """Active patients and how many of them the team can contact now."""
+
+    patients: list[PatientIn] = Field(min_length=1, max_length=_LIMITS.max_batch_size)
+    capacity: int = Field(ge=1, le=_LIMITS.max_batch_size, description="how many patients can be contacted")
+
+
+class ReloadRequest(Strict):
+    """Nothing to send: the alias named at start-up is looked up again."""
+
+
+class ModelRef(BaseModel):
+    """Which model version produced an answer."""
+
+    name: str
+    version: str
+
+
+class Reason(BaseModel):
+    """One feature's part in a score, worded for a clinician."""
+
+    feature: str
+    label: str
+    value: float | None
+    contribution: float = Field(description="change in log-odds of dropout from this feature")
+    sentence: str
+
+
+class SupportDecision(BaseModel):
+    """Whether to bring in human support now, how soon, and why."""
+
+    trigger: bool
+    priority: Literal["urgent", "soon", "routine"]
+    why: str
+
+
+class PatientScore(BaseModel):
+    """The answer for one patient."""
+
+    patient_id: str
+    as_of: datetime
+    risk: float = Field(description="calibrated probability of dropout within the horizon")
+    tier: str
+    reasons: list[Reason]
+    support: SupportDecision
+    model: ModelRef
+
+
+class ScoreResponse(BaseModel):
+    """Scores in the order the patients were sent."""
+
+    results: list[PatientScore]
+
+
+class LevelTotal(BaseModel):
+    """Contributions summed over the features of one engagement level."""
+
+    level: Literal[LEVELS]
+    contribution: float
+
+
+class Explanation(BaseModel):
+    """Every feature's contribution to one patient's score."""
+
+    patient_id: str
+    as_of: datetime
+    risk: float
+    tier: str
+    base_value: float = Field(description="log-odds of the model before any feature is known")
+    margin: float = Field(description="base value plus all contributions (uncalibrated log-odds)")
+    contributions: list[Reason]
+    levels: list[LevelTotal]
+    support: SupportDecision
+    model: ModelRef
+
+
+class TriageResponse(BaseModel):
+    """The patients to contact first, most at risk first."""
+
+    contact: list[PatientScore]
+    considered: int
+    capacity: int
+
+
+class Threshold(BaseModel):
+    """A risk tier and the lowest risk that falls in it."""
+
+    tier: str
+    min_risk: float
+
+
+class ModelCard(BaseModel):
+    """What the served model is, what it was trained on, and how well it did."""
+
+    name: str
+    version: str
+    alias: str
+    loaded_at: datetime
+    training_window: dict[str, Any]
+    metrics: dict[str, Any]
+    thresholds: list[Threshold]
+    trigger_risk: float = Field(description="risk at or above which human support is triggered")
+    horizon_days: int | None
+    features: list[dict[str, str]]
+
+
+class ReloadResult(BaseModel):
+    """What a reload did: swapped, kept (same version) or refused."""
+
+    outcome: Literal["swapped", "unchanged", "refused"]
+    serving: ModelRef
+    detail: str

@@ -1,0 +1,185 @@
+"""The BentoML risk service: one method per endpoint; the work is done by plain functions in scoring.py.
+
+Start it with `lapse serve` (or `bentoml serve lapse.serving.service:RiskService`). Requests pass
+the RequestGuard first (API keys, body size, input rules); every answered decision is committed
+to the decision log before the reply is sent.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any
+
+import anyio.to_thread
+import bentoml
+from fastapi import FastAPI
+from pydantic_core import to_json
+from starlette.responses import JSONResponse, Response
+
+from lapse.config import DEFAULT_PATHS
+
+from . import scoring
+from .decision_log import Decision, DecisionLog, DecisionLogError
+from .guard import RequestGuard, validated_input
+from .logging import install_redaction
+from .model_store import ModelStore, ServedModel
+from .schemas import (
+    Explanation,
+    ExplainRequest,
+    ModelCard,
+    ModelRef,
+    PatientIn,
+    ReloadRequest,
+    ReloadResult,
+    ScoreRequest,
+    ScoreResponse,
+    TriageRequest,
+    TriageResponse,
+)
+from .settings import decision_log_url, serving_config
+from .ui import ClinicianPage
+
+CONFIG = serving_config()
+# Requests with more patients than this, or with raw events, are scored in a worker thread.
+_INLINE_PATIENTS = 32
+OPEN_PATHS = frozenset({"/", "/livez", "/healthz", "/readyz", "/metrics", "/docs.json", "/schema.json"})
+# The clinician page checks its own sign-in session (serving/ui.py).
+OPEN_PREFIXES = ("/ui/",)
+ADMIN_PATHS = frozenset({"/admin/reload"})
+card_app = FastAPI(title="lapse model card", docs_url=None, redoc_url=None, openapi_url=None)
+clinician_page = ClinicianPage()
+Work = Callable[[ServedModel, datetime], tuple[Any, list[Decision]]]
+
+
+def _unavailable(message: str) -> JSONResponse:
+    return JSONResponse(status_code=503, content={"error": message}, headers={"retry-after": "5"})
+
+
+def _at(i: int) -> str:
+    return f"patients[{i}]"
+
+
+def _programs(items: list[PatientIn]) -> list[str | None]:
+    """Each item's program from its profile (None when it sends features only)."""
+    return [item.profile.program if item.profile is not None else None for item in items]
+
+
+@bentoml.service(
+    name="lapse",
+    workers=CONFIG.workers,
+    traffic={"timeout": CONFIG.request_timeout_s},
+    logging={"access": {"enabled": True, "request_content_length": True, "response_content_length": True}},
+    # No trace exporter is configured, and building the unsampled spans costs about 0.5 ms a request.
+    tracing={"excluded_urls": [r"."]},
+)
+@bentoml.asgi_app(card_app, path="/")
+@bentoml.asgi_app(clinician_page, path="/ui")
+class RiskService:
+    """Dropout risk, reasons and support decisions for patients of a digital mental health program."""
+
+    def __init__(self) -> None:
+        install_redaction()
+        self.store = ModelStore(CONFIG, DEFAULT_PATHS.tracking_uri)
+        self.decision_log = DecisionLog(decision_log_url(CONFIG), CONFIG.decision_log_sync)
+        self.warm = False
+        self.store.reload()
+        self._warm_up()
+        self.store.start_polling(CONFIG.poll_seconds)
+        clinician_page.attach(lambda: self.store.current, self.decision_log.engine, CONFIG.data_dir or None,
+                              CONFIG.top_reasons)
+
+    def _warm_up(self) -> None:
+        if self.store.current is not None and not self.warm:
+            scoring.warm_up(self.store.current, CONFIG.top_reasons, max(CONFIG.warmup_predictions // 4, 1))
+            self.warm = True
+
+    def __is_ready__(self) -> bool:
+        return self.warm and self.store.current is not None
+
+    async def _answer(self, items: list[PatientIn], work: Work) -> Any:
+        """Run `work` with the current model, commit its decisions, then send its answer."""
+        model = self.store.current
+        if model is None:
+            return _unavailable("no model is being served yet; try again shortly")
+        now = datetime.now(timezone.utc)
+        try:
+            if len(items) > _INLINE_PATIENTS or any(item.events for item in items):
+                answer, decided = await anyio.to_thread.run_sync(work, model, now)
+            else:
+                answer, decided = work(model, now)
+        except scoring.InputProblems as error:
+            return JSONResponse(status_code=422, content={"error": "the request breaks the rules below",
+                                                          "problems": error.problems})
+        try:
+            await self.decision_log.write_async(decided)
+        except DecisionLogError:
+            return _unavailable("the decision could not be recorded, so no answer is given; try again")
+        # The answer is a dict in the shape of the endpoint's response model, serialised once.
+        return Response(to_json(answer), media_type="application/json")
+
+    @bentoml.api(route="/score", input_spec=validated_input(ScoreRequest))
+    async def score(self, patients: list[PatientIn]) -> ScoreResponse:
+        """Risk, tier, top reasons and the support decision for each patient (in request order)."""
+
+        def work(model: ServedModel, now: datetime):
+            scores = scoring.score_patients(patients, model, now, CONFIG.top_reasons, _at)
+            decided = scoring.decisions(uuid.uuid4().hex, "score", scores, programs=_programs(patients))
+            return {"results": scores}, decided
+
+        return await self._answer(patients, work)
+
+    @bentoml.api(route="/explain", input_spec=validated_input(ExplainRequest))
+    async def explain(self, patient: PatientIn) -> Explanation:
+        """Every feature's contribution to one patient's score, also summed by engagement level."""
+
+        def work(model: ServedModel, now: datetime):
+            explained = scoring.explain_patient(patient, model, now, lambda i: "patient")
+            return explained, scoring.decisions(uuid.uuid4().hex, "explain", [explained], None, CONFIG.top_reasons,
+                                                 _programs([patient]))
+
+        return await self._answer([patient], work)
+
+    @bentoml.api(route="/triage", input_spec=validated_input(TriageRequest))
+    async def triage(self, patients: list[PatientIn], capacity: int) -> TriageResponse:
+        """The `capacity` patients to contact first, most at risk first, with their reasons."""
+
+        def work(model: ServedModel, now: datetime):
+            scores = scoring.score_patients(patients, model, now, CONFIG.top_reasons, _at)
+            chosen, contacted = scoring.triage(scores, capacity)
+            decided = scoring.decisions(uuid.uuid4().hex, "triage", scores, contacted, programs=_programs(patients))
+            return chosen, decided
+
+        return await self._answer(patients, work)
+
+    @bentoml.api(route="/admin/reload", input_spec=validated_input(ReloadRequest))
+    async def reload(self) -> ReloadResult:
+        """Serve the version the registry alias points at now (admin key); a broken version is refused (409)."""
+        outcome = await anyio.to_thread.run_sync(self.store.reload)
+        await anyio.to_thread.run_sync(self._warm_up)
+        model = self.store.current
+        result = ReloadResult(outcome=outcome.outcome, detail=outcome.detail,
+                              serving=ModelRef(name=CONFIG.model_name, version=model.version if model else "none"))
+        if outcome.outcome == "refused":
+            return JSONResponse(status_code=409, content=result.model_dump())
+        return result
+
+    @card_app.get("/model", response_model=ModelCard)
+    def model_card(self) -> ModelCard:
+        """What the served model is: version, training window, metrics, thresholds and features."""
+        model = self.store.current
+        if model is None:
+            return _unavailable("no model is being served yet; try again shortly")
+        return scoring.model_card(model)
+
+
+RiskService.add_asgi_middleware(
+    RequestGuard,
+    models={"/score": ScoreRequest, "/explain": ExplainRequest, "/triage": TriageRequest,
+            "/admin/reload": ReloadRequest},
+    admin_paths=ADMIN_PATHS,
+    open_paths=OPEN_PATHS | {"/ui"},
+    open_prefixes=OPEN_PREFIXES,
+    max_body_bytes=CONFIG.max_body_bytes,
+)

@@ -1,0 +1,357 @@
+"""The clinician page at /ui of the risk service: sign-in, the patient list, one patient, the model card.
+
+`ClinicianPage` is a Starlette app mounted by the service; the service attaches its own model
+store, decision log and data folder to it on start-up, so the page and the API answer from the
+same objects. Sign-in takes one of the service's API keys and keeps a signed session in an
+HttpOnly, SameSite=Strict cookie (the key itself never leaves the server after the form post);
+the HTML page redirects to the sign-in form without a session and the JSON answers 401.
+Patient identifiers travel in request bodies, not URLs, so access logs carry none.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import html
+import json
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+import anyio.to_thread
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from lapse.config import ClinicianPageConfig
+
+from .auth import KeyRing
+from .model_store import ServedModel
+from .timeline import CohortSource
+
+log = logging.getLogger("lapse.serving.ui")
+STATIC = Path(__file__).resolve().parent / "static"
+COOKIE = "lapse_session"
+_SESSION_CONTEXT = b"lapse clinician page session v1"
+_PATIENT_ID_MAX = 128
+SECURITY_HEADERS = {
+    "content-security-policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+                               "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "x-content-type-options": "nosniff",
+    # same-origin, not no-referrer: with no-referrer browsers send "Origin: null" on the page's own form posts.
+    "referrer-policy": "same-origin",
+    "x-frame-options": "DENY",
+    "cache-control": "no-store",
+}
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+class Sessions:
+    """Signed sessions: the cookie holds an expiry, a random nonce and a MAC keyed by the API key's digest.
+
+    Any worker process can check a cookie without shared state; removing a key from the key ring
+    ends its sessions at once. Signing out revokes the nonce in this process.
+    """
+
+    def __init__(self, keys: KeyRing, hours: float) -> None:
+        self.keys = keys
+        self.seconds = hours * 3600.0
+        self._revoked: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _mac(key_digest: bytes, payload: str) -> bytes:
+        signing_key = hmac.new(key_digest, _SESSION_CONTEXT, hashlib.sha256).digest()
+        return hmac.new(signing_key, payload.encode("ascii"), hashlib.sha256).digest()
+
+    def issue(self, key: str) -> str | None:
+        """A session token for a valid client key, or None for a key the service does not accept."""
+        self.keys.refresh()
+        if not self.keys.is_client(key):
+            return None
+        payload = f"v1.{int(time.time() + self.seconds)}.{_b64(secrets.token_bytes(18))}"
+        digest = hashlib.sha256(key.encode("utf-8")).digest()
+        return f"{payload}.{_b64(self._mac(digest, payload))}"
+
+    def valid(self, token: str | None) -> bool:
+        """Whether `token` is an unexpired, unrevoked session signed with a key the service still accepts."""
+        if not token or len(token) > 200:
+            return False
+        payload, _, mac_text = token.rpartition(".")
+        parts = payload.split(".")
+        if len(parts) != 3 or parts[0] != "v1" or not parts[1].isdigit():
+            return False
+        if not (time.time() < int(parts[1]) <= time.time() + self.seconds + 60):
+            return False
+        with self._lock:
+            if parts[2] in self._revoked:
+                return False
+        try:
+            mac = base64.urlsafe_b64decode(mac_text + "=" * (-len(mac_text) % 4))
+        except ValueError:
+            return False
+        self.keys.refresh()
+        found = False
+        for digest in self.keys.client:
+            found |= hmac.compare_digest(self._mac(digest, payload), mac)
+        return found
+
+    def revoke(self, token: str | None) -> None:
+        """End a session in this process (the browser's cookie is cleared too)."""
+        if not token:
+            return
+        parts = token.split(".")
+        if len(parts) == 4 and parts[1].isdigit():
+            now = time.time()
+            with self._lock:
+                self._revoked = {n: t for n, t in self._revoked.items() if t > now}
+                self._revoked[parts[2]] = float(parts[1])
+
+
+@dataclass
+class Sources:
+    """The service objects the page answers from."""
+
+    model: Callable[[], ServedModel | None]
+    decision_engine: Any  # sqlalchemy Engine of the decision log
+    cohort: CohortSource
+    top_reasons: int
+
+
+def _secure(response: Response) -> Response:
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response
+
+
+def _json(content: Any, status: int = 200) -> Response:
+    return _secure(JSONResponse(content, status_code=status))
+
+
+def _error(status: int, message: str) -> Response:
+    return _json({"error": message}, status)
+
+
+async def _body(request: Request, limit: int) -> bytes | None:
+    """The request body, or None once it grows past `limit` bytes."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return None
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _same_origin(request: Request) -> bool:
+    """Whether a form post comes from this page (browsers send Origin on every POST; its absence is allowed)."""
+    origin = request.headers.get("origin")
+    if origin is None:
+        return True
+    host = request.headers.get("host", "")
+    return origin in (f"http://{host}", f"https://{host}")
+
+
+def _base(request: Request) -> str:
+    """The page's own path prefix (where it is mounted), without a trailing slash."""
+    return request.scope.get("root_path", "").rstrip("/")
+
+
+def login_html(message: str | None = None) -> str:
+    """The sign-in form (a plain HTML form; works without JavaScript)."""
+    error = (f'<p class="form-error" id="login-error" role="alert">{html.escape(message)}</p>'
+             if message else "")
+    described = ' aria-describedby="login-error" aria-invalid="true"' if message else ""
+    return f"""<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Sign in · lapse</title>
+<link rel="stylesheet" href="static/ui.css">
+<link rel="icon" href="static/favicon.svg" type="image/svg+xml">
+</head>
+<body class="login-page">
+<main id="main" class="login-box">
+<h1>lapse</h1>
+<p class="lead">Who may need support today, and why.</p>
+<form method="post" action="login" class="login-form">
+<label for="key">Access key</label>
+<input id="key" name="key" type="password" autocomplete="off" required autofocus{described}>
+<p class="hint">Use the API key your team was given for the lapse service.</p>
+{error}
+<button type="submit" class="primary">Sign in</button>
+</form>
+</main>
+</body>
+</html>
+"""
+
+
+class ClinicianPage(Starlette):
+    """The /ui sub-application; answers 503 until the service attaches its objects."""
+
+    def __init__(self, config: ClinicianPageConfig = ClinicianPageConfig(), keys: KeyRing | None = None) -> None:
+        self.config = config
+        self.sessions = Sessions(keys if keys is not None else KeyRing.from_env(), config.session_hours)
+        self.sources: Sources | None = None
+        super().__init__(routes=[
+            Route("/", self.page, methods=["GET"]),
+            Route("/login", self.login_form, methods=["GET"]),
+            Route("/login", self.login, methods=["POST"]),
+            Route("/logout", self.logout, methods=["POST"]),
+            Route("/api/overview", self.overview, methods=["GET"]),
+            Route("/api/patient", self.patient, methods=["POST"]),
+            Route("/api/model", self.model_card, methods=["GET"]),
+            Mount("/static", StaticFiles(directory=STATIC), name="static"),
+        ])
+
+    def attach(self, model: Callable[[], ServedModel | None], decision_engine: Any, data_dir: str | Path | None,
+               top_reasons: int) -> None:
+        """Answer from the service's model store, decision log engine and data folder."""
+        self.sources = Sources(model, decision_engine, CohortSource(data_dir, self.config.data_check_seconds),
+                               top_reasons)
+
+    def _signed_in(self, request: Request) -> bool:
+        return self.sessions.valid(request.cookies.get(COOKIE))
+
+    # --- pages ---------------------------------------------------------------------------------
+
+    async def page(self, request: Request) -> Response:
+        if not self._signed_in(request):
+            return _secure(RedirectResponse(f"{_base(request)}/login", status_code=303))
+        return _secure(FileResponse(STATIC / "ui.html", media_type="text/html"))
+
+    async def login_form(self, request: Request) -> Response:
+        if self._signed_in(request):
+            return _secure(RedirectResponse(f"{_base(request)}/", status_code=303))
+        return _secure(HTMLResponse(login_html()))
+
+    async def login(self, request: Request) -> Response:
+        if not _same_origin(request):
+            return _secure(HTMLResponse(login_html("Sign in from this page."), status_code=403))
+        body = await _body(request, self.config.max_body_bytes)
+        if body is None:
+            return _secure(HTMLResponse(login_html("That was too long to be an access key."), status_code=413))
+        try:
+            key = parse_qs(body.decode("utf-8"), max_num_fields=4).get("key", [""])[0].strip()
+        except (UnicodeDecodeError, ValueError):
+            key = ""
+        token = self.sessions.issue(key) if key else None
+        if token is None:
+            return _secure(HTMLResponse(login_html("That access key was not accepted. Check it and try again."),
+                                        status_code=401))
+        response = RedirectResponse(f"{_base(request)}/", status_code=303)
+        response.set_cookie(COOKIE, token, max_age=int(self.sessions.seconds), path=f"{_base(request)}/",
+                            httponly=True, samesite="strict", secure=request.url.scheme == "https")
+        return _secure(response)
+
+    async def logout(self, request: Request) -> Response:
+        if not _same_origin(request):
+            return _error(403, "sign out from the page itself")
+        self.sessions.revoke(request.cookies.get(COOKIE))
+        response = RedirectResponse(f"{_base(request)}/login", status_code=303)
+        response.delete_cookie(COOKIE, path=f"{_base(request)}/", httponly=True, samesite="strict")
+        return _secure(response)
+
+    # --- JSON the page reads ---------------------------------------------------------------------
+
+    def _gate(self, request: Request) -> Response | None:
+        if not self._signed_in(request):
+            return _error(401, "sign in first")
+        if self.sources is None:
+            return _error(503, "the service is still starting; try again shortly")
+        return None
+
+    async def overview(self, request: Request) -> Response:
+        refused = self._gate(request)
+        if refused is not None:
+            return refused
+        from .ui_data import latest_two, patient_list, recompute
+
+        sources = self.sources
+        model = sources.model()
+
+        def explain(latest: list[dict]) -> dict:
+            if model is None:
+                return {}
+            try:
+                return recompute(model, sources.cohort, latest, sources.top_reasons)
+            except Exception as error:  # noqa: BLE001 - the list still shows the logged factors
+                log.warning("clinician page: reasons for the list not recomputed (%s)", type(error).__name__)
+                return {}
+
+        def build() -> dict:
+            return patient_list(latest_two(sources.decision_engine), self.config.list_limit, explain)
+
+        listing = await anyio.to_thread.run_sync(build)
+        listing["tiers"] = [name for name, _ in model.tiers] if model else sorted({p["tier"] for p in
+                                                                                  listing["patients"]})
+        listing["model"] = None if model is None else {"name": model.name, "version": model.version}
+        listing["horizon_days"] = None
+        if model is not None:
+            from .scoring import horizon_days
+
+            listing["horizon_days"] = horizon_days(model)
+        listing["timeline_available"] = sources.cohort.configured
+        return _json(listing)
+
+    async def patient(self, request: Request) -> Response:
+        refused = self._gate(request)
+        if refused is not None:
+            return refused
+        if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
+            return _error(415, "send JSON: {\"patient_id\": ...}")
+        body = await _body(request, self.config.max_body_bytes)
+        if body is None:
+            return _error(413, f"request body is over the limit of {self.config.max_body_bytes} bytes")
+        try:
+            patient_id = json.loads(body).get("patient_id")
+        except (ValueError, AttributeError):
+            patient_id = None
+        if not isinstance(patient_id, str) or not 0 < len(patient_id) <= _PATIENT_ID_MAX:
+            return _error(422, "patient_id: must be a text of 1 to 128 characters")
+        from .ui_data import patient_view
+
+        sources = self.sources
+        try:
+            view = await anyio.to_thread.run_sync(
+                patient_view, sources.decision_engine, patient_id, sources.model(), sources.cohort,
+                sources.top_reasons, self.config.timeline_days)
+        except Exception as error:  # noqa: BLE001 - say what broke, never with which values
+            log.warning("clinician page: patient view failed (%s)", type(error).__name__)
+            return _error(500, "the patient could not be shown")
+        if view is None:
+            return _error(404, "no score has been recorded for this patient")
+        return _json(view)
+
+    async def model_card(self, request: Request) -> Response:
+        refused = self._gate(request)
+        if refused is not None:
+            return refused
+        model = self.sources.model()
+        if model is None:
+            return _error(503, "no model is being served yet; try again shortly")
+        from .ui_data import model_card_view
+
+        return _json(model_card_view(model))
+
+
+def page_url(base_url: str) -> str:
+    """Where the clinician page of a service at `base_url` answers."""
+    return f"{base_url.rstrip('/')}/ui/"

@@ -1,0 +1,200 @@
+"""Promotion gates: the candidate becomes champion only if it is not worse on the same holdout.
+
+Both models are re-scored on the candidate run's temporal test set. Every gate result is
+logged (a promotion run, and tags on the candidate version) before the `champion` alias
+moves, and the alias is the last thing touched: a refused, failed or interrupted promotion
+leaves the champion where it was.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import tempfile
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+
+from lapse.config import DEFAULT_PATHS, Paths, PromotionGates, TrainingConfig
+from lapse.training.evaluation import evaluate_by_slice, headline_slice, subgroup_report
+from lapse.training.fit import GROUP_PREFIX, LABEL
+
+log = logging.getLogger("lapse.promotion")
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """One gate: its name, whether it passed, the measured value and the limit it was held to."""
+
+    name: str
+    passed: bool
+    value: float
+    limit: float
+    detail: str
+
+
+@dataclass(frozen=True)
+class PromotionDecision:
+    """What `lapse promote` decided and why."""
+
+    candidate_version: str
+    champion_version: str | None
+    gates: tuple[GateResult, ...]
+    passed: bool
+    promoted: bool
+    override_reason: str | None
+    candidate_metrics: dict[str, float]
+    champion_metrics: dict[str, float] | None
+    run_id: str | None
+    note: str = ""
+
+
+class NotComparable(ValueError):
+    """The champion cannot be scored on the candidate's holdout (it needs features the holdout lacks)."""
+
+
+def holdout_metrics(scorer, holdout: pd.DataFrame, config: TrainingConfig = TrainingConfig()) -> dict[str, float]:
+    """Headline-slice metrics of a RiskScorer on a holdout frame, with its largest subgroup TPR gap."""
+    missing = [f for f in scorer.feature_names if f not in holdout.columns]
+    if missing:
+        raise NotComparable(f"holdout lacks the model's feature(s): {', '.join(missing[:10])}")
+    X = holdout[list(scorer.feature_names)].to_numpy(dtype=np.float64, na_value=np.nan)
+    y = holdout[LABEL].to_numpy(dtype=np.float64)
+    days = holdout["as_of_day"].to_numpy()
+    risk = scorer.predict_risk(X)
+    headline = headline_slice(days, config.headline_day)
+    metrics = evaluate_by_slice(y, risk, days, config)[headline]
+    group_cols = [c for c in holdout.columns if c.startswith(GROUP_PREFIX)]
+    groups = holdout[group_cols].rename(columns=lambda c: c[len(GROUP_PREFIX):])
+    _, gaps = subgroup_report(y, risk, days, groups, scorer.operating_threshold, (headline,), config)
+    return {**metrics, "largest_tpr_gap": gaps[headline]["largest"],
+            **{f"tpr_gap.{k}": v for k, v in gaps[headline].items() if k != "largest"}}
+
+
+def evaluate_gates(candidate: dict[str, float], champion: dict[str, float] | None,
+                   gates: PromotionGates = PromotionGates()) -> tuple[GateResult, ...]:
+    """Apply the gates: absolute floors always, the AUC comparison only when there is a champion."""
+    def ok(value: float, test) -> bool:
+        return not math.isnan(value) and bool(test(value))
+
+    auc, ece, gap = candidate["auc"], candidate["ece"], candidate["largest_tpr_gap"]
+    by_attribute = {k[len("tpr_gap."):]: v for k, v in candidate.items()
+                    if k.startswith("tpr_gap.") and not math.isnan(v)}
+    widest = f" ({max(by_attribute, key=by_attribute.get)})" if by_attribute and gap > 0 else ""
+    results = [
+        GateResult("min_auc", ok(auc, lambda v: v >= gates.min_auc), auc, gates.min_auc,
+                   f"candidate AUC {auc:.4f} must be at least {gates.min_auc}"),
+        GateResult("ece", ok(ece, lambda v: v <= gates.max_ece), ece, gates.max_ece,
+                   f"candidate ECE {ece:.4f} must be at most {gates.max_ece}"),
+        GateResult("subgroup_tpr_gap", ok(gap, lambda v: v <= gates.max_subgroup_tpr_gap), gap,
+                   gates.max_subgroup_tpr_gap,
+                   f"largest subgroup TPR gap {gap:.4f}{widest} must be at most {gates.max_subgroup_tpr_gap}"),
+    ]
+    if champion is not None:
+        floor = champion["auc"] - gates.max_auc_drop
+        results.insert(1, GateResult(
+            "auc_vs_champion", ok(auc, lambda v: v >= floor), auc - champion["auc"], -gates.max_auc_drop,
+            f"candidate AUC {auc:.4f} vs champion {champion['auc']:.4f}: may drop at most {gates.max_auc_drop}"))
+    return tuple(results)
+
+
+def _download_holdout(client, run_id: str, dst: str) -> pd.DataFrame:
+    from lapse.training.job import HOLDOUT_PATH
+
+    path = client.download_artifacts(run_id, HOLDOUT_PATH, dst)
+    return pd.read_parquet(path)
+
+
+def _metric_items(prefix: str, metrics: dict[str, float] | None) -> dict[str, float]:
+    if not metrics:
+        return {}
+    return {f"{prefix}.{k}": float(v) for k, v in metrics.items() if not math.isnan(float(v))}
+
+
+def promote(config: TrainingConfig = TrainingConfig(), gates: PromotionGates = PromotionGates(),
+            override_reason: str | None = None, tracking: str | None = None,
+            paths: Paths = DEFAULT_PATHS) -> PromotionDecision:
+    """Gate the `candidate` version against the `champion` and move `champion` to it if the gates pass."""
+    import mlflow
+
+    from lapse.models.scorer import load_scorer
+    from lapse.training.tracking import alias_version, connect, ensure_experiment, tracking_uri
+
+    uri = tracking or tracking_uri(paths)
+    client = connect(uri, paths)
+    name = config.registered_model
+    candidate = alias_version(client, name, config.candidate_alias)
+    if candidate is None:
+        raise LookupError(f"model '{name}' has no '{config.candidate_alias}' version: run `lapse train` first")
+    champion = alias_version(client, name, config.champion_alias)
+    if champion is not None and champion.version == candidate.version:
+        return PromotionDecision(str(candidate.version), str(champion.version), (), True, False, override_reason,
+                                 {}, None, None, note="the candidate already is the champion")
+    override_reason = (override_reason or "").strip() or None
+
+    with tempfile.TemporaryDirectory(prefix="lapse-promote-") as tmp:
+        holdout = _download_holdout(client, candidate.run_id, tmp)
+    cand_scorer = load_scorer(f"models:/{name}/{candidate.version}", tracking_uri=uri)
+    cand_metrics = holdout_metrics(cand_scorer, holdout, config)
+    champ_metrics, note = None, ""
+    results: tuple[GateResult, ...]
+    if champion is not None:
+        try:
+            champ_scorer = load_scorer(f"models:/{name}/{champion.version}", tracking_uri=uri)
+            champ_metrics = holdout_metrics(champ_scorer, holdout, config)
+        except NotComparable as exc:
+            note = f"champion version {champion.version} cannot be scored on this holdout: {exc}"
+    if champion is not None and champ_metrics is None:
+        results = (*evaluate_gates(cand_metrics, None, gates),
+                   GateResult("comparable", False, math.nan, math.nan, note))
+    else:
+        results = evaluate_gates(cand_metrics, champ_metrics, gates)
+    passed = all(r.passed for r in results)
+    promote_it = passed or override_reason is not None
+    decision = "promote" if passed else ("promote_override" if promote_it else "refuse")
+
+    experiment_id = ensure_experiment(client, config.experiment, uri, paths)
+    with mlflow.start_run(experiment_id=experiment_id, run_name=f"promote-v{candidate.version}") as run:
+        mlflow.set_tags({
+            "lapse.kind": "promotion",
+            "candidate_version": str(candidate.version),
+            "candidate_run_id": candidate.run_id,
+            "champion_version": str(champion.version) if champion is not None else "none",
+            "decision": decision,
+            "override_reason": override_reason or "",
+        })
+        mlflow.log_params({f"gate.{k}": v for k, v in asdict(gates).items()})
+        mlflow.log_metrics({
+            **_metric_items("candidate", cand_metrics),
+            **_metric_items("champion", champ_metrics),
+            **{f"gate.{r.name}.passed": float(r.passed) for r in results},
+        })
+        mlflow.log_dict({
+            "decision": decision,
+            "override_reason": override_reason,
+            "candidate_version": str(candidate.version),
+            "champion_version": str(champion.version) if champion is not None else None,
+            "gates": [{**asdict(r), "value": None if math.isnan(r.value) else r.value} for r in results],
+            "note": note,
+        }, "promotion.json")
+        for r in results:
+            client.set_model_version_tag(name, candidate.version, f"gate.{r.name}", "pass" if r.passed else "fail")
+        client.set_model_version_tag(name, candidate.version, "promotion_decision", decision)
+        client.set_model_version_tag(name, candidate.version, "promotion_run_id", run.info.run_id)
+        if override_reason:
+            client.set_model_version_tag(name, candidate.version, "override_reason", override_reason)
+        run_id = run.info.run_id
+    if promote_it:
+        client.set_registered_model_alias(name, config.champion_alias, candidate.version)
+        log.info("%s version %s is now %s (%s)", name, candidate.version, config.champion_alias, decision)
+    return PromotionDecision(str(candidate.version), str(champion.version) if champion is not None else None,
+                             results, passed, promote_it, override_reason, cand_metrics, champ_metrics, run_id, note)
+
+
+def decision_json(decision: PromotionDecision) -> str:
+    """The decision as readable JSON (aggregate metrics and gate results only)."""
+    from lapse.training.artifacts import json_ready
+
+    return json.dumps(json_ready(asdict(decision)), indent=2)

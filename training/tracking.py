@@ -1,0 +1,64 @@
+"""Where runs and models are tracked: the MLflow store, the experiment and the model registry."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from lapse.config import DEFAULT_PATHS, Paths
+
+
+def tracking_uri(paths: Paths = DEFAULT_PATHS) -> str:
+    """The tracking store: MLFLOW_TRACKING_URI if set, else SQLite under the work folder."""
+    return paths.tracking_uri
+
+
+def artifact_root_for(uri: str, paths: Paths = DEFAULT_PATHS) -> str | None:
+    """Artifact folder for a tracking URI: next to a SQLite file (mlartifacts/), else the server's choice.
+
+    With the default store this is Paths.artifact_root; None leaves it to a tracking server.
+    """
+    parsed = urlparse(uri)
+    if parsed.scheme == "sqlite":
+        db = unquote(uri[len("sqlite:///"):])
+        if db and db != ":memory:":
+            return Path(db).resolve().parent.joinpath("mlartifacts").as_uri()
+        return paths.artifact_root.resolve().as_uri()
+    if parsed.scheme in ("", "file"):
+        return None
+    return None
+
+
+def connect(uri: str | None = None, paths: Paths = DEFAULT_PATHS):
+    """Point MLflow at the tracking store (tracking and registry) and return a client for it."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    uri = uri or tracking_uri(paths)
+    if urlparse(uri).scheme == "sqlite":
+        db = unquote(uri[len("sqlite:///"):])
+        if db and db != ":memory:":
+            Path(db).parent.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def ensure_experiment(client, name: str, uri: str, paths: Paths = DEFAULT_PATHS) -> str:
+    """Id of experiment `name`, created with an explicit artifact location if it does not exist."""
+    found = client.get_experiment_by_name(name)
+    if found is not None:
+        if found.lifecycle_stage == "deleted":
+            client.restore_experiment(found.experiment_id)
+        return found.experiment_id
+    return client.create_experiment(name, artifact_location=artifact_root_for(uri, paths))
+
+
+def alias_version(client, model_name: str, alias: str):
+    """The model version an alias points at, or None when the model or alias does not exist."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_model_version_by_alias(model_name, alias)
+    except MlflowException:
+        return None
