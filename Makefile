@@ -10,6 +10,7 @@ demo: $(STAMP)
 	$(VENV)/bin/lapse demo
 
 test: $(STAMP)
+	scripts/ensure-chromium.sh
 	$(VENV)/bin/python -m pytest -q
 
 setup: $(STAMP)

@@ -46,11 +46,13 @@ def ensure_model(tracking_uri: str, name: str, alias: str, work: Path) -> tuple[
     """(tracking URI, version) of `name@alias`; trains a small model into `work` if the store has none."""
     from mlflow import MlflowClient
 
-    try:
-        version = MlflowClient(tracking_uri, registry_uri=tracking_uri).get_model_version_by_alias(name, alias).version
-        return tracking_uri, str(version)
-    except Exception:  # noqa: BLE001 - any lookup failure means: build one
-        pass
+    missing_file = tracking_uri.startswith("sqlite:///") and not Path(tracking_uri[len("sqlite:///"):]).is_file()
+    if not missing_file:  # (looking into a SQLite file that is not there would create it)
+        try:
+            client = MlflowClient(tracking_uri, registry_uri=tracking_uri)
+            return tracking_uri, str(client.get_model_version_by_alias(name, alias).version)
+        except Exception:  # noqa: BLE001 - any lookup failure means: build one
+            pass
     from lapse.features.io import write_table
     from lapse.simulation import simulate
     from lapse.training.job import run_training
@@ -193,12 +195,19 @@ def main() -> int:
     parser.add_argument("--decision-log-sync", choices=("full", "normal"), default="full",
                         help="SQLite flush mode of lapse's decision log (default %(default)s, the served default)")
     args = parser.parse_args()
+    load_before = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory(prefix="lapse-bench-") as tmp:
+        work = Path(tmp)
+        uri, version = ensure_model(args.tracking_uri, args.model_name, args.alias, work)
+        names, results = measure(args, uri, version, work)
+    report(args, version, names, results, load_before)
+    return 0
 
+
+def measure(args: argparse.Namespace, uri: str, version: str, work: Path) -> tuple[list[str], dict]:
+    """Start both servers on `version` and run every load phase against each."""
     from lapse.serving.launcher import start_service, stop_service, wait_ready
 
-    load_before = os.getloadavg()[0]
-    work = Path(tempfile.mkdtemp(prefix="lapse-bench-"))
-    uri, version = ensure_model(args.tracking_uri, args.model_name, args.alias, work)
     # MLflow resolves models:/ URIs through the process-wide registry, so point it at this store.
     os.environ["MLFLOW_TRACKING_URI"] = uri
     import mlflow
@@ -241,11 +250,19 @@ def main() -> int:
                 "c8": run_load(target, singles, 8, args.requests * 2, args.budget_s),
                 "batch": run_load(target, batches, 1, args.batches, args.budget_s),
             }
+    except Exception:
+        logs.flush()
+        print((work / "servers.log").read_text(errors="replace")[-4000:], file=sys.stderr)
+        raise
     finally:
         for process in (lapse_proc, mlflow_proc):
             stop_service(process)
         logs.close()
+    return names, results
 
+
+def report(args: argparse.Namespace, version: str, names: list[str], results: dict, load_before: float) -> None:
+    """Print the figures, the ratios and the targets."""
     print(f"\nmodel {args.model_name} version {version}, {len(names)} features, {os.cpu_count()} CPU(s), "
           f"one worker per server, loopback, decision log synchronous={args.decision_log_sync}")
     print(f"load average before the run: {load_before:.1f} (other work on the machine inflates latencies; "
@@ -272,7 +289,6 @@ def main() -> int:
     print("\ntargets (2 cores):")
     for text, ok in checks:
         print(f"  {'met ' if ok else 'MISS'} {text}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -50,3 +50,38 @@ def write_table(frame: pd.DataFrame, out_dir: str | Path, name: str) -> Path:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return target
+
+
+META_FILE = "meta.json"
+
+
+def meta_data_end(data_dir: str | Path) -> pd.Timestamp | None:
+    """data_end from the folder's meta.json as a UTC Timestamp; None when there is no meta.json or no data_end."""
+    import json
+
+    path = Path(data_dir) / META_FILE
+    if not path.is_file():
+        return None
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: could not be read as JSON ({type(exc).__name__})") from None
+    if not isinstance(raw, dict) or "data_end" not in raw:
+        return None
+    try:
+        stamp = pd.Timestamp(raw["data_end"])
+    except (TypeError, ValueError):
+        raise ValueError(f"{path}: field 'data_end' is not an ISO 8601 time") from None
+    if stamp.tzinfo is None:
+        raise ValueError(f"{path}: field 'data_end' must carry a time zone (e.g. 2026-01-01T00:00:00Z)")
+    return stamp.tz_convert("UTC")
+
+
+def read_data_end(data_dir: str | Path, events: pd.DataFrame) -> pd.Timestamp:
+    """End of observation: meta.json's data_end when the folder has one, else the latest event time."""
+    stamp = meta_data_end(data_dir)
+    if stamp is not None:
+        return stamp
+    if len(events) == 0:
+        raise ValueError(f"{data_dir}: no events and no {META_FILE} with data_end, so the end of observation is unknown")
+    return events["timestamp"].max()

@@ -115,8 +115,8 @@ class TrajectoryClass:
     # Daily quit hazard before and after the change day (before covariate hazard ratios).
     hazard_early: float
     hazard_late: float
-    # Change day = low + Gamma(2, extra / 2): end of the burst, or the day symptoms are
-    # good enough to stop (e-attainment). (0, 0): no change day.
+    # Change day = low + Gamma(2, extra / 2): the day symptoms are good enough to stop
+    # (e-attainment), when the base hazard steps from early to late. (0, 0): no change day.
     change_day: tuple[float, float]
     # Share of baseline symptoms lost with sustained engagement.
     symptom_response: float
@@ -127,10 +127,10 @@ class TrajectoryClass:
 
 
 DEFAULT_TRAJECTORIES: tuple[TrajectoryClass, ...] = (
-    TrajectoryClass("steady", 0.34, (9.0, 2.0), (0.0, 0.0), 0.003, 0.003, (0.0, 0.0), 0.45, 0.2, 0.8),
-    TrajectoryClass("early_burst", 0.28, (9.0, 1.5), (6.0, 9.0), 0.01, 0.01, (0.0, 0.0), 0.1, 0.15, 2.0),
-    TrajectoryClass("slow_fade", 0.24, (8.0, 3.0), (25.0, 45.0), 0.01, 0.01, (0.0, 0.0), 0.2, 0.1, 0.8),
-    TrajectoryClass("e_attainment", 0.14, (9.0, 2.0), (0.0, 0.0), 0.003, 0.25, (18.0, 28.0), 0.65, 0.5, 0.8),
+    TrajectoryClass("steady", 0.34, (18.0, 4.0), (0.0, 0.0), 0.003, 0.003, (0.0, 0.0), 0.45, 0.2, 0.8),
+    TrajectoryClass("early_burst", 0.28, (18.0, 3.0), (6.0, 9.0), 0.01, 0.01, (0.0, 0.0), 0.1, 0.15, 2.0),
+    TrajectoryClass("slow_fade", 0.24, (16.0, 6.0), (25.0, 45.0), 0.01, 0.01, (0.0, 0.0), 0.2, 0.1, 0.8),
+    TrajectoryClass("e_attainment", 0.14, (18.0, 4.0), (0.0, 0.0), 0.003, 0.25, (18.0, 28.0), 0.65, 0.5, 0.8),
 )
 
 
@@ -168,9 +168,9 @@ class SimulationConfig:
 
     # Intervention level: program name, share, P(human support), P(gamification).
     programs: tuple[tuple[str, float, float, float], ...] = (
-        ("guided-icbt", 0.40, 0.85, 0.30),
-        ("self-guided-icbt", 0.35, 0.10, 0.30),
-        ("mood-app", 0.25, 0.05, 0.90),
+        ("guided-icbt", 0.30, 0.75, 0.30),
+        ("self-guided-icbt", 0.40, 0.10, 0.30),
+        ("mood-app", 0.30, 0.05, 0.90),
     )
     incentives_share: float = 0.25
     reminders_share: float = 0.60
@@ -195,16 +195,16 @@ class SimulationConfig:
     # Site log hazard ratios ~ Normal(0, sd), drawn once per seed.
     site_log_hr_sd: float = 0.08
     # Unobserved individual frailty: log hazard multiplier ~ Normal(0, sd).
-    frailty_sd: float = 0.15
+    frailty_sd: float = 0.1
     hazard_cap: float = 0.9
     # Extra daily hazard as engagement wanes: disengagement_hazard * (1 - level) ** power.
     disengagement_hazard: float = 0.05
     disengagement_power: float = 3.0
     # Extra daily hazard after s silent days in a row:
     # lapse_hazard * (1 - exp(-max(s - lapse_grace_days, 0) / lapse_days)).
-    lapse_hazard: float = 0.45
+    lapse_hazard: float = 0.6
     lapse_days: float = 2.0
-    lapse_grace_days: float = 2.0
+    lapse_grace_days: float = 1.5
 
     # Uptake (starting at all): logit P(start) = intercept + terms; higher severity lowers uptake.
     uptake_intercept: float = 0.9
@@ -218,7 +218,7 @@ class SimulationConfig:
 
     # Activity multipliers (women engage more, Zainal 2025; guidance raises use, Musiat 2022).
     activity_female: float = 1.05
-    activity_human_support: float = 1.08
+    activity_human_support: float = 1.2
     activity_cap: float = 0.97
     weekend_factor: float = 0.9
     onboarding_probability: float = 0.92
@@ -229,9 +229,11 @@ class SimulationConfig:
     session_minutes_sigma: float = 0.7
     # Extra sessions (beyond the first) and exercises on an active day are Poisson with mean
     # rate * engagement level ** power, so intensity shows how engaged a patient is.
-    extra_sessions_rate: float = 3.0
-    extra_sessions_power: float = 1.5
-    exercises_rate: float = 2.0
+    extra_sessions_rate: float = 5.0
+    extra_sessions_power: float = 1.0
+    exercises_rate: float = 3.0
+    # Patient-to-patient spread (log sd) of that intensity around the class multiplier.
+    intensity_sd: float = 0.05
     mood_checkin_beta: tuple[float, float] = (6.0, 2.5)
     message_to_coach_probability: float = 0.3
     module_beta: tuple[float, float] = (5.0, 3.0)
@@ -253,15 +255,6 @@ class SimulationConfig:
     reminders_give_up_days: int = 21
     reminder_open_active: float = 0.55
     reminder_open_inactive: float = 0.06
-
-
-@dataclass(frozen=True)
-class DemoConfig:
-    """The embedded default cohort that `make demo` simulates."""
-
-    n_patients: int = 20_000
-    days: int = 120
-    seed: int = 20261201
 
 
 DEFAULT_PATHS = Paths()
@@ -287,7 +280,7 @@ class ServingConfig:
     # SQLite only: "full" flushes every commit to disk (survives power loss); "normal" survives a
     # crash of the service but not of the machine, and answers faster on slow disks.
     decision_log_sync: str = "full"
-    # "model": tier cut-points from the model's metadata; else a JSON file {"tiers": [...], "trigger_tier": ...}.
+    # "model": tier cut-points from the model's metadata; else a JSON file {"tiers": [...], "trigger_risk": ...}.
     tiers_source: str = "model"
     # Seconds between checks that the alias still points at the served version; 0 turns polling off.
     poll_seconds: float = 0.0
@@ -381,5 +374,25 @@ class PromotionGates:
     max_auc_drop: float = 0.005
     max_ece: float = 0.05
     max_subgroup_tpr_gap: float = 0.10
+    # The TPR-gap gate covers these patient attributes. Human support is reported but not gated:
+    # it is an intervention that truly lowers risk, so even the simulator's true probabilities
+    # give a TPR gap of about 0.2 between supported and unsupported patients at one threshold.
+    gap_attributes: tuple[str, ...] = ("sex", "age_band", "education", "race_ethnicity")
     # Absolute floor, applied with or without a champion.
     min_auc: float = 0.60
+
+
+@dataclass(frozen=True)
+class ScaleOutConfig:
+    """How the Dask engine partitions work and sizes a local cluster."""
+
+    # Local cluster size when no --scheduler address is given (one thread per worker process).
+    workers: int = 2
+    # Target events per partition; patients are hashed into ceil(events / this) buckets.
+    events_per_partition: int = 2_000_000
+    # Memory limit per local worker process (Dask syntax).
+    memory_limit: str = "2GiB"
+    # "tasks" recomputes lost shuffle pieces when a worker dies; "p2p" restarts the whole shuffle.
+    shuffle_method: str = "tasks"
+    # Reasons kept per patient in batch scores (the service's default too).
+    top_reasons: int = 5

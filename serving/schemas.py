@@ -19,6 +19,7 @@ PatientId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-
 # Names are checked against the served model's features when scoring (a regex here costs more).
 FeatureName = Annotated[str, Field(min_length=1, max_length=64)]
 Finite = Annotated[float, Field(allow_inf_nan=False)]
+FiniteOrNull = Annotated[float | None, Field(allow_inf_nan=False)]
 Text = Annotated[str, Field(max_length=200)]
 LEVELS = ("patient", "intervention", "system", "usage")
 
@@ -74,7 +75,7 @@ class PatientIn(Strict):
 
     patient_id: PatientId
     as_of: AwareDatetime | None = Field(default=None, description="prediction time; the time of the request if absent")
-    features: dict[FeatureName, Finite | None] | None = Field(
+    features: dict[FeatureName, FiniteOrNull] | None = Field(
         default=None, max_length=500, description="feature values by name; null means not known"
     )
     profile: Profile | None = None  # type: ignore[valid-type]

@@ -7,6 +7,7 @@ to the decision log before the reply is sent.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -112,12 +113,15 @@ class RiskService:
         except scoring.InputProblems as error:
             return JSONResponse(status_code=422, content={"error": "the request breaks the rules below",
                                                           "problems": error.problems})
+        committed = self.decision_log.submit(decided)
+        # The answer is a dict in the shape of the endpoint's response model, serialised once,
+        # while the decisions are being committed; it is sent only after the commit.
+        body = to_json(answer)
         try:
-            await self.decision_log.write_async(decided)
+            await asyncio.wrap_future(committed)
         except DecisionLogError:
             return _unavailable("the decision could not be recorded, so no answer is given; try again")
-        # The answer is a dict in the shape of the endpoint's response model, serialised once.
-        return Response(to_json(answer), media_type="application/json")
+        return Response(body, media_type="application/json")
 
     @bentoml.api(route="/score", input_spec=validated_input(ScoreRequest))
     async def score(self, patients: list[PatientIn]) -> ScoreResponse:

@@ -135,11 +135,14 @@ def _scalar(value):
 
 
 def _chosen(store: Store, n: int) -> pd.DataFrame:
-    """n patients with some activity who were enrolled at least AS_OF_DAY days before the data ends."""
+    """n patients enrolled at least AS_OF_DAY days before the data ends, with sessions before that day."""
     end = store.events["timestamp"].max()
     enrolled = store.patients[store.patients["enrolled_at"] + pd.Timedelta(days=AS_OF_DAY) < end]
-    active = store.events["patient_id"].value_counts()
-    enrolled = enrolled[enrolled["patient_id"].map(active).fillna(0) >= 5]
+    events = store.events.merge(enrolled[["patient_id", "enrolled_at"]], on="patient_id")
+    early = events[(events["event_type"] == "session")
+                   & (events["timestamp"] <= events["enrolled_at"] + pd.Timedelta(days=AS_OF_DAY))]
+    sessions = early["patient_id"].value_counts()
+    enrolled = enrolled[enrolled["patient_id"].map(sessions).fillna(0) >= 2]
     return enrolled.head(n)
 
 

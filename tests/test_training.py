@@ -102,14 +102,15 @@ def test_subgroup_tpr_gap_and_age_bands():
 
 def test_gates_boundaries():
     gates = PromotionGates()
-    good = {"auc": 0.80, "ece": 0.02, "largest_tpr_gap": 0.05}
+    # Human support truly changes risk, so its TPR gap is reported but not gated.
+    good = {"auc": 0.80, "ece": 0.02, "largest_tpr_gap": 0.25, "tpr_gap.sex": 0.05, "tpr_gap.human_support": 0.25}
     assert all(g.passed for g in evaluate_gates(good, None, gates))
     assert {g.name for g in evaluate_gates(good, None, gates)} == {"min_auc", "ece", "subgroup_tpr_gap"}
     by_name = {g.name: g.passed for g in evaluate_gates(good, {"auc": 0.804}, gates)}
     assert by_name["auc_vs_champion"]  # 0.004 below: allowed
     by_name = {g.name: g.passed for g in evaluate_gates(good, {"auc": 0.81}, gates)}
     assert not by_name["auc_vs_champion"]
-    bad = {"auc": float("nan"), "ece": 0.051, "largest_tpr_gap": 0.11}
+    bad = {"auc": float("nan"), "ece": 0.051, "largest_tpr_gap": 0.11, "tpr_gap.sex": 0.05, "tpr_gap.education": 0.11}
     assert not any(g.passed for g in evaluate_gates(bad, None, gates))
 
 

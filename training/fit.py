@@ -120,12 +120,14 @@ def _fit_logistic_model(name: str, features: list[str], table: pd.DataFrame, spl
 
 def fit_and_evaluate(table: pd.DataFrame, feature_names: list[str], baseline_features: list[str],
                      groups: pd.DataFrame, truth: np.ndarray | None = None,
-                     config: TrainingConfig = TrainingConfig()) -> TrainingOutcome:
+                     config: TrainingConfig = TrainingConfig(), fit_booster=None) -> TrainingOutcome:
     """Split, fit the baseline, usage-aware and XGBoost models, calibrate on validation, evaluate on test.
 
     `table` is a training table (patient_id, enrolled_at, as_of_day, features..., dropout);
     `groups` has patient_id and one text column per subgroup attribute; `truth`, when given,
     holds the simulator's true dropout probabilities aligned to the rows of `table`.
+    `fit_booster`, when given, trains the boosted trees instead of `fit_xgboost` (same arguments),
+    e.g. on a Dask cluster (lapse.scaleout.training).
     """
     missing = [c for c in ("patient_id", "enrolled_at", "as_of_day", LABEL, *feature_names) if c not in table.columns]
     if missing:
@@ -142,8 +144,8 @@ def fit_and_evaluate(table: pd.DataFrame, feature_names: list[str], baseline_fea
         BASELINE: _fit_logistic_model(BASELINE, baseline_features, table, split, y, config),
         USAGE: _fit_logistic_model(USAGE, feature_names, table, split, y, config),
     }
-    booster = fit_xgboost(X[split.train], y[split.train], X[split.validation], y[split.validation],
-                          feature_names, config.xgboost, config.seed)
+    booster = (fit_booster or fit_xgboost)(X[split.train], y[split.train], X[split.validation],
+                                           y[split.validation], feature_names, config.xgboost, config.seed)
     calibration = fit_platt(booster_margin(booster, X[split.validation]), y[split.validation])
     val_risk = calibration.risk(booster_margin(booster, X[split.validation]))
     test_risk = calibration.risk(booster_margin(booster, X[split.test]))

@@ -48,7 +48,7 @@ class TrainingSummary:
 def load_training_data(data_dir: str | Path, feature_config: FeatureConfig = FeatureConfig(),
                        label_config: LabelConfig = LabelConfig()) -> TrainingData:
     """Validate the folder's tables, build the labelled training table and, if present, the true probabilities."""
-    from lapse.commands.features import read_data_end
+    from lapse.features.io import read_data_end
     from lapse.features.snapshots import training_table
     from lapse.features.validate import load_cohort
 
@@ -217,10 +217,12 @@ def _requirements() -> list[str]:
 
 def log_training_run(data: TrainingData, config: TrainingConfig = TrainingConfig(),
                      label_config: LabelConfig = LabelConfig(), tracking: str | None = None,
-                     paths: Paths = DEFAULT_PATHS, run_name: str | None = None) -> TrainingSummary:
+                     paths: Paths = DEFAULT_PATHS, run_name: str | None = None,
+                     fit_booster=None) -> TrainingSummary:
     """Fit and evaluate on `data`, log everything to MLflow, register the model, then point `candidate` at it.
 
     The alias moves last: a run that fails on the way leaves every alias where it was.
+    `fit_booster` replaces the boosted-tree fit (see `fit_and_evaluate`).
     """
     import mlflow
 
@@ -235,7 +237,7 @@ def log_training_run(data: TrainingData, config: TrainingConfig = TrainingConfig
     experiment_id = ensure_experiment(client, config.experiment, uri, paths)
     specs, names, baseline = feature_sets(data.feature_config)
     groups = subgroup_frame(data.patients, config.subgroups, config.age_bands)
-    outcome = fit_and_evaluate(data.table, names, baseline, groups, data.truth, config)
+    outcome = fit_and_evaluate(data.table, names, baseline, groups, data.truth, config, fit_booster)
     meta = _model_meta(outcome, specs, data, config, label_config)
 
     with mlflow.start_run(experiment_id=experiment_id, run_name=run_name or "train") as run:

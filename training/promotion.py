@@ -79,9 +79,10 @@ def evaluate_gates(candidate: dict[str, float], champion: dict[str, float] | Non
     def ok(value: float, test) -> bool:
         return not math.isnan(value) and bool(test(value))
 
-    auc, ece, gap = candidate["auc"], candidate["ece"], candidate["largest_tpr_gap"]
+    auc, ece = candidate["auc"], candidate["ece"]
     by_attribute = {k[len("tpr_gap."):]: v for k, v in candidate.items()
-                    if k.startswith("tpr_gap.") and not math.isnan(v)}
+                    if k.startswith("tpr_gap.") and not math.isnan(v) and k[len("tpr_gap."):] in gates.gap_attributes}
+    gap = max(by_attribute.values(), default=0.0)
     widest = f" ({max(by_attribute, key=by_attribute.get)})" if by_attribute and gap > 0 else ""
     results = [
         GateResult("min_auc", ok(auc, lambda v: v >= gates.min_auc), auc, gates.min_auc,
@@ -90,7 +91,8 @@ def evaluate_gates(candidate: dict[str, float], champion: dict[str, float] | Non
                    f"candidate ECE {ece:.4f} must be at most {gates.max_ece}"),
         GateResult("subgroup_tpr_gap", ok(gap, lambda v: v <= gates.max_subgroup_tpr_gap), gap,
                    gates.max_subgroup_tpr_gap,
-                   f"largest subgroup TPR gap {gap:.4f}{widest} must be at most {gates.max_subgroup_tpr_gap}"),
+                   f"largest TPR gap over {', '.join(gates.gap_attributes)}: {gap:.4f}{widest} must be at most "
+                   f"{gates.max_subgroup_tpr_gap}"),
     ]
     if champion is not None:
         floor = champion["auc"] - gates.max_auc_drop

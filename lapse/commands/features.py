@@ -54,25 +54,10 @@ def register(subparsers) -> None:
     parser.add_argument("--calendar", action="store_true",
                         help=f"also take snapshots every {features.calendar_every_days} calendar days")
     parser.add_argument("--out", type=Path, required=True, metavar="FILE", help="Parquet file to write (.parquet)")
+    from lapse.scaleout.options import add_engine_options
+
+    add_engine_options(parser)
     parser.set_defaults(func=run)
-
-
-def read_data_end(data_dir: Path, events):
-    """End of observation: meta.json's data_end when the folder has one, else the latest event time."""
-    import json
-
-    import pandas as pd
-
-    meta = data_dir / "meta.json"
-    if meta.is_file():
-        try:
-            stamp = pd.Timestamp(json.loads(meta.read_text())["data_end"])
-        except (KeyError, TypeError, ValueError, json.JSONDecodeError):
-            raise ValueError(f"{meta}: needs a 'data_end' field holding an ISO 8601 time") from None
-        return stamp.tz_localize("UTC") if stamp.tz is None else stamp.tz_convert("UTC")
-    if len(events) == 0:
-        raise ValueError(f"{data_dir}: no events and no meta.json, so the end of observation is unknown")
-    return events["timestamp"].max()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -80,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from lapse.config import FeatureConfig, LabelConfig
-    from lapse.features.io import write_table
+    from lapse.features.io import read_data_end, write_table
     from lapse.features.snapshots import training_table
     from lapse.features.validate import ContractError, load_cohort
 
@@ -88,6 +73,10 @@ def run(args: argparse.Namespace) -> int:
     if out.suffix != ".parquet":
         print(f"lapse features: --out must name a .parquet file (got {out.name})", file=sys.stderr)
         return EXIT_BAD_INPUT
+    if getattr(args, "engine", "local") == "dask":
+        from lapse.scaleout.commands import run_features
+
+        return run_features(args)
     try:
         cohort = load_cohort(args.data)
         data_end = read_data_end(args.data, cohort.events)

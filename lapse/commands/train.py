@@ -55,6 +55,9 @@ def register(subparsers) -> None:
                         help=f"dropout horizon in days after the as-of time (default: {labels.horizon_days})")
     parser.add_argument("--threads", type=_positive, default=training.xgboost.nthread, metavar="N",
                         help=f"threads for XGBoost training (default: {training.xgboost.nthread})")
+    from lapse.scaleout.options import add_engine_options
+
+    add_engine_options(parser)
     parser.set_defaults(func=run)
 
 
@@ -93,6 +96,11 @@ def run(args: argparse.Namespace) -> int:
 
     training = TrainingConfig()
     config = replace(training, seed=args.seed, xgboost=replace(training.xgboost, nthread=args.threads))
+    if getattr(args, "engine", "local") == "dask":
+        from lapse.scaleout.commands import run_train
+
+        return run_train(args, config, replace(FeatureConfig(), as_of_days=args.as_of_days),
+                         replace(LabelConfig(), horizon_days=args.horizon))
     try:
         summary = run_training(
             args.data,

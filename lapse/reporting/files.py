@@ -11,8 +11,8 @@ from typing import NamedTuple
 import pandas as pd
 
 from lapse.config import LabelConfig, ProgramConfig, ReportConfig
+from lapse.features.io import META_FILE, meta_data_end
 
-META_FILE = "meta.json"
 PROGRAM_FILE = "program.json"
 HTML_FILE = "report.html"
 JSON_FILE = "report.json"
@@ -30,26 +30,6 @@ class ReportInputs(NamedTuple):
     data_end: pd.Timestamp
     program: ProgramConfig
     sources: dict[str, str]
-
-
-def read_data_end(data_dir: Path) -> pd.Timestamp | None:
-    """data_end from the folder's meta.json as a UTC Timestamp, None when there is no meta.json."""
-    path = Path(data_dir) / META_FILE
-    if not path.is_file():
-        return None
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ReportInputError(f"{path}: could not be read as JSON ({type(exc).__name__})") from exc
-    if not isinstance(raw, dict) or "data_end" not in raw:
-        return None
-    try:
-        ts = pd.Timestamp(raw["data_end"])
-    except (TypeError, ValueError) as exc:
-        raise ReportInputError(f"{path}: field 'data_end' is not an ISO 8601 time") from exc
-    if ts.tzinfo is None:
-        raise ReportInputError(f"{path}: field 'data_end' must carry a time zone (e.g. 2026-01-01T00:00:00Z)")
-    return ts.tz_convert("UTC")
 
 
 def read_program(data_dir: Path) -> tuple[ProgramConfig, str]:
@@ -71,7 +51,10 @@ def load_inputs(data_dir: str | Path) -> ReportInputs:
 
     data_dir = Path(data_dir)
     cohort = load_cohort(data_dir)
-    data_end = read_data_end(data_dir)
+    try:
+        data_end = meta_data_end(data_dir)
+    except ValueError as exc:
+        raise ReportInputError(str(exc)) from None
     sources = {}
     if data_end is not None:
         sources["data_end"] = f"from {META_FILE}"

@@ -21,6 +21,11 @@ def data_end(config: SimulationConfig) -> pd.Timestamp:
     return pd.Timestamp(study_start_us(config) + config.days * DAY_US, unit="us", tz="UTC")
 
 
+def site_names(n_sites: int) -> list[str]:
+    """The names of the simulated sites, in order."""
+    return [f"site-{s + 1:02d}" for s in range(n_sites)]
+
+
 def _choice(rng: np.random.Generator, shares: tuple[tuple[str, float], ...], n: int) -> np.ndarray:
     names = np.array([name for name, _ in shares], dtype=object)
     p = np.array([share for _, share in shares], dtype=float)
@@ -49,7 +54,7 @@ def draw_patients(config: SimulationConfig, rng: np.random.Generator, n: int, fi
     p_support = np.array([p[2] for p in config.programs])[program_idx]
     p_gamified = np.array([p[3] for p in config.programs])[program_idx]
 
-    sites = np.array([f"site-{s + 1:02d}" for s in range(config.n_sites)], dtype=object)
+    sites = np.array(site_names(config.n_sites), dtype=object)
     return pd.DataFrame(
         {
             "patient_id": pd.array(ids, dtype="str"),

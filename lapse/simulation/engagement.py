@@ -17,6 +17,7 @@ import pandas as pd
 
 from lapse.features.contract import GAD7_ANXIETY_CUTOFF
 from lapse.config import SimulationConfig
+from lapse.simulation.cohort import site_names
 
 NEVER_STARTER = "never_starter"
 
@@ -58,7 +59,7 @@ def risk_multiplier(patients: pd.DataFrame, config: SimulationConfig, site_log_h
     )
     referral = dict(config.hr_referral)
     log_hr += np.log(patients["referral_source"].map(lambda r: referral.get(r, 1.0)).to_numpy(dtype=float))
-    site_index = patients["site"].str.slice(5).astype(int).to_numpy() - 1
+    site_index = pd.Index(site_names(len(site_log_hr))).get_indexer(patients["site"])
     log_hr += site_log_hr[site_index]
     return np.exp(log_hr)
 
@@ -129,7 +130,7 @@ def draw_latent(
             "activity_base": np.where(starts, activity, 0.0),
             "fade_rate": fade_rate,
             "weekend_factor": np.full(n, config.weekend_factor),
-            "enrol_weekday": patients["enrolled_at"].dt.weekday.to_numpy(dtype=np.int64),
+            "enrol_weekday": patients["enrolled_at"].dt.day_of_week.to_numpy(dtype=np.int64),
             "onboarding_probability": np.where(starts, config.onboarding_probability, 0.0),
             "change_day": change_day,
             "hazard_multiplier": risk * frailty,
@@ -145,7 +146,7 @@ def draw_latent(
             "frailty": frailty,
             "discontinue_probability": discontinue,
             "symptom_response": per_class([c.symptom_response for c in classes]) * rng.uniform(0.6, 1.4, size=n),
-            "intensity": per_class([c.intensity for c in classes]) * rng.lognormal(0.0, 0.25, size=n),
+            "intensity": per_class([c.intensity for c in classes]) * rng.lognormal(0.0, config.intensity_sd, size=n),
         }
     )
 
@@ -168,25 +169,41 @@ def activity_probability(latent: Mapping[str, object] | pd.DataFrame, days: np.n
     return np.where(days == 0, np.maximum(a, _col(latent, "onboarding_probability")), a)
 
 
+def day_hazard(latent: Mapping[str, object] | pd.DataFrame, days: np.ndarray) -> np.ndarray:
+    """The part of the quit hazard set by the day: a base that may step up on the change day,
+    plus one that grows as engagement wanes (before the hazard multiplier)."""
+    days = np.atleast_2d(days)
+    base = np.where(days < _col(latent, "change_day"), _col(latent, "hazard_early"), _col(latent, "hazard_late"))
+    waning = _col(latent, "disengagement_hazard") * (1.0 - engagement_level(latent, days)) ** _col(
+        latent, "disengagement_power"
+    )
+    return base + waning
+
+
+def lapse_hazard(latent: Mapping[str, object] | pd.DataFrame, silent_days: np.ndarray | int) -> np.ndarray:
+    """The part of the quit hazard that grows with each day of silence (before the multiplier)."""
+    overdue = np.maximum(np.asarray(silent_days) - _col(latent, "lapse_grace_days"), 0.0)
+    return _col(latent, "lapse_hazard") * (1.0 - np.exp(-overdue / _col(latent, "lapse_days")))
+
+
+def combine_hazard(
+    latent: Mapping[str, object] | pd.DataFrame, days: np.ndarray, by_day: np.ndarray, by_lapse: np.ndarray
+) -> np.ndarray:
+    """The daily quit hazard from its two parts: multiplied, capped, and fixed on day 0."""
+    h = np.minimum(_col(latent, "hazard_multiplier") * (by_day + by_lapse), _col(latent, "hazard_cap"))
+    # Starters always get day 0; never-starters are gone from day 0.
+    return np.where(np.atleast_2d(days) == 0, np.where(_col(latent, "starts"), 0.0, 1.0), h)
+
+
 def quit_hazard(
     latent: Mapping[str, object] | pd.DataFrame, days: np.ndarray, silent_days: np.ndarray | int = 0
 ) -> np.ndarray:
     """P(silent quit on day k | not quit before day k, silent the `silent_days` days before k).
 
     Rows are patients; `days` and `silent_days` broadcast against a (patients, 1) column.
+    What drives quitting shows in recent use: waning engagement and runs of silent days.
     """
-    days = np.atleast_2d(days)
-    # A base hazard that may step up on the change day, one that grows as engagement wanes
-    # and one that grows with each day of silence: what drives quitting shows in recent use.
-    base = np.where(days < _col(latent, "change_day"), _col(latent, "hazard_early"), _col(latent, "hazard_late"))
-    waning = _col(latent, "disengagement_hazard") * (1.0 - engagement_level(latent, days)) ** _col(
-        latent, "disengagement_power"
-    )
-    overdue = np.maximum(np.asarray(silent_days) - _col(latent, "lapse_grace_days"), 0.0)
-    lapse = _col(latent, "lapse_hazard") * (1.0 - np.exp(-overdue / _col(latent, "lapse_days")))
-    h = np.minimum(_col(latent, "hazard_multiplier") * (base + waning + lapse), _col(latent, "hazard_cap"))
-    # Starters always get day 0; never-starters are gone from day 0.
-    return np.where(days == 0, np.where(_col(latent, "starts"), 0.0, 1.0), h)
+    return combine_hazard(latent, days, day_hazard(latent, days), lapse_hazard(latent, silent_days))
 
 
 def draw_activity(

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
-from lapse.features.contract import EventType
 from lapse.config import SimulationConfig
+from lapse.features.contract import EventType
 from lapse.simulation.cohort import DAY_US, HOUR_US, enrolled_us
 from lapse.simulation.engagement import engagement_level
 
 EVENT_CODES: dict[EventType, int] = {t: i for i, t in enumerate(EventType)}
 MINUTE_US = 60 * 1_000_000
+LAST_OFFSET_US = DAY_US - 1_000_000
 
 
 class EventArrays:
@@ -38,7 +41,7 @@ class EventArrays:
 def _day_offset(clock_hour: np.ndarray, enrol_time_us: np.ndarray) -> np.ndarray:
     """Microseconds into a patient's day for a wall-clock hour, strictly inside the day."""
     clock_us = (np.mod(clock_hour, 24.0) * HOUR_US).astype(np.int64)
-    return np.clip(np.mod(clock_us - enrol_time_us, DAY_US), 1_000_000, DAY_US - 1_000_000)
+    return np.clip(np.mod(clock_us - enrol_time_us, DAY_US), 1_000_000, LAST_OFFSET_US)
 
 
 def _expand(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -56,6 +59,124 @@ def _days_since_last_use(active: np.ndarray) -> np.ndarray:
     return k - before
 
 
+@dataclass
+class _Chunk:
+    """What every event family of one chunk of patients draws from."""
+
+    patients: pd.DataFrame
+    latent: pd.DataFrame
+    active: np.ndarray  # patients x days, any own engagement
+    config: SimulationConfig
+    rng: np.random.Generator
+    enrol_time: np.ndarray  # microseconds after midnight UTC of each enrolment
+    preferred_hour: np.ndarray  # each patient's favourite time of day for using the program
+    level: np.ndarray  # latent engagement level, patients x days
+
+    @property
+    def days(self) -> np.ndarray:
+        return np.arange(self.active.shape[1])[None, :]
+
+    def own_offsets(self, rows: np.ndarray) -> np.ndarray:
+        """Offsets into the day for the patient's own use, around their favourite hour."""
+        hour = self.preferred_hour[rows] + self.rng.normal(0.0, 1.5, len(rows))
+        return _day_offset(hour, self.enrol_time[rows])
+
+
+def _use(c: _Chunk, out: EventArrays) -> None:
+    """Sessions (at least one per active day, with minutes) and exercises, more when engaged."""
+    config, rng = c.config, c.rng
+    intensity = c.latent["intensity"].to_numpy()[:, None]
+    extra = config.extra_sessions_rate * intensity * c.level**config.extra_sessions_power
+    rows, day = _expand(c.active * (1 + rng.poisson(extra)))
+    # Engaged patients also stay longer: the median scales with 0.5 + engagement level.
+    median = config.session_minutes_median * rng.lognormal(0.0, 0.3, len(c.active))[rows] * (0.5 + c.level[rows, day])
+    minutes = np.clip(median * rng.lognormal(0.0, config.session_minutes_sigma, len(rows)), 0.5, 480.0)
+    out.add(EventType.SESSION, rows, c.own_offsets(rows), day, np.round(minutes, 1))
+
+    rows, day = _expand(c.active * rng.poisson(config.exercises_rate * intensity * c.level))
+    out.add(EventType.EXERCISE_COMPLETED, rows, c.own_offsets(rows), day)
+
+
+def _symptoms(c: _Chunk) -> tuple[np.ndarray, np.ndarray]:
+    """Expected PHQ-9 and GAD-7 per patient and day: they improve with the amount of use so far."""
+    used_before = np.cumsum(c.active, axis=1) - c.active
+    progress = 1.0 - 0.5 ** (used_before / c.config.symptom_half_days)
+    relief = 1.0 - np.minimum(c.latent["symptom_response"].to_numpy(), 0.9)[:, None] * progress
+    phq9 = c.patients["baseline_phq9"].to_numpy(dtype=float)[:, None] * relief
+    gad7 = c.patients["baseline_gad7"].to_numpy(dtype=float)[:, None] * relief
+    return phq9, gad7
+
+
+def _check_ins(c: _Chunk, out: EventArrays, phq9: np.ndarray, gad7: np.ndarray) -> None:
+    """Mood check-ins on some active days, and PHQ-9 / GAD-7 when they fall due."""
+    config, rng = c.config, c.rng
+    mood_p = rng.beta(*config.mood_checkin_beta, size=len(c.active))
+    rows, day = np.nonzero(c.active & (rng.random(c.active.shape) < mood_p[:, None]))
+    mood = config.mood_intercept + config.mood_per_phq9_point * phq9[rows, day]
+    mood = np.clip(np.rint(mood + rng.normal(0.0, config.mood_noise_sd, len(rows))), 0, 10)
+    out.add(EventType.MOOD_CHECKIN, rows, c.own_offsets(rows), day, mood)
+
+    # Questionnaires fall due every few days and are done on the first active day of the window.
+    for due in range(config.assessment_every_days, c.active.shape[1], config.assessment_every_days):
+        window = c.active[:, due : due + config.assessment_window_days]
+        rows = np.nonzero(window.any(axis=1))[0]
+        day = due + window[rows].argmax(axis=1)
+        offset = c.own_offsets(rows)
+        score = np.clip(np.rint(phq9[rows, day] + rng.normal(0.0, config.phq9_noise_sd, len(rows))), 0, 27)
+        out.add(EventType.PHQ9, rows, offset, day, score)
+        score = np.clip(np.rint(gad7[rows, day] + rng.normal(0.0, 0.8 * config.phq9_noise_sd, len(rows))), 0, 21)
+        out.add(EventType.GAD7, rows, np.minimum(offset + MINUTE_US // 2, LAST_OFFSET_US), day, score)
+
+
+def _modules(c: _Chunk, out: EventArrays) -> None:
+    """Weekly modules: module m opens in week m and is completed on an active day, in order."""
+    config, n_days = c.config, c.active.shape[1]
+    support = c.patients["human_support"].to_numpy(dtype=bool)
+    module_p = c.rng.beta(*config.module_beta, size=len(c.active)) + config.module_human_support_bonus * support
+    opened = np.minimum(config.total_modules, 1 + np.floor(np.arange(n_days) * config.modules_per_week / 7.0))
+    tries = c.active & (c.rng.random(c.active.shape) < np.minimum(module_p, 0.98)[:, None])
+    done = np.zeros(len(c.active), dtype=np.int64)
+    completes = np.zeros(c.active.shape, dtype=bool)
+    number = np.zeros(c.active.shape, dtype=np.int64)
+    for day in range(n_days):
+        now = tries[:, day] & (done < opened[day])
+        done += now
+        completes[:, day] = now
+        number[:, day] = done
+    rows, day = np.nonzero(completes)
+    out.add(EventType.MODULE_COMPLETED, rows, c.own_offsets(rows), day, number[rows, day])
+
+
+def _outreach(c: _Chunk, out: EventArrays, exit_day: np.ndarray) -> None:
+    """Coach messages (and replies) with human support, reminders where enabled; both stop at
+    an explicit exit or after a long silence."""
+    config, rng, k = c.config, c.rng, c.days
+    silent_for = _days_since_last_use(c.active)
+    support = c.patients["human_support"].to_numpy(dtype=bool)
+    replies = support[:, None] & c.active & (rng.random(c.active.shape) < config.message_to_coach_probability)
+    rows, day = np.nonzero(replies)
+    out.add(EventType.MESSAGE_TO_COACH, rows, c.own_offsets(rows), day)
+    first = rng.integers(0, 7, len(c.active))[:, None]
+    spacing = 7 // max(config.coach_messages_per_week, 1)
+    on_duty = np.zeros(c.active.shape, dtype=bool)
+    for m in range(config.coach_messages_per_week):
+        on_duty |= (k % 7) == (first + m * spacing) % 7
+    coach = support[:, None] & on_duty & (k < exit_day) & (silent_for <= config.coach_gives_up_days)
+    rows, day = np.nonzero(coach)
+    out.add(EventType.MESSAGE_FROM_COACH, rows, _day_offset(rng.uniform(9.0, 17.0, len(rows)), c.enrol_time[rows]), day)
+
+    reminded = c.patients["reminders"].to_numpy(dtype=bool)
+    sent = reminded[:, None] & (k >= 1) & (k < exit_day) & (silent_for <= config.reminders_give_up_days)
+    rows, day = np.nonzero(sent)
+    hour = np.array([8.0, 12.0, 18.0])[rng.integers(0, 3, len(c.active))] + rng.uniform(0.0, 0.5, len(c.active))
+    offset = _day_offset(hour[rows], c.enrol_time[rows])
+    out.add(EventType.REMINDER_SENT, rows, offset, day)
+    open_p = np.where(c.active[rows, day], config.reminder_open_active, config.reminder_open_inactive)
+    opened = rng.random(len(rows)) < open_p
+    delay = (rng.exponential(15.0, opened.sum()) * MINUTE_US).astype(np.int64)
+    out.add(EventType.REMINDER_OPENED, rows[opened], np.minimum(offset[opened] + delay, LAST_OFFSET_US), day[opened])
+
+
 def draw_events(
     patients: pd.DataFrame,
     latent: pd.DataFrame,
@@ -66,99 +187,16 @@ def draw_events(
     rng: np.random.Generator,
 ) -> EventArrays:
     """Draw every event of a chunk of patients from their daily activity."""
-    n, days = active.shape
-    k = np.arange(days)[None, :]
-    enrol_time = enrolled_us(patients) % DAY_US
-    support = patients["human_support"].to_numpy(dtype=bool)
+    n, n_days = active.shape
+    preferred = np.array([8.0, 12.5, 20.5])[rng.choice(3, size=n, p=[0.3, 0.2, 0.5])] + rng.normal(0.0, 1.0, n)
+    chunk = _Chunk(patients, latent, active, config, rng, enrolled_us(patients) % DAY_US, preferred,
+                   engagement_level(latent, np.arange(n_days)[None, :]))
     out = EventArrays()
-
-    # Each patient has a favourite time of day: morning, lunch or evening.
-    preferred = np.array([8.0, 12.5, 20.5])[rng.choice(3, size=n, p=[0.3, 0.2, 0.5])] + rng.normal(0, 1.0, n)
-
-    def own_offsets(rows: np.ndarray) -> np.ndarray:
-        return _day_offset(preferred[rows] + rng.normal(0.0, 1.5, len(rows)), enrol_time[rows])
-
-    # Sessions: at least one on every active day, more while engagement is high.
-    level = engagement_level(latent, k)
-    intensity = latent["intensity"].to_numpy()[:, None]
-    extra = config.extra_sessions_rate * intensity * level**config.extra_sessions_power
-    sessions = active * (1 + rng.poisson(extra))
-    rows, day = _expand(sessions)
-    # Engaged patients also stay longer: the median scales with 0.5 + engagement level.
-    median = config.session_minutes_median * rng.lognormal(0.0, 0.3, n)[rows] * (0.5 + level[rows, day])
-    minutes = np.clip(median * rng.lognormal(0.0, config.session_minutes_sigma, len(rows)), 0.5, 480.0)
-    out.add(EventType.SESSION, rows, own_offsets(rows), day, np.round(minutes, 1))
-
-    rows, day = _expand(active * rng.poisson(config.exercises_rate * intensity * level))
-    out.add(EventType.EXERCISE_COMPLETED, rows, own_offsets(rows), day)
-
-    # Symptoms improve with the amount of use so far.
-    used_before = np.cumsum(active, axis=1) - active
-    progress = 1.0 - 0.5 ** (used_before / config.symptom_half_days)
-    response = np.minimum(latent["symptom_response"].to_numpy(), 0.9)[:, None]
-    phq9 = patients["baseline_phq9"].to_numpy(dtype=float)[:, None] * (1.0 - response * progress)
-
-    mood_p = rng.beta(*config.mood_checkin_beta, size=n)
-    rows, day = np.nonzero(active & (rng.random((n, days)) < mood_p[:, None]))
-    mood = config.mood_intercept + config.mood_per_phq9_point * phq9[rows, day]
-    mood = np.clip(np.rint(mood + rng.normal(0.0, config.mood_noise_sd, len(rows))), 0, 10)
-    out.add(EventType.MOOD_CHECKIN, rows, own_offsets(rows), day, mood)
-
-    # PHQ-9 and GAD-7 fall due every few days and are done on the first active day of the window.
-    gad7 = patients["baseline_gad7"].to_numpy(dtype=float)[:, None] * (1.0 - response * progress)
-    for due in range(config.assessment_every_days, days, config.assessment_every_days):
-        window = active[:, due : due + config.assessment_window_days]
-        rows = np.nonzero(window.any(axis=1))[0]
-        day = due + window[rows].argmax(axis=1)
-        offset = own_offsets(rows)
-        noise = rng.normal(0.0, config.phq9_noise_sd, len(rows))
-        out.add(EventType.PHQ9, rows, offset, day, np.clip(np.rint(phq9[rows, day] + noise), 0, 27))
-        noise = rng.normal(0.0, config.phq9_noise_sd * 0.8, len(rows))
-        out.add(EventType.GAD7, rows, np.minimum(offset + MINUTE_US // 2, DAY_US - 1_000_000), day, np.clip(np.rint(gad7[rows, day] + noise), 0, 21))
-
-    # Weekly modules: module m opens in week m and is done on an active day, in order.
-    module_p = np.minimum(rng.beta(*config.module_beta, size=n) + config.module_human_support_bonus * support, 0.98)
-    opened = np.minimum(config.total_modules, 1 + np.floor(np.arange(days) * config.modules_per_week / 7.0))
-    tries = rng.random((n, days)) < module_p[:, None]
-    done = np.zeros(n, dtype=np.int64)
-    completes = np.zeros((n, days), dtype=bool)
-    number = np.zeros((n, days), dtype=np.int64)
-    for day_k in range(days):
-        now = active[:, day_k] & tries[:, day_k] & (done < opened[day_k])
-        done += now
-        completes[:, day_k] = now
-        number[:, day_k] = done
-    rows, day = np.nonzero(completes)
-    out.add(EventType.MODULE_COMPLETED, rows, own_offsets(rows), day, number[rows, day])
-
-    silent_for = _days_since_last_use(active)
-    exit_day = np.where(discontinued, quit_day, days)[:, None]
-
-    if support.any():
-        rows, day = np.nonzero(support[:, None] & active & (rng.random((n, days)) < config.message_to_coach_probability))
-        out.add(EventType.MESSAGE_TO_COACH, rows, own_offsets(rows), day)
-        first = rng.integers(0, 7, n)[:, None]
-        spacing = 7 // max(config.coach_messages_per_week, 1)
-        on_duty = np.zeros((n, days), dtype=bool)
-        for m in range(config.coach_messages_per_week):
-            on_duty |= (k % 7) == (first + m * spacing) % 7
-        coach = support[:, None] & on_duty & (k < exit_day) & (silent_for <= config.coach_gives_up_days)
-        rows, day = np.nonzero(coach)
-        out.add(EventType.MESSAGE_FROM_COACH, rows, _day_offset(rng.uniform(9.0, 17.0, len(rows)), enrol_time[rows]), day)
-
-    reminded = patients["reminders"].to_numpy(dtype=bool)
-    if reminded.any():
-        sent = reminded[:, None] & (k >= 1) & (k < exit_day) & (silent_for <= config.reminders_give_up_days)
-        rows, day = np.nonzero(sent)
-        hour = np.array([8.0, 12.0, 18.0])[rng.integers(0, 3, n)] + rng.uniform(0.0, 0.5, n)
-        offset = _day_offset(hour[rows], enrol_time[rows])
-        out.add(EventType.REMINDER_SENT, rows, offset, day)
-        open_p = np.where(active[rows, day], config.reminder_open_active, config.reminder_open_inactive)
-        opened_now = rng.random(len(rows)) < open_p
-        delay = rng.exponential(15.0, opened_now.sum()) * MINUTE_US
-        offset = np.minimum(offset[opened_now] + delay.astype(np.int64), DAY_US - 1_000_000)
-        out.add(EventType.REMINDER_OPENED, rows[opened_now], offset, day[opened_now])
-
-    rows = np.nonzero(discontinued & (quit_day >= 0) & (quit_day < days))[0]
-    out.add(EventType.DISCONTINUED, rows, _day_offset(rng.normal(14.0, 4.0, len(rows)), enrol_time[rows]), quit_day[rows])
+    _use(chunk, out)
+    _check_ins(chunk, out, *_symptoms(chunk))
+    _modules(chunk, out)
+    _outreach(chunk, out, np.where(discontinued, quit_day, n_days)[:, None])
+    rows = np.nonzero(discontinued & (quit_day >= 0) & (quit_day < n_days))[0]
+    offset = _day_offset(rng.normal(14.0, 4.0, len(rows)), chunk.enrol_time[rows])
+    out.add(EventType.DISCONTINUED, rows, offset, quit_day[rows])
     return out

@@ -44,8 +44,16 @@ def check_config(config: SimulationConfig) -> None:
 
 def _str_column(codes: np.ndarray, names: np.ndarray) -> pd.Series:
     """A pandas str column holding names[codes], built in Arrow without Python strings per row."""
-    taken = pc.take(pa.array(names.tolist(), type=pa.large_string()), pa.array(codes))
+    taken = pc.take(pa.array(names.tolist(), type=pa.string()), pa.array(codes))
     return pd.Series(pd.array(taken, dtype="str"))
+
+
+def _take_part(parts: list[tuple[np.ndarray, ...]], i: int) -> np.ndarray:
+    """Concatenate field i of every chunk and release the chunk copies (keeps peak memory low)."""
+    joined = np.concatenate([p[i] for p in parts])
+    for j, p in enumerate(parts):
+        parts[j] = p[:i] + (None,) + p[i + 1 :]
+    return joined
 
 
 def _bit_strings(active: np.ndarray) -> pd.Series:
@@ -80,7 +88,10 @@ def simulate(config: SimulationConfig = SimulationConfig()) -> SimulatedCohort:
         keep = timestamp < end_us
         rows, timestamp, code, value = rows[keep], timestamp[keep], code[keep], value[keep]
         order = np.lexsort((timestamp, rows))
-        event_parts.append((rows[order] + first, timestamp[order], code[order], value[order]))
+        event_parts.append(
+            ((rows[order] + first).astype(np.int32), timestamp[order], code[order], value[order])
+        )
+        del rows, since_enrol, code, value, timestamp, order
 
         enrol_day = (enrol_us - start_us) // DAY_US
         truth = latent.assign(
@@ -96,15 +107,12 @@ def simulate(config: SimulationConfig = SimulationConfig()) -> SimulatedCohort:
 
     patients = pd.concat(patient_parts, ignore_index=True)
     truth = pd.concat(truth_parts, ignore_index=True)
-    rows = np.concatenate([p[0] for p in event_parts])
     events = pd.DataFrame(
         {
-            "patient_id": _str_column(rows, patients["patient_id"].to_numpy()),
-            "timestamp": pd.to_datetime(np.concatenate([p[1] for p in event_parts]), unit="us", utc=True).as_unit("us"),
-            "event_type": _str_column(
-                np.concatenate([p[2] for p in event_parts]), np.array([str(t) for t in EventType])
-            ),
-            "value": np.concatenate([p[3] for p in event_parts]),
+            "patient_id": _str_column(_take_part(event_parts, 0), patients["patient_id"].to_numpy()),
+            "timestamp": pd.to_datetime(_take_part(event_parts, 1), unit="us", utc=True).as_unit("us"),
+            "event_type": _str_column(_take_part(event_parts, 2), np.array([str(t) for t in EventType])),
+            "value": _take_part(event_parts, 3),
         }
     )
     return SimulatedCohort(patients, events, truth, data_end(config))

@@ -6,9 +6,18 @@ import numpy as np
 import pandas as pd
 
 from lapse.config import LabelConfig
-from lapse.simulation.engagement import activity_probability, quit_hazard, silent_days_before
+from lapse.simulation.engagement import (
+    LATENT_COLUMNS,
+    activity_probability,
+    combine_hazard,
+    day_hazard,
+    lapse_hazard,
+    quit_hazard,
+    silent_days_before,
+)
 
 DEFINITIONS = ("either", "inactivity", "discontinuation")
+TRUTH_COLUMNS = ("patient_id", *LATENT_COLUMNS, "discontinue_probability", "quit_day", "active_days", "simulated_days")
 _ROWS_PER_BLOCK = 200_000
 
 
@@ -30,8 +39,10 @@ def _quit_any(latent: pd.DataFrame, days: np.ndarray, use: np.ndarray, silent0: 
     mass = np.zeros((len(days), top + 1))
     mass[np.arange(len(days)), np.minimum(silent0, top)] = 1.0
     quit = np.zeros(len(days))
+    by_day = day_hazard(latent, days)
+    by_lapse = lapse_hazard(latent, states)
     for j in range(days.shape[1]):
-        hazard = quit_hazard(latent, days[:, j : j + 1], states)
+        hazard = combine_hazard(latent, days[:, j : j + 1], by_day[:, j : j + 1], by_lapse)
         quit += (mass * hazard).sum(axis=1)
         stay = mass * (1.0 - hazard)
         use_j = use[:, j : j + 1]
@@ -57,17 +68,20 @@ def _block_probability(
     never_used = quit_unused + reach[:, -1]
     p_exit = latent["discontinue_probability"].to_numpy()
 
+    quit_day = latent["quit_day"].to_numpy(dtype=float)
+    has_quit = ~np.isnan(quit_day) & (quit_day < as_of_day)
     if definition == "inactivity":
         not_yet, already = never_used, 1.0
     else:
         # An explicit discontinuation on the quit day counts even after some use in the window.
-        quit_any = _quit_any(latent, days, use, silent0)
+        quit_any = np.zeros(len(days))
+        need = ~has_quit & (p_exit > 0)
+        if need.any():
+            quit_any[need] = _quit_any(latent[need], days[need], use[need], silent0[need])
         if definition == "discontinuation":
             not_yet, already = p_exit * quit_any, 0.0
         else:
             not_yet, already = never_used + p_exit * (quit_any - quit_unused), 1.0
-    quit_day = latent["quit_day"].to_numpy(dtype=float)
-    has_quit = ~np.isnan(quit_day) & (quit_day < as_of_day)
     return np.where(has_quit, already, not_yet)
 
 
@@ -83,6 +97,9 @@ def true_dropout_probability(
         raise ValueError(
             f"label definition '{label_config.definition}' is not one of {', '.join(DEFINITIONS)}"
         )
+    missing = [c for c in TRUTH_COLUMNS if c not in truth.columns]
+    if missing:
+        raise ValueError(f"truth: missing column(s) {', '.join(missing)} (is this a lapse simulator truth table?)")
     for column in ("patient_id", "as_of_day"):
         if column not in snapshots.columns:
             raise ValueError(f"snapshots: missing column '{column}'")

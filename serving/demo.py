@@ -1,0 +1,124 @@
+"""The end of `lapse demo`: start the service on the demo model, score the active patients, show a request."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import secrets
+from dataclasses import replace
+from pathlib import Path
+
+import httpx
+import pandas as pd
+
+from lapse.config import LabelConfig, ServingConfig
+from lapse.features.contract import OWN_ENGAGEMENT, EventType
+
+from .launcher import base_url, start_service, stop_service, wait_ready
+from .ui import page_url
+
+# Patients per /score request while filling the decision log.
+_BATCH = 250
+
+
+def demo_key(work: Path) -> str:
+    """The API key for the demo: LAPSE_API_KEYS' first key, else one made once and kept under `work`."""
+    given = [k.strip() for k in os.environ.get("LAPSE_API_KEYS", "").split(",") if k.strip()]
+    if given:
+        return given[0]
+    path = work / "demo-api-key"
+    if not path.exists():
+        work.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(24) + "\n")
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def active_patients(patients: pd.DataFrame, events: pd.DataFrame, as_of: pd.Timestamp,
+                    labels: LabelConfig = LabelConfig()) -> list[str]:
+    """Ids of patients still engaged at `as_of` (the label's eligibility rule), in id order."""
+    recent = events[events["event_type"].isin([str(t) for t in OWN_ENGAGEMENT])
+                    & (events["timestamp"] > as_of - pd.Timedelta(days=labels.engaged_within_days))
+                    & (events["timestamp"] <= as_of)]
+    gone = events.loc[(events["event_type"] == str(EventType.DISCONTINUED)) & (events["timestamp"] <= as_of),
+                      "patient_id"]
+    ids = set(recent["patient_id"]) - set(gone)
+    return sorted(ids & set(patients["patient_id"]))
+
+
+def _plain(value):
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if hasattr(value, "item"):
+        return value.item()
+    return None if value is pd.NA else value
+
+
+def request_items(patients: pd.DataFrame, events: pd.DataFrame, ids: list[str], as_of: pd.Timestamp) -> list[dict]:
+    """Score-request items (profile + raw events up to `as_of`) for the given patients."""
+    profiles = patients.set_index("patient_id")
+    upto = events[events["patient_id"].isin(ids) & (events["timestamp"] <= as_of)].sort_values(["patient_id", "timestamp"])
+    by_patient = {pid: rows for pid, rows in upto.groupby("patient_id", sort=False)}
+    items = []
+    for pid in ids:
+        rows = by_patient.get(pid, upto.iloc[:0])
+        profile = {k: _plain(v) for k, v in profiles.loc[pid].items()}
+        items.append({
+            "patient_id": pid,
+            "as_of": as_of.isoformat(),
+            "profile": {k: v for k, v in profile.items() if v is not None},
+            "events": [{"timestamp": t.isoformat(), "event_type": e, **({"value": float(v)} if v == v else {})}
+                       for t, e, v in zip(rows["timestamp"], rows["event_type"], rows["value"])],
+        })
+    return items
+
+
+def serve_demo(data_dir: Path, work: Path, port: int) -> int:
+    """Start the service on the demo model, fill its decision log, print a sample call, serve until Ctrl-C."""
+    from lapse.features.io import read_data_end
+    from lapse.features.validate import load_cohort
+
+    cohort = load_cohort(data_dir)
+    as_of = read_data_end(data_dir, cohort.events)
+    key = demo_key(work)
+    config = replace(ServingConfig(), port=port, data_dir=str(data_dir),
+                     decision_log_url=f"sqlite:///{work / 'demo-decisions.db'}")
+    log = (work / "demo-service.log").open("ab")
+    process = start_service(config, env={**os.environ, "LAPSE_API_KEYS": key}, output=log)
+    url = base_url(config)
+    try:
+        wait_ready(url, process, timeout=180)
+        ids = active_patients(cohort.patients, cohort.events, as_of)
+        items = request_items(cohort.patients, cohort.events, ids, as_of)
+        headers = {"Authorization": f"Bearer {key}"}
+        triggered = 0
+        with httpx.Client(base_url=url, headers=headers, timeout=120) as client:
+            for start in range(0, len(items), _BATCH):
+                answer = client.post("/score", json={"patients": items[start:start + _BATCH]})
+                answer.raise_for_status()
+                triggered += sum(r["support"]["trigger"] for r in answer.json()["results"])
+            sample = min(items, key=lambda item: len(item["events"]))
+            request_file = work / "demo-request.json"
+            request_file.write_text(json.dumps({"patients": [sample]}, indent=2))
+            reply = client.post("/score", json={"patients": [sample]})
+        print(f"scored {len(items):,} patients still engaged at {as_of:%Y-%m-%d}; "
+              f"support triggered for {triggered:,}")
+        print("\nSample request (simulated patient):")
+        print(f"  curl -s -X POST {url}/score -H 'Authorization: Bearer {key}' "
+              f"-H 'Content-Type: application/json' -d @{request_file}")
+        print("Answer:")
+        print(json.dumps(reply.json(), indent=2))
+        print(f"\nRisk service:    {url}  (API key in {work / 'demo-api-key'} unless LAPSE_API_KEYS is set)")
+        print(f"Clinician page:  {page_url(url)}  (sign in with the API key: {key})")
+        print(f"OpenAPI spec:    {url}/docs.json")
+        print("Serving until Ctrl-C.", flush=True)
+        process.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop_service(process)
+        log.close()
+    return 0
