@@ -18,8 +18,6 @@ from lapse.features.contract import OWN_ENGAGEMENT, EventType
 from .launcher import base_url, start_service, stop_service, wait_ready
 from .ui import page_url
 
-# Patients per /score request while filling the decision log.
-_BATCH = 250
 
 
 def demo_key(work: Path) -> str:
@@ -76,6 +74,20 @@ def request_items(patients: pd.DataFrame, events: pd.DataFrame, ids: list[str], 
     return items
 
 
+def batches(items: list[dict], max_patients: int, max_bytes: int) -> list[list[dict]]:
+    """Split score-request items into requests within the service's batch and body limits."""
+    out: list[list[dict]] = [[]]
+    size = 0
+    for item in items:
+        item_bytes = len(json.dumps(item)) + 2
+        if out[-1] and (len(out[-1]) >= max_patients or size + item_bytes > max_bytes):
+            out.append([])
+            size = 0
+        out[-1].append(item)
+        size += item_bytes
+    return [b for b in out if b]
+
+
 def serve_demo(data_dir: Path, work: Path, port: int) -> int:
     """Start the service on the demo model, fill its decision log, print a sample call, serve until Ctrl-C."""
     from lapse.features.io import read_data_end
@@ -96,8 +108,8 @@ def serve_demo(data_dir: Path, work: Path, port: int) -> int:
         headers = {"Authorization": f"Bearer {key}"}
         triggered = 0
         with httpx.Client(base_url=url, headers=headers, timeout=120) as client:
-            for start in range(0, len(items), _BATCH):
-                answer = client.post("/score", json={"patients": items[start:start + _BATCH]})
+            for batch in batches(items, config.max_batch_size, config.max_body_bytes // 2):
+                answer = client.post("/score", json={"patients": batch})
                 answer.raise_for_status()
                 triggered += sum(r["support"]["trigger"] for r in answer.json()["results"])
             sample = min(items, key=lambda item: len(item["events"]))

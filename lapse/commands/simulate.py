@@ -6,16 +6,10 @@ import argparse
 import sys
 from pathlib import Path
 
+from lapse.arguments import positive_int
 from lapse.config import SimulationConfig
 
 _DEFAULTS = SimulationConfig()
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive whole number, got {text}")
-    return value
 
 
 def register(subparsers) -> None:
@@ -26,9 +20,9 @@ def register(subparsers) -> None:
         description="Simulate patients, their events and the true latent state, and write them as a data folder "
         "(patients.parquet, events.parquet, truth.parquet, meta.json). The same arguments give the same files.",
     )
-    parser.add_argument("--patients", type=_positive, default=_DEFAULTS.n_patients, metavar="N",
+    parser.add_argument("--patients", type=positive_int, default=_DEFAULTS.n_patients, metavar="N",
                         help=f"number of patients (default {_DEFAULTS.n_patients:,})")
-    parser.add_argument("--days", type=_positive, default=_DEFAULTS.days, metavar="D",
+    parser.add_argument("--days", type=positive_int, default=_DEFAULTS.days, metavar="D",
                         help=f"days of observation from the study start to data_end (default {_DEFAULTS.days})")
     parser.add_argument("--seed", type=int, default=_DEFAULTS.seed, metavar="S",
                         help=f"random seed (default {_DEFAULTS.seed})")

@@ -7,28 +7,10 @@ import os
 import sys
 from pathlib import Path
 
+from lapse.arguments import as_of_days, positive_int
+
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
-
-
-def _days(text: str) -> tuple[int, ...]:
-    try:
-        days = tuple(sorted({int(part) for part in text.split(",") if part.strip()}))
-    except ValueError:
-        raise argparse.ArgumentTypeError("as-of days must be whole numbers separated by commas, e.g. 3,7,14") from None
-    if not days or days[0] < 0:
-        raise argparse.ArgumentTypeError("as-of days must be a non-empty list of whole days >= 0")
-    return days
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError("must be a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
 
 
 def register(subparsers) -> None:
@@ -49,11 +31,11 @@ def register(subparsers) -> None:
                         help="folder holding patients and events (meta.json gives data_end; truth.parquet, "
                         "if present, gives the simulator's ceiling)")
     parser.add_argument("--seed", type=int, default=training.seed, help=f"random seed (default: {training.seed})")
-    parser.add_argument("--as-of-days", type=_days, default=features.as_of_days, metavar="D,D,...",
+    parser.add_argument("--as-of-days", type=as_of_days, default=features.as_of_days, metavar="D,D,...",
                         help=f"snapshot days after enrolment (default: {','.join(map(str, features.as_of_days))})")
-    parser.add_argument("--horizon", type=_positive, default=labels.horizon_days, metavar="DAYS",
+    parser.add_argument("--horizon", type=positive_int, default=labels.horizon_days, metavar="DAYS",
                         help=f"dropout horizon in days after the as-of time (default: {labels.horizon_days})")
-    parser.add_argument("--threads", type=_positive, default=training.xgboost.nthread, metavar="N",
+    parser.add_argument("--threads", type=positive_int, default=training.xgboost.nthread, metavar="N",
                         help=f"threads for XGBoost training (default: {training.xgboost.nthread})")
     from lapse.scaleout.options import add_engine_options
 

@@ -4,17 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from lapse.arguments import positive_int
 from lapse.config import ScaleOutConfig
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError("must be a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
 
 
 def add_engine_options(parser: argparse.ArgumentParser) -> None:
@@ -26,5 +17,5 @@ def add_engine_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scheduler", metavar="ADDRESS", default=None,
                         help="Dask scheduler to connect to (e.g. tcp://scheduler:8786); without it a local "
                         "cluster is started and closed")
-    parser.add_argument("--workers", type=_positive, default=workers, metavar="N",
+    parser.add_argument("--workers", type=positive_int, default=workers, metavar="N",
                         help=f"worker processes of the local cluster (default: {workers})")

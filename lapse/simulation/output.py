@@ -20,6 +20,11 @@ class OutputExists(FileExistsError):
     """The output folder already holds files and replacing it was not asked for."""
 
 
+def cohort_meta_parameters(config: SimulationConfig) -> dict:
+    """The simulation parameters as meta.json records them (JSON types: tuples become lists)."""
+    return json.loads(json.dumps(dataclasses.asdict(config)))
+
+
 def cohort_meta(cohort: SimulatedCohort, config: SimulationConfig) -> dict:
     """What meta.json records: the end of observation, the seed, the size and every parameter."""
     return {
@@ -29,7 +34,7 @@ def cohort_meta(cohort: SimulatedCohort, config: SimulationConfig) -> dict:
         "days": config.days,
         "study_start": config.study_start,
         "generator": "lapse.simulation",
-        "parameters": dataclasses.asdict(config),
+        "parameters": cohort_meta_parameters(config),
     }
 
 
