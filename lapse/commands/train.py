@@ -78,18 +78,15 @@ def run(args: argparse.Namespace) -> int:
 
     training = TrainingConfig()
     config = replace(training, seed=args.seed, xgboost=replace(training.xgboost, nthread=args.threads))
-    if getattr(args, "engine", "local") == "dask":
-        from lapse.scaleout.commands import run_train
-
-        return run_train(args, config, replace(FeatureConfig(), as_of_days=args.as_of_days),
-                         replace(LabelConfig(), horizon_days=args.horizon))
+    features = replace(FeatureConfig(), as_of_days=args.as_of_days)
+    labels = replace(LabelConfig(), horizon_days=args.horizon)
     try:
-        summary = run_training(
-            args.data,
-            config,
-            replace(FeatureConfig(), as_of_days=args.as_of_days),
-            replace(LabelConfig(), horizon_days=args.horizon),
-        )
+        if getattr(args, "engine", "local") == "dask":
+            from lapse.scaleout.commands import train_on_dask
+
+            summary = train_on_dask(args, config, features, labels)
+        else:
+            summary = run_training(args.data, config, features, labels)
     except ContractError as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -51,22 +51,11 @@ def run_features(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def run_train(args: argparse.Namespace, config, feature_config, label_config) -> int:
+def train_on_dask(args: argparse.Namespace, config, feature_config, label_config):
     """`lapse train --engine dask`: features on the cluster, boosted trees by xgboost.dask, the same MLflow run."""
-    from lapse.commands.train import format_summary
     from lapse.config import ScaleOutConfig
-    from lapse.features.validate import ContractError
     from lapse.scaleout.cluster import dask_client
     from lapse.scaleout.training import run_dask_training
 
-    try:
-        with dask_client(args.scheduler, args.workers, ScaleOutConfig()) as client:
-            summary = run_dask_training(client, args.data, config, feature_config, label_config)
-    except ContractError as exc:
-        print(str(exc), file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except (ValueError, OSError) as exc:
-        print(f"lapse train: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    print("\n".join(format_summary(summary)))
-    return EXIT_OK
+    with dask_client(args.scheduler, args.workers, ScaleOutConfig()) as client:
+        return run_dask_training(client, args.data, config, feature_config, label_config)
