@@ -149,3 +149,19 @@ class EventIndex:
     def first(self, stream: str, codes: np.ndarray) -> np.ndarray:
         """Position of each patient's first `stream` event (where it would be, if none)."""
         return np.searchsorted(self.streams[stream].key, codes.astype(np.int64) * self.span, side="left")
+
+
+def indexed_chunks(row_codes: np.ndarray, ev_codes: np.ndarray, ev_times: np.ndarray, ev_types: np.ndarray,
+                   ev_values: np.ndarray, n_patients: int, streams: tuple[str, ...] = (*TYPES, OWN)):
+    """Yield (lo, hi, rows, EventIndex) per range of patient codes whose event keys fit in int64.
+
+    `rows` selects the query rows of patients lo..hi-1 (a full slice when one range covers all).
+    """
+    chunks = patient_chunks(n_patients, ev_codes, ev_times)
+    for lo, hi in chunks:
+        if len(chunks) == 1:
+            ev, rows = slice(None), slice(None)
+        else:
+            ev = (ev_codes >= lo) & (ev_codes < hi)
+            rows = np.flatnonzero((row_codes >= lo) & (row_codes < hi))
+        yield lo, hi, rows, EventIndex(ev_codes[ev] - lo, ev_times[ev], ev_types[ev], ev_values[ev], hi - lo, streams)

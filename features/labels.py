@@ -7,7 +7,7 @@ import pandas as pd
 
 from lapse.config import LabelConfig
 from lapse.features.contract import EventType
-from lapse.features.event_index import DAY_US, OWN, EventIndex, encode, micros, patient_chunks, type_codes
+from lapse.features.event_index import DAY_US, OWN, encode, indexed_chunks, micros, type_codes
 
 DEFINITIONS = ("inactivity", "discontinuation", "either")
 _DISCONTINUED = EventType.DISCONTINUED.value
@@ -57,15 +57,8 @@ def compute_labels(events: pd.DataFrame, as_of: pd.DataFrame, data_end,
     eligible = np.zeros(len(as_of), dtype=bool)
     inactive = np.zeros(len(as_of), dtype=bool)
     discontinued = np.zeros(len(as_of), dtype=bool)
-    chunks = patient_chunks(len(universe), ev_codes, ev_times)
-    for lo, hi in chunks:
-        if len(chunks) == 1:
-            ev, rows = slice(None), slice(None)
-        else:
-            ev = (ev_codes >= lo) & (ev_codes < hi)
-            rows = np.flatnonzero((codes >= lo) & (codes < hi))
-        ix = EventIndex(ev_codes[ev] - lo, ev_times[ev], ev_types[ev], ev_values[ev], hi - lo,
-                        streams=(OWN, _DISCONTINUED))
+    for lo, _, rows, ix in indexed_chunks(codes, ev_codes, ev_times, ev_types, ev_values, len(universe),
+                                          streams=(OWN, _DISCONTINUED)):
         c, t = codes[rows] - lo, T[rows]
         own_now = ix.upto(OWN, ix.query_key(c, t))
         own_recent = own_now - ix.upto(OWN, ix.query_key(c, t - config.engaged_within_days * DAY_US))

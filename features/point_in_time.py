@@ -15,7 +15,7 @@ from lapse.config import FeatureConfig
 from lapse.features.catalog import FEATURES, FeatureSpec, build_features
 from lapse.features.covariates import encode_covariates
 from lapse.features.event_index import (
-    DAY_US, OWN, EventIndex, encode, micros, patient_chunks, type_codes,
+    DAY_US, OWN, EventIndex, encode, indexed_chunks, micros, type_codes,
 )
 from lapse.features.contract import EventType as ET
 from lapse.features.windows import RowWindows, expand, prefix, take
@@ -253,14 +253,7 @@ def compute_features(patients: pd.DataFrame, events: pd.DataFrame, as_of: pd.Dat
 
     names = [s.name for s in specs]
     matrix = np.empty((len(names), len(as_of)), dtype=np.float64)
-    chunks = patient_chunks(len(universe), ev_codes, ev_times)
-    for lo, hi in chunks:
-        if len(chunks) == 1:
-            ev, rows = slice(None), slice(None)
-        else:
-            ev = (ev_codes >= lo) & (ev_codes < hi)
-            rows = np.flatnonzero((row_codes >= lo) & (row_codes < hi))
-        ix = EventIndex(ev_codes[ev] - lo, ev_times[ev], ev_types[ev], ev_values[ev], hi - lo)
+    for lo, hi, rows, ix in indexed_chunks(row_codes, ev_codes, ev_times, ev_types, ev_values, len(universe)):
         usage = _usage(ix, row_codes[rows] - lo, T[rows], enrolled[lo:hi], covariates["baseline_phq9"][lo:hi],
                        covariates["baseline_gad7"][lo:hi], config)
         for i, name in enumerate(names):
