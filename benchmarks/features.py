@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -29,20 +28,12 @@ from lapse.config import SimulationConfig
 from lapse.features.event_index import DAY_US, TYPES, EventIndex, encode, micros, type_codes
 from lapse.features.point_in_time import compute_features
 
+from _timing import timed
+
 TARGET_EVENTS_PER_S = 2_000_000
 TARGET_DUCKDB_RATIO = 2.0
 TARGET_SINGLE_MS = 5.0
 CORE_WINDOWS = (7, 14)
-
-
-def timed(fn, repeat: int) -> tuple[float, object]:
-    """Median wall time of `repeat` calls and the last result."""
-    times, result = [], None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), result
 
 
 def read_events(path: Path, dictionary: bool) -> pd.DataFrame:

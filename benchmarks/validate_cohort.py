@@ -7,9 +7,7 @@ features/parsing.py can be compared. Usage: python benchmarks/validate_cohort.py
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +18,8 @@ import pyarrow.parquet as pq
 from lapse.features.contract import EventType
 from lapse.features.io import read_raw_table
 from lapse.features.validate import check_tables, load_cohort
+
+from _timing import timed
 
 NOW = pd.Timestamp("2026-01-01", tz="UTC")
 
@@ -52,15 +52,6 @@ def synthetic(n_patients: int, n_events: int, seed: int = 0) -> tuple[pa.Table, 
     return patients, events
 
 
-def median_seconds(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=2_000_000, help="events in the large cohort")
@@ -75,9 +66,9 @@ def main() -> None:
         (root / "pq").mkdir()
         pq.write_table(patients, root / "pq" / "patients.parquet")
         pq.write_table(events, root / "pq" / "events.parquet")
-        read = median_seconds(lambda: (read_raw_table(root / "pq" / "patients.parquet"),
-                                       read_raw_table(root / "pq" / "events.parquet")), args.repeat)
-        full = median_seconds(lambda: load_cohort(root / "pq", now=NOW), args.repeat)
+        read = timed(lambda: (read_raw_table(root / "pq" / "patients.parquet"),
+                                       read_raw_table(root / "pq" / "events.parquet")), args.repeat)[0]
+        full = timed(lambda: load_cohort(root / "pq", now=NOW), args.repeat)[0]
         print(f"parquet {args.events:,} events: read {read:.2f} s, load_cohort {full:.2f} s "
               f"(validation {full - read:.2f} s, {args.events / full / 1e6:.1f} M events/s, "
               f"load/read ratio {full / read:.1f})")
@@ -86,9 +77,9 @@ def main() -> None:
         (root / "csv").mkdir()
         pacsv.write_csv(csv_patients, root / "csv" / "patients.csv")
         pacsv.write_csv(csv_events, root / "csv" / "events.csv")
-        read = median_seconds(lambda: (read_raw_table(root / "csv" / "patients.csv"),
-                                       read_raw_table(root / "csv" / "events.csv")), args.repeat)
-        full = median_seconds(lambda: load_cohort(root / "csv", now=NOW), args.repeat)
+        read = timed(lambda: (read_raw_table(root / "csv" / "patients.csv"),
+                                       read_raw_table(root / "csv" / "events.csv")), args.repeat)[0]
+        full = timed(lambda: load_cohort(root / "csv", now=NOW), args.repeat)[0]
         print(f"csv {args.csv_events:,} events: read {read:.2f} s, load_cohort {full:.2f} s "
               f"(validation {full - read:.2f} s, {args.csv_events / full / 1e6:.2f} M events/s)")
 
@@ -96,8 +87,8 @@ def main() -> None:
     p_frame, e_frame = small_p.to_pandas(), small_e.to_pandas()
     e_text = e_frame.assign(timestamp=e_frame["timestamp"].astype(str))
     for label, frame in (("typed", e_frame), ("text timestamps", e_text)):
-        both = median_seconds(lambda f=frame: check_tables(p_frame, f, now=NOW), 200)
-        alone = median_seconds(lambda f=frame: check_tables(None, f, now=NOW), 200)
+        both = timed(lambda f=frame: check_tables(p_frame, f, now=NOW), 200)[0]
+        alone = timed(lambda f=frame: check_tables(None, f, now=NOW), 200)[0]
         print(f"check_tables 500 events ({label}): {both * 1e3:.2f} ms with 50 patients, "
               f"{alone * 1e3:.2f} ms events only")
 
