@@ -71,11 +71,16 @@ class RiskScorer:
 
     def tier(self, risk: np.ndarray) -> np.ndarray:
         """Tier name of each risk (the highest tier whose cut-point it reaches)."""
-        risk = np.asarray(risk, dtype=np.float64)
-        names = np.full(risk.shape, self.tiers[-1][0], dtype=object)
-        for name, cut in reversed(self.tiers[:-1]):
-            names[risk >= cut] = name
-        return names
+        return tier_names(risk, self.tiers)
+
+
+def tier_names(risk: np.ndarray, tiers: tuple[tuple[str, float], ...]) -> np.ndarray:
+    """Tier name of each risk: the highest of `tiers` ((name, min_risk), highest first) whose cut-point it reaches."""
+    risk = np.asarray(risk, dtype=np.float64)
+    names = np.full(risk.shape, tiers[-1][0], dtype=object)
+    for name, cut in reversed(tiers[:-1]):
+        names[risk >= cut] = name
+    return names
 
 
 def save_scorer(out_dir: str | Path, booster: xgb.Booster, meta: dict) -> Path:

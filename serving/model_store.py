@@ -22,7 +22,7 @@ import numpy as np
 
 from lapse.config import FeatureConfig, ProgramConfig, ServingConfig
 from lapse.features.catalog import FEATURES, FeatureSpec
-from lapse.models.scorer import RiskScorer, load_scorer
+from lapse.models.scorer import RiskScorer, load_scorer, tier_names
 
 log = logging.getLogger("lapse.serving.model")
 _CATALOG = {spec.name: spec for spec in FEATURES}
@@ -87,11 +87,7 @@ class ServedModel:
 
     def tier_of(self, risk: np.ndarray) -> np.ndarray:
         """Tier name of each risk."""
-        risk = np.asarray(risk, dtype=np.float64)
-        names = np.full(risk.shape, self.tiers[-1][0], dtype=object)
-        for name, cut in reversed(self.tiers[:-1]):
-            names[risk >= cut] = name
-        return names
+        return tier_names(risk, self.tiers)
 
 
 def cut_points(scorer: RiskScorer, source: str) -> tuple[tuple[tuple[str, float], ...], float]:
