@@ -11,6 +11,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	scripts/ensure-chromium.sh
+	$(VENV)/bin/lint-imports
 	$(VENV)/bin/python -m pytest -q
 
 setup: $(STAMP)

@@ -24,9 +24,9 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from lapse.config import SimulationConfig
-from lapse.features.event_index import DAY_US, TYPES, EventIndex, encode, micros, type_codes
-from lapse.features.point_in_time import compute_features
+from simulation.settings import SimulationConfig
+from features.event_index import DAY_US, TYPES, EventIndex, encode, micros, type_codes
+from features.point_in_time import compute_features
 
 from _timing import timed
 
@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     parts = set(args.parts.split(","))
 
-    from lapse.simulation import simulate
+    from simulation import simulate
 
     print(f"simulating {args.patients:,} patients over {args.days} days ...", flush=True)
     sim = simulate(SimulationConfig(n_patients=args.patients, days=args.days, chunk_patients=20_000))

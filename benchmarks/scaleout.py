@@ -29,9 +29,9 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
 def _cohort(out: Path, patients: int, days: int) -> tuple[int, int]:
-    from lapse.config import SimulationConfig
-    from lapse.features.io import write_table
-    from lapse.simulation import simulate
+    from simulation.settings import SimulationConfig
+    from features.io import write_table
+    from simulation import simulate
 
     sim = simulate(replace(SimulationConfig(), n_patients=patients, days=days))
     for name in ("patients", "events", "truth"):
@@ -41,9 +41,9 @@ def _cohort(out: Path, patients: int, days: int) -> tuple[int, int]:
 
 
 def _model(data: Path, uri: str):
-    from lapse.config import TrainingConfig, XGBoostParams
-    from lapse.scaleout.scoring import load_served_model
-    from lapse.training.job import run_training
+    from config import TrainingConfig, XGBoostParams
+    from engines.scoring import load_served_model
+    from training.job import run_training
 
     config = replace(TrainingConfig(), xgboost=replace(XGBoostParams(), nthread=1))
     run_training(data, config, tracking=uri)
@@ -51,10 +51,10 @@ def _model(data: Path, uri: str):
 
 
 def _local(data: Path, out: Path, model, repeat: int) -> dict[str, tuple[float, int]]:
-    from lapse.features.io import read_data_end, write_table
-    from lapse.features.snapshots import training_table
-    from lapse.features.validate import load_cohort
-    from lapse.scaleout.scoring import score_cohort
+    from features.io import read_data_end, write_table
+    from features.snapshots import training_table
+    from features.validate import load_cohort
+    from engines.scoring import score_cohort
 
     def features():
         cohort = load_cohort(data)
@@ -75,11 +75,11 @@ def _dask(data: Path, out: Path, model, workers: int, repeat: int, config,
           scheduler: str | None = None) -> dict[str, tuple[float, int]]:
     import dask.dataframe as dd
 
-    from lapse.scaleout.cluster import dask_client
-    from lapse.scaleout.features import distributed_training_table
-    from lapse.scaleout.output import write_dataset
-    from lapse.scaleout.partitions import data_end_of, read_partitioned
-    from lapse.scaleout.scoring import distributed_scores
+    from engines.cluster import dask_client
+    from engines.features import distributed_training_table
+    from engines.output import write_dataset
+    from engines.partitions import data_end_of, read_partitioned
+    from engines.scoring import distributed_scores
 
     def count(path: Path) -> int:
         return int(dd.read_parquet(str(path), columns=["patient_id"]).shape[0].compute())
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tmp", default=None, help="folder for the data and outputs (shared storage with --scheduler)")
     args = parser.parse_args(argv)
 
-    from lapse.config import ScaleOutConfig
+    from config import ScaleOutConfig
 
     with tempfile.TemporaryDirectory(prefix="lapse-bench-scaleout-", dir=args.tmp) as tmp:
         root = Path(tmp)

@@ -28,8 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-from lapse.config import DEFAULT_PATHS, ServingConfig, SimulationConfig
-from lapse.serving.launcher import free_port
+from config import DEFAULT_PATHS, ServingConfig
+from simulation.settings import SimulationConfig
+from serving.launcher import free_port
 
 TARGETS = {"p50_ms": 5.0, "p99_ms": 15.0, "throughput_ratio": 2.0, "batch_ms": 150.0}
 KEY = "bench-key"
@@ -46,9 +47,9 @@ def ensure_model(tracking_uri: str, name: str, alias: str, work: Path) -> tuple[
             return tracking_uri, str(client.get_model_version_by_alias(name, alias).version)
         except Exception:  # noqa: BLE001 - any lookup failure means: build one
             pass
-    from lapse.features.io import write_table
-    from lapse.simulation import simulate
-    from lapse.training.job import run_training
+    from features.io import write_table
+    from simulation import simulate
+    from training.job import run_training
 
     print(f"no {name}@{alias} in {tracking_uri}: training a small model first", flush=True)
     cohort = simulate(SimulationConfig(n_patients=3000, days=90, seed=5))
@@ -64,9 +65,9 @@ def ensure_model(tracking_uri: str, name: str, alias: str, work: Path) -> tuple[
 
 def feature_rows(names: list[str], n: int) -> np.ndarray:
     """Realistic feature rows: a simulated cohort's features 7 and 14 days after enrolment."""
-    from lapse.features.point_in_time import compute_features
-    from lapse.features.snapshots import snapshot_times
-    from lapse.simulation import simulate
+    from features.point_in_time import compute_features
+    from features.snapshots import snapshot_times
+    from simulation import simulate
 
     cohort = simulate(SimulationConfig(n_patients=1200, days=60, seed=99))
     as_of = snapshot_times(cohort.patients, [7, 14])
@@ -199,7 +200,7 @@ def main() -> int:
 
 def measure(args: argparse.Namespace, uri: str, version: str, work: Path) -> tuple[list[str], dict]:
     """Start both servers on `version` and run every load phase against each."""
-    from lapse.serving.launcher import start_service, stop_service, wait_ready
+    from serving.launcher import start_service, stop_service, wait_ready
 
     # MLflow resolves models:/ URIs through the process-wide registry, so point it at this store.
     os.environ["MLFLOW_TRACKING_URI"] = uri
@@ -207,7 +208,7 @@ def measure(args: argparse.Namespace, uri: str, version: str, work: Path) -> tup
 
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
-    from lapse.models.scorer import load_scorer
+    from models.scorer import load_scorer
 
     names = list(load_scorer(f"models:/{args.model_name}/{version}", tracking_uri=uri).feature_names)
     rows = feature_rows(names, 2000)

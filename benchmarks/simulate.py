@@ -16,9 +16,9 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from lapse.config import SimulationConfig
-from lapse.simulation import simulate
-from lapse.simulation.output import write_cohort
+from simulation.settings import SimulationConfig
+from simulation import simulate
+from simulation.output import write_cohort
 
 
 def main(argv: list[str] | None = None) -> int:

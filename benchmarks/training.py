@@ -29,9 +29,9 @@ TARGET_CHAIN_S = 180.0
 _SIMULATE = """
 import json, sys
 from dataclasses import replace
-from lapse.config import SimulationConfig
-from lapse.features.io import write_table
-from lapse.simulation import simulate
+from simulation.settings import SimulationConfig
+from features.io import write_table
+from simulation import simulate
 config = replace(SimulationConfig(), n_patients=int(sys.argv[1]), seed=int(sys.argv[2]))
 sim = simulate(config)
 for name in ("patients", "events", "truth"):

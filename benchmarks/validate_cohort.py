@@ -15,9 +15,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
-from lapse.features.contract import EventType
-from lapse.features.io import read_raw_table
-from lapse.features.validate import check_tables, load_cohort
+from features.contract import EventType
+from features.io import read_raw_table
+from features.validate import check_tables, load_cohort
 
 from _timing import timed
 

@@ -6,7 +6,7 @@ import math
 import string
 from dataclasses import dataclass
 
-from lapse.config import FeatureConfig
+from config import FeatureConfig
 
 LEVELS = ("patient", "intervention", "system", "usage")
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from lapse.features.catalog import REFERRAL_SOURCES
-from lapse.features.contract import GAD7_ANXIETY_CUTOFF
+from features.catalog import REFERRAL_SOURCES
+from features.contract import GAD7_ANXIETY_CUTOFF
 
 # race_ethnicity is deliberately absent: it is kept for fairness audits, never a model input.
 _INTERVENTION_FLAGS = {"human_support": "human_support", "gamification": "gamification",

@@ -13,7 +13,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from lapse.features.contract import OWN_ENGAGEMENT, EventType
+from features.contract import OWN_ENGAGEMENT, EventType
 
 DAY_US = 86_400 * 1_000_000
 TYPES: tuple[str, ...] = tuple(t.value for t in EventType)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from lapse.config import LabelConfig
-from lapse.features.contract import EventType
-from lapse.features.event_index import DAY_US, OWN, encode, indexed_chunks, micros, type_codes
+from config import LabelConfig
+from features.contract import EventType
+from features.event_index import DAY_US, OWN, encode, indexed_chunks, micros, type_codes
 
 DEFINITIONS = ("inactivity", "discontinuation", "either")
 _DISCONTINUED = EventType.DISCONTINUED.value

@@ -11,14 +11,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from lapse.config import FeatureConfig
-from lapse.features.catalog import FEATURES, FeatureSpec, build_features
-from lapse.features.covariates import encode_covariates
-from lapse.features.event_index import (
+from config import FeatureConfig
+from features.catalog import FEATURES, FeatureSpec, build_features
+from features.covariates import encode_covariates
+from features.event_index import (
     DAY_US, OWN, EventIndex, encode, indexed_chunks, micros, type_codes,
 )
-from lapse.features.contract import EventType as ET
-from lapse.features.windows import RowWindows, expand, prefix, take
+from features.contract import EventType as ET
+from features.windows import RowWindows, expand, prefix, take
 
 _HOUR_MS = 3_600_000.0
 _WEEK = 7  # the adherence and support features look at the last week

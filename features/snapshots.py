@@ -7,10 +7,10 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
-from lapse.config import FeatureConfig, LabelConfig
-from lapse.features.event_index import DAY_US, micros
-from lapse.features.labels import check_label_config, compute_labels, instant_us
-from lapse.features.point_in_time import compute_features
+from config import FeatureConfig, LabelConfig
+from features.event_index import DAY_US, micros
+from features.labels import check_label_config, compute_labels, instant_us
+from features.point_in_time import compute_features
 
 SNAPSHOT_COLUMNS = ("patient_id", "as_of", "as_of_day")
 

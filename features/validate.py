@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-from lapse.features import parsing
-from lapse.features.contract import (
+from features import parsing
+from features.contract import (
     EVENT_COLUMNS,
     PATIENT_COLUMNS,
     VALUE_RULES,
@@ -27,8 +27,8 @@ from lapse.features.contract import (
     EventType,
     ValueRule,
 )
-from lapse.features.io import TableNotFound, find_table, read_raw_table
-from lapse.features.parsing import Parsed
+from features.io import TableNotFound, find_table, read_raw_table
+from features.parsing import Parsed
 
 ROWS_SHOWN = 5
 ERROR = "error"
@@ -455,7 +455,7 @@ def load_cohort(data_dir: str | Path, now: Moment = None) -> Cohort:
 
 def check_program(raw: object, source: str = PROGRAM_FILE) -> list[Problem]:
     """Problems in a program.json object: unknown settings, or values that are not positive numbers."""
-    from lapse.config import ProgramConfig
+    from config import ProgramConfig
 
     if not isinstance(raw, dict):
         return [Problem(source, None, "bad_program", "must be a JSON object of settings")]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lapse.features.event_index import DAY_US, EventIndex
+from features.event_index import DAY_US, EventIndex
 
 
 def take(values: np.ndarray, idx: np.ndarray, ok: np.ndarray, fill=np.nan) -> np.ndarray:

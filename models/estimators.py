@@ -9,7 +9,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from lapse.config import XGBoostParams
+from config import XGBoostParams
 
 
 def logistic_pipeline(c: float = 1.0, max_iter: int = 2000) -> Pipeline:

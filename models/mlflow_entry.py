@@ -5,6 +5,6 @@ MLflow executes this file when the model is loaded; it needs the lapse package i
 
 from mlflow.models import set_model
 
-from lapse.models.pyfunc import DropoutRiskModel
+from models.pyfunc import DropoutRiskModel
 
 set_model(DropoutRiskModel())

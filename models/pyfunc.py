@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 from mlflow.pyfunc import PythonModel
 
-from lapse.models.scorer import RiskScorer, load_scorer
+from models.scorer import RiskScorer, load_scorer
 
 # The name of the artifact (a folder with model.ubj and model_meta.json) the pyfunc loads.
 SCORER_ARTIFACT = "scorer"

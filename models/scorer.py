@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import xgboost as xgb
 
-from lapse.models.calibration import PlattCalibration
+from models.calibration import PlattCalibration
 
 META_FILE = "model_meta.json"
 BOOSTER_FILE = "model.ubj"

@@ -11,8 +11,8 @@ from pathlib import Path
 import httpx
 import pandas as pd
 
-from lapse.config import LabelConfig, ServingConfig
-from lapse.features.contract import OWN_ENGAGEMENT, EventType
+from config import LabelConfig, ServingConfig
+from features.contract import OWN_ENGAGEMENT, EventType
 
 from .launcher import base_url, start_service, stop_service, wait_ready
 from .payloads import json_value
@@ -80,8 +80,8 @@ def batches(items: list[dict], max_patients: int, max_bytes: int) -> list[list[d
 
 def serve_demo(data_dir: Path, work: Path, port: int) -> int:
     """Start the service on the demo model, fill its decision log, print a sample call, serve until Ctrl-C."""
-    from lapse.features.io import read_data_end
-    from lapse.features.validate import load_cohort
+    from features.io import read_data_end
+    from features.validate import load_cohort
 
     cohort = load_cohort(data_dir)
     as_of = read_data_end(data_dir, cohort.events)

@@ -13,11 +13,11 @@ from typing import IO
 
 import httpx
 
-from lapse.config import ServingConfig
+from config import ServingConfig
 
 from .settings import config_env
 
-SERVICE = "lapse.serving.service:RiskService"
+SERVICE = "serving.service:RiskService"
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from lapse.config import FeatureConfig, ProgramConfig, ServingConfig
-from lapse.features.catalog import FEATURES, FeatureSpec
-from lapse.models.scorer import RiskScorer, load_scorer, tier_names
+from config import FeatureConfig, ProgramConfig, ServingConfig
+from features.catalog import FEATURES, FeatureSpec
+from models.scorer import RiskScorer, load_scorer, tier_names
 
 log = logging.getLogger("lapse.serving.model")
 _CATALOG = {spec.name: spec for spec in FEATURES}

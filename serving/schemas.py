@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, create_model, model_validator
 from pydantic_core import PydanticCustomError
 
-from lapse.features.contract import PATIENT_COLUMNS, EventType
+from features.contract import PATIENT_COLUMNS, EventType
 
 from .settings import serving_config
 

@@ -19,10 +19,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lapse.features.catalog import FeatureSpec
-from lapse.features.catalog import spec as catalog_spec
-from lapse.features.point_in_time import compute_features
-from lapse.features.validate import ContractError, errors_in, validate_tables
+from features.catalog import FeatureSpec
+from features.catalog import spec as catalog_spec
+from features.point_in_time import compute_features
+from features.validate import ContractError, errors_in, validate_tables
 
 from .decision_log import Decision
 from .model_store import ServedModel

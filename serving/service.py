@@ -1,6 +1,6 @@
 """The BentoML risk service: one method per endpoint; the work is done by plain functions in scoring.py.
 
-Start it with `lapse serve` (or `bentoml serve lapse.serving.service:RiskService`). Requests pass
+Start it with `lapse serve` (or `bentoml serve serving.service:RiskService`). Requests pass
 the RequestGuard first (API keys, body size, input rules); every answered decision is committed
 to the decision log before the reply is sent.
 """
@@ -19,7 +19,7 @@ from fastapi import FastAPI
 from pydantic_core import to_json
 from starlette.responses import JSONResponse, Response
 
-from lapse.config import DEFAULT_PATHS
+from config import DEFAULT_PATHS
 
 from . import scoring
 from .decision_log import Decision, DecisionLog, DecisionLogError

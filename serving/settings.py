@@ -6,7 +6,7 @@ import dataclasses
 import json
 import os
 
-from lapse.config import DEFAULT_PATHS, ServingConfig
+from config import DEFAULT_PATHS, ServingConfig
 
 ENV_VAR = "LAPSE_SERVING_CONFIG"
 

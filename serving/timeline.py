@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lapse.features.contract import OWN_ENGAGEMENT, EventType
+from features.contract import OWN_ENGAGEMENT, EventType
 
 log = logging.getLogger("lapse.serving.timeline")
 DAY = pd.Timedelta(days=1)
@@ -82,13 +82,13 @@ class CohortSource:
         return self._problem
 
     def _stamp(self) -> tuple:
-        from lapse.features.io import find_table
+        from features.io import find_table
 
         paths = [find_table(self.data_dir, name) for name in ("patients", "events")]
         return tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in paths)
 
     def _load(self, stamp: tuple) -> _Loaded:
-        from lapse.features.validate import load_cohort
+        from features.validate import load_cohort
 
         cohort = load_cohort(self.data_dir)
         patients = cohort.patients.reset_index(drop=True)
@@ -113,7 +113,7 @@ class CohortSource:
                     self._loaded = self._load(stamp)
                     self._problem = None
             except Exception as error:  # noqa: BLE001 - the page must keep working without a timeline
-                from lapse.features.validate import ContractError
+                from features.validate import ContractError
 
                 # Contract reports name files, columns and rows, never values.
                 self._problem = ("the data folder breaks the data contract" if isinstance(error, ContractError)

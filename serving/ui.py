@@ -32,7 +32,7 @@ from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Redire
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from lapse.config import ClinicianPageConfig
+from config import ClinicianPageConfig
 
 from .auth import KeyRing
 from .model_store import ServedModel

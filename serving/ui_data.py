@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from lapse.features.catalog import FEATURES
+from features.catalog import FEATURES
 
 from .decision_log import DECISIONS
 from .model_store import ServedModel
@@ -152,7 +152,7 @@ def recompute(model: ServedModel, cohort: CohortSource, latest: list[dict[str, A
     those are exactly what the API answered. Each answer also says when the patient left the program, if
     a discontinuation was recorded before the score.
     """
-    from lapse.features.point_in_time import compute_features
+    from features.point_in_time import compute_features
 
     from . import scoring
     from .schemas import PatientIn

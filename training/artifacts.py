@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lapse.training.metrics import reliability
+from training.metrics import reliability
 
 
 def catalog_records(specs) -> list[dict]:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from lapse.config import TrainingConfig
-from lapse.training.fairness import largest_gap, subgroup_table, tpr_gaps
-from lapse.training.metrics import evaluate
+from config import TrainingConfig
+from training.fairness import largest_gap, subgroup_table, tpr_gaps
+from training.metrics import evaluate
 
 POOLED = "pooled"
 

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from lapse.training.metrics import roc_auc
+from training.metrics import roc_auc
 
 UNKNOWN = "unknown"
 

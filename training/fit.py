@@ -8,12 +8,12 @@ import numpy as np
 import pandas as pd
 import xgboost as xgb
 
-from lapse.config import TrainingConfig
-from lapse.models.calibration import PlattCalibration, fit_platt
-from lapse.models.estimators import booster_contributions, booster_margin, fit_xgboost, logistic_pipeline
-from lapse.training.evaluation import POOLED, evaluate_by_slice, headline_slice, subgroup_report
-from lapse.training.metrics import threshold_at_capacity
-from lapse.training.splits import Split, temporal_split
+from config import TrainingConfig
+from models.calibration import PlattCalibration, fit_platt
+from models.estimators import booster_contributions, booster_margin, fit_xgboost, logistic_pipeline
+from training.evaluation import POOLED, evaluate_by_slice, headline_slice, subgroup_report
+from training.metrics import threshold_at_capacity
+from training.splits import Split, temporal_split
 
 BASELINE = "baseline_logistic"
 USAGE = "usage_logistic"
@@ -127,7 +127,7 @@ def fit_and_evaluate(table: pd.DataFrame, feature_names: list[str], baseline_fea
     `groups` has patient_id and one text column per subgroup attribute; `truth`, when given,
     holds the simulator's true dropout probabilities aligned to the rows of `table`.
     `fit_booster`, when given, trains the boosted trees instead of `fit_xgboost` (same arguments),
-    e.g. on a Dask cluster (lapse.scaleout.training).
+    e.g. on a Dask cluster (engines.training).
     """
     missing = [c for c in ("patient_id", "enrolled_at", "as_of_day", LABEL, *feature_names) if c not in table.columns]
     if missing:

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lapse.config import DEFAULT_PATHS, FeatureConfig, LabelConfig, Paths, ProgramConfig, TrainingConfig
+from config import DEFAULT_PATHS, FeatureConfig, LabelConfig, Paths, ProgramConfig, TrainingConfig
 
 log = logging.getLogger("lapse.training")
 
@@ -48,9 +48,9 @@ class TrainingSummary:
 def load_training_data(data_dir: str | Path, feature_config: FeatureConfig = FeatureConfig(),
                        label_config: LabelConfig = LabelConfig()) -> TrainingData:
     """Validate the folder's tables, build the labelled training table and, if present, the true probabilities."""
-    from lapse.features.io import read_data_end
-    from lapse.features.snapshots import training_table
-    from lapse.features.validate import load_cohort
+    from features.io import read_data_end
+    from features.snapshots import training_table
+    from features.validate import load_cohort
 
     data_dir = Path(data_dir)
     program = data_dir / "program.json"
@@ -65,7 +65,7 @@ def load_training_data(data_dir: str | Path, feature_config: FeatureConfig = Fea
     truth = None
     truth_file = data_dir / "truth.parquet"
     if truth_file.is_file():
-        from lapse.simulation import true_dropout_probability
+        from simulation import true_dropout_probability
 
         truth = true_dropout_probability(pd.read_parquet(truth_file), table[["patient_id", "as_of_day"]],
                                          label_config)
@@ -77,7 +77,7 @@ def feature_sets(feature_config: FeatureConfig) -> tuple[list, list[str], list[s
 
     The baseline model also gets days since enrolment, since rows of every as-of day are pooled.
     """
-    from lapse.features.point_in_time import specs_for
+    from features.point_in_time import specs_for
 
     specs = list(specs_for(feature_config))
     names = [s.name for s in specs]
@@ -92,8 +92,8 @@ def _model_meta(outcome, specs, data: TrainingData, config: TrainingConfig, labe
 
     import xgboost
 
-    from lapse.training.artifacts import catalog_records, json_ready
-    from lapse.training.fit import XGBOOST
+    from training.artifacts import catalog_records, json_ready
+    from training.fit import XGBOOST
 
     model = outcome.models[XGBOOST]
     return json_ready({
@@ -119,11 +119,11 @@ def _model_meta(outcome, specs, data: TrainingData, config: TrainingConfig, labe
 
 
 def _write_artifacts(out: Path, outcome, specs, meta: dict, config: TrainingConfig) -> None:
-    from lapse.training.artifacts import (
+    from training.artifacts import (
         catalog_records, feature_distributions, importance_by_level, importance_table, json_ready,
         write_beeswarm, write_calibration_plot,
     )
-    from lapse.training.fit import MODEL_NAMES
+    from training.fit import MODEL_NAMES
 
     catalog = catalog_records(specs)
     (out / "explanations").mkdir()
@@ -191,7 +191,7 @@ def _signature(feature_names: list[str]):
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, Schema
 
-    from lapse.models.pyfunc import output_columns
+    from models.pyfunc import output_columns
 
     return ModelSignature(
         inputs=Schema([ColSpec("double", f) for f in feature_names]),
@@ -226,11 +226,11 @@ def log_training_run(data: TrainingData, config: TrainingConfig = TrainingConfig
     """
     import mlflow
 
-    from lapse.models.pyfunc import SCORER_ARTIFACT
-    from lapse.models.scorer import save_scorer
-    from lapse.training.fairness import subgroup_frame
-    from lapse.training.fit import fit_and_evaluate
-    from lapse.training.tracking import connect, ensure_experiment, tracking_uri
+    from models.pyfunc import SCORER_ARTIFACT
+    from models.scorer import save_scorer
+    from training.fairness import subgroup_frame
+    from training.fit import fit_and_evaluate
+    from training.tracking import connect, ensure_experiment, tracking_uri
 
     uri = tracking or tracking_uri(paths)
     client = connect(uri, paths)

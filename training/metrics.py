@@ -7,7 +7,7 @@ import math
 import numpy as np
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from lapse.models.calibration import fit_logistic
+from models.calibration import fit_logistic
 
 _EPS = 1e-6
 

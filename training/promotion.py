@@ -17,9 +17,9 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
-from lapse.config import DEFAULT_PATHS, Paths, PromotionGates, TrainingConfig
-from lapse.training.evaluation import evaluate_by_slice, headline_slice, subgroup_report
-from lapse.training.fit import GROUP_PREFIX, LABEL
+from config import DEFAULT_PATHS, Paths, PromotionGates, TrainingConfig
+from training.evaluation import evaluate_by_slice, headline_slice, subgroup_report
+from training.fit import GROUP_PREFIX, LABEL
 
 log = logging.getLogger("lapse.promotion")
 
@@ -103,7 +103,7 @@ def evaluate_gates(candidate: dict[str, float], champion: dict[str, float] | Non
 
 
 def _download_holdout(client, run_id: str, dst: str) -> pd.DataFrame:
-    from lapse.training.job import HOLDOUT_PATH
+    from training.job import HOLDOUT_PATH
 
     path = client.download_artifacts(run_id, HOLDOUT_PATH, dst)
     return pd.read_parquet(path)
@@ -121,8 +121,8 @@ def promote(config: TrainingConfig = TrainingConfig(), gates: PromotionGates = P
     """Gate the `candidate` version against the `champion` and move `champion` to it if the gates pass."""
     import mlflow
 
-    from lapse.models.scorer import load_scorer
-    from lapse.training.tracking import alias_version, connect, ensure_experiment, tracking_uri
+    from models.scorer import load_scorer
+    from training.tracking import alias_version, connect, ensure_experiment, tracking_uri
 
     uri = tracking or tracking_uri(paths)
     client = connect(uri, paths)
@@ -197,6 +197,6 @@ def promote(config: TrainingConfig = TrainingConfig(), gates: PromotionGates = P
 
 def decision_json(decision: PromotionDecision) -> str:
     """The decision as readable JSON (aggregate metrics and gate results only)."""
-    from lapse.training.artifacts import json_ready
+    from training.artifacts import json_ready
 
     return json.dumps(json_ready(asdict(decision)), indent=2)

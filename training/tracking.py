@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from lapse.config import DEFAULT_PATHS, Paths
+from config import DEFAULT_PATHS, Paths
 
 
 def tracking_uri(paths: Paths = DEFAULT_PATHS) -> str:

@@ -1,0 +1,1 @@
+"""The lapse command line: one entry point, one sub-command per job."""

@@ -1,0 +1,61 @@
+"""The --engine dask branches of `lapse features` and `lapse train` (the commands keep their local path)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import replace
+
+EXIT_OK = 0
+EXIT_BAD_INPUT = 2
+
+
+def run_features(args: argparse.Namespace) -> int:
+    """`lapse features --engine dask`: the training table per patient partition, written as a Parquet folder."""
+    import dask
+
+    from config import FeatureConfig, LabelConfig, ScaleOutConfig
+    from features.validate import ContractError
+    from engines.cluster import dask_client
+    from engines.features import distributed_training_table
+    from engines.output import write_dataset
+    from engines.partitions import data_end_of, read_partitioned
+
+    config = ScaleOutConfig()
+    feature_config = replace(FeatureConfig(), as_of_days=args.as_of_days)
+    label_config = replace(LabelConfig(), horizon_days=args.horizon, definition=args.definition)
+    try:
+        with dask_client(args.scheduler, args.workers, config):
+            cohort = read_partitioned(args.data, config=config)
+            data_end = data_end_of(args.data, cohort.events)
+            table = distributed_training_table(cohort, data_end, feature_config, label_config, args.calendar)
+            write_dataset(table, args.out)
+            import dask.dataframe as dd
+
+            written = dd.read_parquet(str(args.out), columns=["patient_id", "as_of_day", "dropout"])
+            rows, patients, drops, by_day = dask.compute(
+                written.shape[0], written["patient_id"].nunique(), written["dropout"].sum(),
+                written.groupby("as_of_day")["dropout"].agg(["count", "sum"]))
+    except ContractError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except (ValueError, OSError) as exc:
+        print(f"lapse features: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(f"wrote {args.out} (Parquet folder, {cohort.npartitions} partitions): {int(rows):,} snapshots of "
+          f"{int(patients):,} patients (eligible and uncensored), {int(drops):,} dropouts, "
+          f"{int(rows) - int(drops):,} retained")
+    if not args.calendar:
+        for day, row in by_day.sort_index().iterrows():
+            print(f"  day {int(day):>3}: {int(row['count']):>9,} snapshots, {int(row['sum']):>9,} dropouts")
+    return EXIT_OK
+
+
+def train_on_dask(args: argparse.Namespace, config, feature_config, label_config):
+    """`lapse train --engine dask`: features on the cluster, boosted trees by xgboost.dask, the same MLflow run."""
+    from config import ScaleOutConfig
+    from engines.cluster import dask_client
+    from engines.training import run_dask_training
+
+    with dask_client(args.scheduler, args.workers, ScaleOutConfig()) as client:
+        return run_dask_training(client, args.data, config, feature_config, label_config)

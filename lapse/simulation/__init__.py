@@ -1,6 +1,0 @@
-"""The cohort simulator: realistic synthetic patients, events and their true dropout probabilities."""
-
-from lapse.simulation.simulator import SimulatedCohort, simulate
-from lapse.simulation.truth import true_dropout_probability
-
-__all__ = ["SimulatedCohort", "simulate", "true_dropout_probability"]

@@ -1,0 +1,163 @@
+"""The report's figures, drawn from the report dict alone and returned as base64 PNG."""
+
+from __future__ import annotations
+
+import base64
+import io
+
+from reporting.elements import LEVEL_MEASURES
+
+COLOURS = ("#1f5f8b", "#c8553d", "#2a9d8f", "#8d6a9f", "#e9a03b", "#5c6b73", "#7a9e3b", "#b5838d")
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update(
+        {
+            "font.size": 9,
+            "axes.spines.top": False,
+            "axes.spines.right": False,
+            "axes.titlesize": 10,
+            "axes.titleweight": "bold",
+            "figure.dpi": 110,
+        }
+    )
+    return plt
+
+
+def _png(fig) -> str:
+    # Margins are set per figure (fig.subplots_adjust): automatic layout would lay out every text twice.
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", metadata={"Software": None})
+    fig.clf()
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _legend_or_note(ax, fontsize: float | None = None) -> None:
+    """A legend when something was drawn, else a note that the groups were too small to show."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(frameon=False, fontsize=fontsize)
+    else:
+        ax.text(0.5, 0.5, "too few patients to show", ha="center", va="center", transform=ax.transAxes)
+
+
+def level_of_use_figure(histograms: dict) -> str:
+    """Histograms of sessions, minutes, modules and check-ins per patient (share of patients per bin)."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(LEVEL_MEASURES), figsize=(11, 2.6))
+    for ax, (name, title) in zip(axes, LEVEL_MEASURES.items()):
+        h = histograms[name]
+        ax.set_title(title)
+        if h["suppressed"] or not h["counts"]:
+            ax.text(0.5, 0.5, "too few patients", ha="center", va="center", transform=ax.transAxes)
+            continue
+        shown = [(x, c) for x, c in zip(h["lower_edges"], h["counts"]) if c is not None]
+        ax.bar(
+            [x for x, _ in shown],
+            [100 * c / h["n"] for _, c in shown],
+            width=h["width"] * 0.9,
+            align="edge",
+            color=COLOURS[0],
+        )
+        ax.set_xlabel(f"per patient (last bar: {h['lower_edges'][-1]:g} or more)")
+        ax.set_ylabel("% of patients")
+    fig.subplots_adjust(left=0.05, right=0.99, bottom=0.22, top=0.88, wspace=0.3)
+    return _png(fig)
+
+
+def weekly_figure(weekly: list[dict], title: str = "Weekly use among patients observed through each week") -> str:
+    """Weekly active share and share meeting the recommended sessions, weeks 1..K."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 3))
+    lines = (("active", "any own engagement", COLOURS[0]), ("dose_met", "met recommended sessions", COLOURS[1]))
+    for key, label, colour in lines:
+        points = [(w["week"], 100 * w[key]["share"]) for w in weekly if w[key]["share"] is not None]
+        if points:
+            ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", color=colour, label=label)
+    ax.set_xticks([w["week"] for w in weekly])
+    ax.set_xlabel("week since enrolment")
+    ax.set_ylabel("% of patients")
+    ax.set_ylim(0, 100)
+    ax.set_title(title)
+    _legend_or_note(ax)
+    fig.subplots_adjust(left=0.1, right=0.98, bottom=0.16, top=0.9)
+    return _png(fig)
+
+
+def _km_axes(ax, curve: list[dict], colour: str, label: str | None, band: bool = True) -> None:
+    if not curve:
+        return
+    # Survival on day d covers the whole day: draw it as a step from d to d + 1.
+    days = [p["day"] for p in curve] + [curve[-1]["day"] + 1]
+    surv = [100 * p["survival"] for p in curve]
+    ax.step(days, surv + surv[-1:], where="post", color=colour, label=label, linewidth=1.5)
+    if band:
+        lower = [100 * p["lower"] for p in curve]
+        upper = [100 * p["upper"] for p in curve]
+        ax.fill_between(days, lower + lower[-1:], upper + upper[-1:], step="post", color=colour, alpha=0.2, linewidth=0)
+
+
+def km_figure(dropout: dict, confidence: float) -> str:
+    """Kaplan-Meier curve of time to dropout with its confidence band."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    _km_axes(ax, dropout["curve"], COLOURS[0], f"still using (band: {100 * confidence:g}% CI)")
+    ax.set_ylim(0, 100)
+    ax.set_xlabel("days since enrolment")
+    ax.set_ylabel("% not yet dropped out")
+    ax.set_title("Time to dropout (Kaplan-Meier)")
+    _legend_or_note(ax)
+    fig.subplots_adjust(left=0.1, right=0.98, bottom=0.15, top=0.9)
+    return _png(fig)
+
+
+def subgroup_km_figure(subgroups: list[dict]) -> str:
+    """Small multiples: Kaplan-Meier curves of each subgroup's shown levels."""
+    return _small_multiples(subgroups, _draw_km_panel)
+
+
+def subgroup_weekly_figure(subgroups: list[dict]) -> str:
+    """Small multiples: weekly active share of each subgroup's shown levels."""
+    return _small_multiples(subgroups, _draw_weekly_panel)
+
+
+def _small_multiples(subgroups: list[dict], draw) -> str:
+    plt = _pyplot()
+    n = max(1, len(subgroups))
+    cols = min(3, n)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(11, 3 * rows), squeeze=False)
+    for ax in axes.flat[len(subgroups):]:
+        ax.set_visible(False)
+    for ax, group in zip(axes.flat, subgroups):
+        draw(ax, group)
+        ax.set_title(group["label"])
+        ax.set_ylim(0, 100)
+        _legend_or_note(ax, fontsize=7)
+    height = 3 * rows  # inches; margins in inches below / above the panels
+    fig.subplots_adjust(left=0.06, right=0.99, bottom=0.55 / height, top=1 - 0.35 / height, wspace=0.25, hspace=0.5)
+    return _png(fig)
+
+
+def _draw_km_panel(ax, group: dict) -> None:
+    for i, level in enumerate(group["levels"]):
+        _km_axes(ax, level["dropout"]["curve"], COLOURS[i % len(COLOURS)], level["level"], band=False)
+    ax.set_xlabel("days since enrolment")
+    ax.set_ylabel("% not yet dropped out")
+
+
+def _draw_weekly_panel(ax, group: dict) -> None:
+    for i, level in enumerate(group["levels"]):
+        points = [(w["week"], 100 * w["active"]["share"]) for w in level["weekly"] if w["active"]["share"] is not None]
+        if points:
+            colour = COLOURS[i % len(COLOURS)]
+            ax.plot([p[0] for p in points], [p[1] for p in points], marker=".", color=colour, label=level["level"])
+    ax.set_xlabel("week since enrolment")
+    ax.set_ylabel("% active")

@@ -1,0 +1,105 @@
+"""Reading a data folder for the report and writing report.html / report.json atomically."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import NamedTuple
+
+import pandas as pd
+
+from config import LabelConfig, ProgramConfig, ReportConfig
+from features.io import META_FILE, meta_data_end
+
+PROGRAM_FILE = "program.json"
+HTML_FILE = "report.html"
+JSON_FILE = "report.json"
+
+
+class ReportInputError(ValueError):
+    """A data folder cannot be reported on; the message names the file and field."""
+
+
+class ReportInputs(NamedTuple):
+    """What the report is built from: the validated cohort, the end of observation and the program."""
+
+    patients: pd.DataFrame
+    events: pd.DataFrame
+    data_end: pd.Timestamp
+    program: ProgramConfig
+    sources: dict[str, str]
+
+
+def read_program(data_dir: Path) -> tuple[ProgramConfig, str]:
+    """The program's recommended use from program.json in the folder, else the defaults; and where it came from."""
+    from features.validate import check_program_file, format_report
+
+    path = Path(data_dir) / PROGRAM_FILE
+    if not path.is_file():
+        return ProgramConfig(), "lapse defaults (no program.json)"
+    problems = check_program_file(path)
+    if problems:
+        raise ReportInputError(format_report(problems))
+    return ProgramConfig.from_file(path), PROGRAM_FILE
+
+
+def load_inputs(data_dir: str | Path) -> ReportInputs:
+    """Load and validate a data folder for the report (ContractError or ReportInputError when unusable)."""
+    from features.validate import load_cohort
+
+    data_dir = Path(data_dir)
+    cohort = load_cohort(data_dir)
+    try:
+        data_end = meta_data_end(data_dir)
+    except ValueError as exc:
+        raise ReportInputError(str(exc)) from None
+    sources = {}
+    if data_end is not None:
+        sources["data_end"] = f"from {META_FILE}"
+    elif len(cohort.events):
+        data_end = cohort.events["timestamp"].max()
+        sources["data_end"] = "the latest event, as there is no meta.json"
+    else:
+        raise ReportInputError(f"{data_dir}: no events and no {META_FILE} with data_end: nothing to report")
+    program, sources["program"] = read_program(data_dir)
+    return ReportInputs(cohort.patients, cohort.events, data_end, program, sources)
+
+
+def write_files(out_dir: str | Path, files: dict[str, str]) -> dict[str, Path]:
+    """Write each named text file into out_dir; all are fully written to temporary files first, then renamed."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    temps: dict[str, str] = {}
+    try:
+        for name, text in files.items():
+            fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{name}.", suffix=".tmp")
+            temps[name] = tmp
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(text)
+        for name, tmp in temps.items():
+            os.replace(tmp, out_dir / name)
+    finally:
+        for tmp in temps.values():
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    return {name: out_dir / name for name in files}
+
+
+def make_report(
+    data_dir: str | Path,
+    out_dir: str | Path,
+    labels: LabelConfig = LabelConfig(),
+    config: ReportConfig = ReportConfig(),
+) -> dict[str, Path]:
+    """Build the report for a data folder and write report.html and report.json; returns their paths."""
+    from reporting.build import build_report
+    from reporting.html import render_html
+
+    inputs = load_inputs(data_dir)
+    report = build_report(
+        inputs.patients, inputs.events, inputs.data_end, inputs.program, labels, config, inputs.sources
+    )
+    text = json.dumps(report, indent=1, allow_nan=False)
+    return write_files(out_dir, {JSON_FILE: text + "\n", HTML_FILE: render_html(report)})

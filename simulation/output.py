@@ -1,0 +1,71 @@
+"""Writing a simulated cohort as a data folder: the contract tables, the truth and meta.json."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from simulation.settings import SimulationConfig
+from features.io import write_table
+from simulation.simulator import SimulatedCohort
+
+META_FILE = "meta.json"
+
+
+class OutputExists(FileExistsError):
+    """The output folder already holds files and replacing it was not asked for."""
+
+
+def cohort_meta_parameters(config: SimulationConfig) -> dict:
+    """The simulation parameters as meta.json records them (JSON types: tuples become lists)."""
+    return json.loads(json.dumps(dataclasses.asdict(config)))
+
+
+def cohort_meta(cohort: SimulatedCohort, config: SimulationConfig) -> dict:
+    """What meta.json records: the end of observation, the seed, the size and every parameter."""
+    return {
+        "data_end": cohort.data_end.isoformat(),
+        "seed": config.seed,
+        "n_patients": config.n_patients,
+        "days": config.days,
+        "study_start": config.study_start,
+        "generator": "lapse simulate",
+        "parameters": cohort_meta_parameters(config),
+    }
+
+
+def write_cohort(cohort: SimulatedCohort, config: SimulationConfig, out_dir: str | Path, force: bool = False) -> Path:
+    """Write the cohort into `out_dir`; the folder appears complete or not at all.
+
+    A non-empty `out_dir` is refused unless `force`, in which case it is replaced whole.
+    """
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise OutputExists(f"{out}: exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not force:
+        raise OutputExists(f"{out}: folder is not empty (use --force to replace it)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
+    umask = os.umask(0)
+    os.umask(umask)
+    staging.chmod(0o777 & ~umask)  # mkdtemp makes it private; the data folder should not be
+    try:
+        write_table(cohort.patients, staging, "patients")
+        write_table(cohort.events, staging, "events")
+        write_table(cohort.truth, staging, "truth")
+        (staging / META_FILE).write_text(json.dumps(cohort_meta(cohort, config), indent=2) + "\n")
+        if out.exists():
+            retired = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".old"))
+            os.replace(out, retired / out.name)
+            os.replace(staging, out)
+            shutil.rmtree(retired, ignore_errors=True)
+        else:
+            os.replace(staging, out)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    return out

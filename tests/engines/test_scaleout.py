@@ -1,0 +1,241 @@
+"""The Dask engine on a real local cluster of 2 worker processes: same features as one machine, the
+service's scores for the same model and patients, the single-machine job's MLflow run, and no lost or
+duplicated rows when a worker dies mid-job.
+
+The store-backed tests share one module-scoped cluster and store and run in file order."""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+pytest.importorskip("distributed")
+
+from config import TrainingConfig, XGBoostParams  # noqa: E402
+
+CONFIG = replace(TrainingConfig(), xgboost=replace(XGBoostParams(), nthread=1))
+N_PARTITIONS = 4
+KEY = ["patient_id", "as_of"]
+
+
+@pytest.fixture(scope="module")
+def client():
+    from engines.cluster import dask_client
+
+    with dask_client(workers=2) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def cohort(sim_data_dir, client):
+    from engines.partitions import read_partitioned
+
+    return read_partitioned(sim_data_dir, npartitions=N_PARTITIONS)
+
+
+@pytest.fixture(scope="module")
+def local_cohort(sim_data_dir):
+    from features.io import read_data_end
+    from features.validate import load_cohort
+
+    c = load_cohort(sim_data_dir)
+    return c, read_data_end(sim_data_dir, c.events)
+
+
+def _ids_per_partition(patients: pd.DataFrame, events: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({"patients": [frozenset(patients["patient_id"])], "events": [frozenset(events["patient_id"])]})
+
+
+def test_partitions_hold_whole_patients(cohort, local_cohort):
+    import dask.dataframe as dd
+
+    meta = pd.DataFrame({"patients": pd.Series([], dtype=object), "events": pd.Series([], dtype=object)})
+    parts = dd.map_partitions(_ids_per_partition, cohort.patients, cohort.events, meta=meta,
+                              align_dataframes=False).compute()
+    assert len(parts) == N_PARTITIONS
+    seen: set = set()
+    for row in parts.itertuples():
+        assert row.events <= row.patients  # every event sits with its patient
+        assert not (row.patients & seen)  # and each patient in one partition only
+        seen |= row.patients
+    assert seen == set(local_cohort[0].patients["patient_id"])
+    assert sum(len(r) for r in parts["patients"]) > 0 and min(len(r) for r in parts["patients"]) > 0
+
+
+def test_dask_features_equal_single_machine_exactly(cohort, local_cohort):
+    from features.snapshots import training_table
+    from engines.features import distributed_training_table
+
+    c, data_end = local_cohort
+    expected = training_table(c.patients, c.events, data_end).sort_values(KEY, ignore_index=True)
+    got = distributed_training_table(cohort, data_end).compute().sort_values(KEY, ignore_index=True)
+    assert len(got) == len(expected) > 1000
+    pd.testing.assert_frame_equal(got, expected, check_exact=True)
+    features = [col for col in expected.columns if expected[col].dtype == np.float64]
+    assert expected[features].isna().to_numpy().any()  # the NaN positions are part of the comparison
+    np.testing.assert_array_equal(got[features].isna().to_numpy(), expected[features].isna().to_numpy())
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    root = tmp_path_factory.mktemp("mlflow-scaleout")
+    return f"sqlite:///{root / 'mlflow.db'}"
+
+
+@pytest.fixture(scope="module")
+def dask_run(client, sim_data_dir, store):
+    from engines.training import run_dask_training
+
+    return run_dask_training(client, sim_data_dir, CONFIG, tracking=store, npartitions=N_PARTITIONS)
+
+
+def _run_contents(uri: str, run_id: str) -> tuple[set[str], set[str], dict]:
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    run = client.get_run(run_id)
+
+    def walk(path=None):
+        for item in client.list_artifacts(run_id, path):
+            yield from (walk(item.path) if item.is_dir else [item.path])
+
+    return set(run.data.metrics), set(walk()), run.data.tags
+
+
+def test_dask_training_is_tracked_like_the_single_machine_job(dask_run, store, sim_data_dir):
+    from mlflow import MlflowClient
+
+    from training.job import run_training
+
+    local_run = run_training(sim_data_dir, CONFIG, tracking=store)
+    d_metrics, d_artifacts, d_tags = _run_contents(store, dask_run.run_id)
+    l_metrics, l_artifacts, _ = _run_contents(store, local_run.run_id)
+    assert d_metrics == l_metrics and len(d_metrics) > 50
+    assert d_artifacts == l_artifacts and "model_meta.json" in {Path(p).name for p in d_artifacts}
+    assert d_tags["lapse.engine"] == "dask"
+    # Same table, same split: only the tree fit differs between the engines.
+    assert dask_run.counts == {**local_run.counts, "best_iteration": dask_run.counts["best_iteration"]}
+    assert dask_run.metrics["xgboost"]["auc"] > 0.7
+    client = MlflowClient(tracking_uri=store, registry_uri=store)
+    version = client.get_model_version(dask_run.model_name, dask_run.model_version)
+    assert float(version.tags["test.auc"]) == pytest.approx(dask_run.metrics["xgboost"]["auc"], abs=1e-6)
+    # The local run registered after it, so candidate now points there; put it back on the dask model.
+    client.set_registered_model_alias(dask_run.model_name, CONFIG.candidate_alias, dask_run.model_version)
+
+
+@pytest.fixture(scope="module")
+def served(dask_run, store):
+    from engines.scoring import load_served_model
+
+    model = load_served_model(store, CONFIG.candidate_alias)
+    assert model.version == dask_run.model_version
+    return model
+
+
+def _items(patients: pd.DataFrame, events: pd.DataFrame, ids, as_of):
+    from serving.schemas import PatientIn, Profile
+
+    fields = set(Profile.model_fields)
+    rows = patients.set_index("patient_id")
+    mine = events[events["patient_id"].isin(set(ids))]
+    by_patient = {pid: g for pid, g in mine.groupby("patient_id")}
+    items = []
+    for pid in ids:
+        row = rows.loc[pid]
+        profile = {k: (None if pd.isna(v) else (v.item() if hasattr(v, "item") else v))
+                   for k, v in row.items() if k in fields}
+        profile["enrolled_at"] = row["enrolled_at"].to_pydatetime()
+        evs = [{"timestamp": t.to_pydatetime(), "event_type": e, "value": None if math.isnan(v) else v}
+               for t, e, v in zip(by_patient[pid]["timestamp"], by_patient[pid]["event_type"],
+                                  by_patient[pid]["value"])]
+        items.append(PatientIn(patient_id=pid, as_of=as_of.to_pydatetime(), profile=profile, events=evs))
+    return items
+
+
+def test_batch_scores_equal_the_service(cohort, local_cohort, served):
+    import json
+
+    from engines.scoring import distributed_scores, score_cohort
+    from serving.scoring import score_patients
+
+    c, data_end = local_cohort
+    got = distributed_scores(cohort, data_end, served, 5).compute().sort_values("patient_id", ignore_index=True)
+    assert got["patient_id"].is_unique and len(got) > 50
+    local = score_cohort(c.patients, c.events, data_end, served, 5).sort_values("patient_id", ignore_index=True)
+    pd.testing.assert_frame_equal(got, local, check_exact=True)
+
+    sample = got.iloc[np.linspace(0, len(got) - 1, 25).astype(int)]
+    items = _items(c.patients, c.events, list(sample["patient_id"]), data_end)
+    answers = score_patients(items, served, data_end.to_pydatetime() + timedelta(minutes=1), 5, lambda i: str(i))
+    for (_, row), answer in zip(sample.iterrows(), answers):
+        assert row["patient_id"] == answer["patient_id"]
+        assert abs(row["risk"] - answer["risk"]) <= 1e-12
+        assert row["tier"] == answer["tier"] and row["trigger"] == answer["support"]["trigger"]
+        reasons = json.loads(row["reasons"])
+        assert [r["feature"] for r in reasons] == [r["feature"] for r in answer["reasons"]]
+        assert [r["sentence"] for r in reasons] == [r["sentence"] for r in answer["reasons"]]
+        np.testing.assert_allclose([r["contribution"] for r in reasons],
+                                   [r["contribution"] for r in answer["reasons"]], rtol=0, atol=1e-12)
+
+
+def _die_once(frame: pd.DataFrame, marker: str, victim: int, partition_info=None) -> pd.DataFrame:
+    # The first attempt at partition `victim` kills its worker process outright, mid-compute.
+    if partition_info and partition_info["number"] == victim and not os.path.exists(marker):
+        Path(marker).write_text(str(os.getpid()))
+        os._exit(1)
+    return frame
+
+
+def test_a_worker_killed_mid_job_loses_and_duplicates_nothing(client, cohort, local_cohort, served, tmp_path):
+    import dask.dataframe as dd
+
+    from engines.output import write_dataset
+    from engines.scoring import distributed_scores, score_cohort
+
+    c, data_end = local_cohort
+    workers_before = set(client.scheduler_info()["workers"])
+    marker = tmp_path / "killed.pid"
+    scores = distributed_scores(cohort, data_end, served, 5)
+    doomed = scores.map_partitions(_die_once, str(marker), 2, meta=scores._meta)
+    out = write_dataset(doomed, tmp_path / "scores.parquet")
+
+    assert marker.exists() and int(marker.read_text()) != os.getpid()  # a worker really died
+    client.wait_for_workers(2, timeout=30)
+    assert set(client.scheduler_info()["workers"]) != workers_before  # and the nanny replaced it
+    written = dd.read_parquet(str(out)).compute()
+    expected = score_cohort(c.patients, c.events, data_end, served, 5)
+    assert written["patient_id"].is_unique
+    assert set(written["patient_id"]) == set(expected["patient_id"])
+    assert len(written) == len(expected)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["killed.pid", "scores.parquet"]  # no temp left
+
+
+def _fail(frame: pd.DataFrame, partition_info=None) -> pd.DataFrame:
+    if partition_info and partition_info["number"] == 1:
+        raise RuntimeError("this partition fails")
+    return frame
+
+
+def test_a_failed_write_leaves_no_file_and_keeps_the_previous_one(cohort, local_cohort, served, tmp_path):
+    from engines.output import write_dataset
+    from engines.scoring import distributed_scores
+
+    _, data_end = local_cohort
+    scores = distributed_scores(cohort, data_end, served, 5)
+    target = tmp_path / "scores.parquet"
+    with pytest.raises(RuntimeError, match="this partition fails"):
+        write_dataset(scores.map_partitions(_fail, meta=scores._meta), target)
+    assert list(tmp_path.iterdir()) == []
+    write_dataset(scores, target)
+    before = sorted(p.name for p in target.iterdir())
+    with pytest.raises(RuntimeError):
+        write_dataset(scores.map_partitions(_fail, meta=scores._meta), target)
+    assert sorted(p.name for p in target.iterdir()) == before
+    assert [p.name for p in tmp_path.iterdir()] == ["scores.parquet"]

@@ -1,0 +1,345 @@
+"""Training and promotion: pure metric pieces on hand-made data, then the real chain on a small
+simulated cohort against a real MLflow SQLite store (train, load, score, promote, refuse, `mlflow run`).
+
+The store-backed tests share one module-scoped store and run in file order."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from config import PromotionGates, TrainingConfig, XGBoostParams
+from training.fairness import age_band, largest_gap, subgroup_table, tpr_gaps
+from training.metrics import (
+    calibration_slope_intercept, evaluate, expected_calibration_error, precision_recall_at_capacity, sigmoid,
+    threshold_at_capacity,
+)
+from training.promotion import evaluate_gates
+from training.splits import temporal_split
+
+REPO = Path(__file__).resolve().parents[2]
+MODEL = "lapse-dropout"
+N_PATIENTS = 2500
+# One thread keeps the tests steady on a busy machine. The ECE and TPR-gap limits are loosened:
+# on the few hundred day-7 test rows of a small cohort both carry several points of sampling noise,
+# and these tests are about the gate's mechanics (the AUC comparison does the refusing).
+CONFIG = replace(TrainingConfig(), xgboost=replace(XGBoostParams(), nthread=1))
+TEST_GATES = replace(PromotionGates(), max_ece=0.10, max_subgroup_tpr_gap=0.30)
+
+
+# ---------------------------------------------------------------- pure pieces
+
+def _table(n_patients: int, days=(3, 7)) -> pd.DataFrame:
+    start = pd.Timestamp("2026-01-01", tz="UTC")
+    pid = [f"p{i:04d}" for i in range(n_patients)]
+    enrolled = [start + pd.Timedelta(days=int(i % 50)) for i in range(n_patients)]
+    return pd.DataFrame({
+        "patient_id": np.repeat(pid, len(days)),
+        "enrolled_at": np.repeat(np.array(enrolled, dtype="datetime64[us]"), len(days)),
+        "as_of_day": np.tile(days, n_patients),
+    })
+
+
+def test_split_is_temporal_grouped_and_sized():
+    table = _table(200)
+    split = temporal_split(table, test_fraction=0.2, validation_fraction=0.25)
+    parts = [set(table.loc[idx, "patient_id"]) for idx in split]
+    assert [len(p) for p in parts] == [120, 40, 40]
+    assert not (parts[0] & parts[1] or parts[0] & parts[2] or parts[1] & parts[2])
+    assert sum(len(idx) for idx in split) == len(table)
+    enrolled = [table.loc[idx, "enrolled_at"] for idx in split]
+    assert enrolled[0].max() <= enrolled[1].min() and enrolled[1].max() <= enrolled[2].min()
+    with pytest.raises(ValueError, match="too few"):
+        temporal_split(_table(2), 0.2, 0.2)
+
+
+def test_metrics_on_known_cases():
+    y = np.array([1, 1, 0, 0, 1, 0, 0, 0, 0, 0], dtype=float)
+    p = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.05])
+    precision, recall = precision_recall_at_capacity(y, p, 0.2)
+    assert (precision, recall) == (1.0, 2 / 3)
+    precision, recall = precision_recall_at_capacity(y, p, 0.4)
+    assert (precision, recall) == (0.5, 2 / 3)
+    assert threshold_at_capacity(p, 0.2) == 0.8
+    # One bin holding everything: ECE is |mean risk - rate|.
+    assert expected_calibration_error(y, np.full(10, 0.5), bins=1) == pytest.approx(0.2)
+    m = evaluate(y, p, capacities=(0.1,))
+    assert m["auc"] == pytest.approx(19 / 21) and m["precision_at_10pct"] == 1.0
+
+    rng = np.random.default_rng(0)
+    z = rng.normal(0, 1.5, 40_000)
+    outcome = (rng.random(len(z)) < sigmoid(z)).astype(float)
+    slope, intercept = calibration_slope_intercept(outcome, sigmoid(z))
+    assert slope == pytest.approx(1.0, abs=0.05) and intercept == pytest.approx(0.0, abs=0.05)
+    slope, _ = calibration_slope_intercept(outcome, sigmoid(2 * z))  # over-confident risks
+    assert slope == pytest.approx(0.5, abs=0.05)
+    assert expected_calibration_error(outcome, sigmoid(z)) < 0.02 < expected_calibration_error(outcome, sigmoid(2 * z))
+
+
+def test_subgroup_tpr_gap_and_age_bands():
+    assert age_band(pd.Series([18, 25, 34, 65, None], dtype="Float64"), (25, 35, 65)).tolist() == [
+        "<25", "25-34", "25-34", "65+", "unknown"]
+    y = np.array([1, 1, 1, 1, 1, 1, 1, 1, 0, 0], dtype=float)
+    p = np.array([0.9, 0.9, 0.9, 0.1, 0.9, 0.1, 0.1, 0.1, 0.5, 0.5])
+    groups = pd.DataFrame({"sex": ["f", "f", "f", "f", "m", "m", "m", "m", "f", "m"]})
+    table = subgroup_table(y, p, groups, threshold=0.5, min_size=1, min_positives=1)
+    tpr = dict(zip(table["group"], table["tpr"]))
+    assert tpr == {"f": 0.75, "m": 0.25}
+    gaps = tpr_gaps(table)
+    assert gaps["sex"] == pytest.approx(0.5) and largest_gap(gaps) == pytest.approx(0.5)
+    small = subgroup_table(y, p, groups, threshold=0.5, min_size=6, min_positives=1)
+    assert math.isnan(tpr_gaps(small)["sex"])  # groups too small to count give no gap
+
+
+def test_gates_boundaries():
+    gates = PromotionGates()
+    # Human support truly changes risk, so its TPR gap is reported but not gated.
+    good = {"auc": 0.80, "ece": 0.02, "largest_tpr_gap": 0.25, "tpr_gap.sex": 0.05, "tpr_gap.human_support": 0.25}
+    assert all(g.passed for g in evaluate_gates(good, None, gates))
+    assert {g.name for g in evaluate_gates(good, None, gates)} == {"min_auc", "ece", "subgroup_tpr_gap"}
+    by_name = {g.name: g.passed for g in evaluate_gates(good, {"auc": 0.804}, gates)}
+    assert by_name["auc_vs_champion"]  # 0.004 below: allowed
+    by_name = {g.name: g.passed for g in evaluate_gates(good, {"auc": 0.81}, gates)}
+    assert not by_name["auc_vs_champion"]
+    bad = {"auc": float("nan"), "ece": 0.051, "largest_tpr_gap": 0.11, "tpr_gap.sex": 0.05, "tpr_gap.education": 0.11}
+    assert not any(g.passed for g in evaluate_gates(bad, None, gates))
+
+
+def test_train_command_refuses_a_folder_without_tables(tmp_path, capsys, monkeypatch):
+    from cli.main import main
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert main(["train", "--data", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert str(tmp_path) in err and "patients" in err
+    assert not (tmp_path / "mlflow.db").exists()  # nothing is tracked for data that cannot be used
+
+
+# ---------------------------------------------------------------- the real chain
+
+@pytest.fixture(scope="module")
+def cohort_dir(tmp_path_factory) -> Path:
+    """A small simulated cohort written as a data folder (patients, events, truth, meta.json)."""
+    from simulation.settings import SimulationConfig
+    from features.io import write_table
+    from simulation import simulate
+
+    out = tmp_path_factory.mktemp("cohort")
+    sim = simulate(replace(SimulationConfig(), n_patients=N_PATIENTS))
+    for name in ("patients", "events", "truth"):
+        write_table(getattr(sim, name), out, name)
+    (out / "meta.json").write_text(json.dumps({"data_end": sim.data_end.isoformat(), "seed": SimulationConfig().seed}))
+    return out
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """A fresh SQLite tracking store with its artifact folder beside it."""
+    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
+    root = tmp_path_factory.mktemp("mlflow")
+    return f"sqlite:///{root / 'mlflow.db'}", root
+
+
+@pytest.fixture(scope="module")
+def good_run(cohort_dir, store):
+    from training.job import run_training
+
+    uri, _ = store
+    return run_training(cohort_dir, CONFIG, tracking=uri)
+
+
+def _client(uri):
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def _holdout(uri, run_id, tmp_path) -> pd.DataFrame:
+    return pd.read_parquet(_client(uri).download_artifacts(run_id, "holdout/test.parquet", str(tmp_path)))
+
+
+def test_run_has_metrics_params_and_artifacts(good_run, store, tmp_path):
+    uri, root = store
+    client = _client(uri)
+    run = client.get_run(good_run.run_id)
+    m = run.data.metrics
+    for model in ("baseline_logistic", "usage_logistic", "xgboost"):
+        for metric in ("auc", "pr_auc", "brier", "calibration_slope", "calibration_intercept", "ece",
+                       "precision_at_5pct", "recall_at_10pct", "auc_to_ceiling"):
+            for slice_name in ("pooled", "day3", "day7", "day14"):
+                assert f"{model}.{slice_name}.{metric}" in m
+        assert f"{model}.day7.tpr_gap.largest" in m
+        assert f"{model}.day7.subgroup.sex.female.tpr" in m
+    assert 0.5 < m["ceiling.day7.auc"] <= 1.0
+    assert m["xgboost.day7.auc"] > m["baseline_logistic.day7.auc"]
+    assert m["xgboost.day7.auc_to_ceiling"] == pytest.approx(m["xgboost.day7.auc"] / m["ceiling.day7.auc"])
+    assert m["count.test_patients"] > 0 and m["count.train_patients"] > m["count.test_patients"]
+    assert run.data.params["seed"] == str(CONFIG.seed) and run.data.tags["lapse.kind"] == "training"
+
+    def listing(path=None):
+        out = []
+        for item in client.list_artifacts(good_run.run_id, path):
+            out += listing(item.path) if item.is_dir else [item.path]
+        return out
+
+    files = set(listing())
+    assert {"metrics.json", "model_meta.json", "features.json", "feature_distributions.json", "subgroups.csv",
+            "explanations/shap_beeswarm.png", "explanations/shap_importance.csv",
+            "explanations/shap_importance_by_level.csv", "calibration/calibration_test.png",
+            "holdout/test.parquet"} <= files
+    local = Path(client.download_artifacts(good_run.run_id, "", str(tmp_path)))
+    assert (local / "explanations/shap_beeswarm.png").read_bytes()[:4] == b"\x89PNG"
+    levels = pd.read_csv(local / "explanations/shap_importance_by_level.csv")
+    assert set(levels["level"]) <= {"patient", "intervention", "system", "usage"}
+    assert levels["share"].sum() == pytest.approx(1.0)
+    importance = pd.read_csv(local / "explanations/shap_importance.csv")
+    assert len(importance) == int(run.data.params["n_features"]) and importance["share"].sum() == pytest.approx(1)
+    metrics_doc = json.loads((local / "metrics.json").read_text())
+    assert metrics_doc["models"]["xgboost"]["day7"]["auc"] == pytest.approx(m["xgboost.day7.auc"])
+    dist = json.loads((local / "feature_distributions.json").read_text())
+    some = dist["features"]["sessions_total"]
+    assert set(some["by_as_of_day"]) == {"3", "7", "14", "21", "28"} and some["pooled"]["histogram"]["counts"]
+    holdout = pd.read_parquet(local / "holdout/test.parquet")
+    assert "patient_id" not in holdout.columns and len(holdout) == m["count.test_rows"]
+    # The experiment's artifacts live beside the SQLite file, not in the working directory.
+    assert (root / "mlartifacts" / good_run.run_id).is_dir()
+    version = client.get_model_version(MODEL, good_run.model_version)
+    assert version.run_id == good_run.run_id
+    assert str(client.get_model_version_by_alias(MODEL, "candidate").version) == good_run.model_version
+
+
+def test_pyfunc_predicts_risk_and_additive_contributions(good_run, store, tmp_path):
+    import mlflow
+
+    from models.scorer import load_scorer
+
+    uri, _ = store
+    mlflow.set_tracking_uri(uri)
+    model = mlflow.pyfunc.load_model(good_run.model_uri)
+    assert model.metadata.signature is not None
+    features = model.metadata.signature.inputs.input_names()
+    holdout = _holdout(uri, good_run.run_id, tmp_path).head(300)
+    out = model.predict(holdout[features])
+    contrib_cols = [c for c in out.columns if c.startswith("contrib_") and c != "contrib_base"]
+    assert len(contrib_cols) == len(features) and "contrib_base" in out.columns
+    assert out["risk"].between(0, 1).all() and out["risk"].std() > 0.01
+    recomposed = out[contrib_cols].sum(axis=1) + out["contrib_base"]
+    np.testing.assert_allclose(recomposed, out["log_odds"], atol=1e-4)
+    np.testing.assert_allclose(sigmoid(out["log_odds"]), out["risk"], atol=1e-12)
+
+    scorer = load_scorer(good_run.model_uri, tracking_uri=uri)
+    X = holdout[list(scorer.feature_names)].to_numpy(dtype=np.float64, na_value=np.nan)
+    np.testing.assert_allclose(scorer.predict_risk(X), out["risk"], rtol=0, atol=1e-12)
+    contribs, base = scorer.contributions(X)
+    np.testing.assert_allclose(contribs, out[contrib_cols].to_numpy(), atol=1e-12)
+    np.testing.assert_allclose(base, out["contrib_base"], atol=1e-12)
+    one = scorer.predict_risk(X[:1])  # the single-row path gives the batch's number
+    assert one.shape == (1,) and one[0] == pytest.approx(out["risk"].iloc[0], abs=1e-12)
+    meta = scorer.meta
+    assert meta["label"]["horizon_days"] == 14 and meta["catalog"][0]["name"] == features[0]
+    assert [t["name"] for t in meta["tiers"]] == ["high", "medium", "low"]
+    assert meta["tiers"][0]["min_risk"] >= meta["tiers"][1]["min_risk"] > 0
+    assert scorer.tier(np.array([0.99, 0.0])).tolist() == ["high", "low"]
+
+
+def test_same_data_and_seed_give_the_same_metrics(good_run, store, cohort_dir):
+    from training.fairness import subgroup_frame
+    from training.fit import fit_and_evaluate
+    from training.job import feature_sets, load_training_data
+
+    uri, _ = store
+    data = load_training_data(cohort_dir)
+    _, names, baseline = feature_sets(data.feature_config)
+    groups = subgroup_frame(data.patients, CONFIG.subgroups, CONFIG.age_bands)
+    again = fit_and_evaluate(data.table, names, baseline, groups, data.truth, CONFIG).flat_metrics()
+    logged = _client(uri).get_run(good_run.run_id).data.metrics
+    assert len(again) > 300
+    for key, value in again.items():
+        if math.isnan(value):
+            assert math.isnan(logged[key]), key
+        else:
+            assert logged[key] == value, key
+
+
+def test_promote_good_candidate_then_refuse_a_worse_one(good_run, store, cohort_dir):
+    from mlflow.exceptions import MlflowException
+
+    from training.job import load_training_data, log_training_run
+    from training.promotion import promote
+
+    uri, root = store
+    client = _client(uri)
+    first = promote(CONFIG, TEST_GATES, tracking=uri)
+    assert first.champion_version is None and first.passed and first.promoted, first
+    assert str(client.get_model_version_by_alias(MODEL, "champion").version) == good_run.model_version
+    assert client.get_model_version(MODEL, good_run.model_version).tags["promotion_decision"] == "promote"
+
+    # A deliberately worse candidate: the same data with the labels shuffled among the training and
+    # validation rows. Test rows keep their true labels, since the gates judge both models on them.
+    data = load_training_data(cohort_dir)
+    split = temporal_split(data.table, CONFIG.test_fraction, CONFIG.validation_fraction)
+    fit_rows = np.concatenate([split.train, split.validation])
+    labels = data.table["dropout"].to_numpy().copy()
+    labels[fit_rows] = np.random.default_rng(1).permutation(labels[fit_rows])
+    shuffled = data.table.assign(dropout=labels)
+    worse = log_training_run(replace(data, table=shuffled), CONFIG, tracking=uri, run_name="shuffled labels")
+    assert str(client.get_model_version_by_alias(MODEL, "candidate").version) == worse.model_version
+
+    refused = promote(CONFIG, TEST_GATES, tracking=uri)
+    gates = {g.name: g for g in refused.gates}
+    assert not refused.promoted and not refused.passed and not gates["auc_vs_champion"].passed
+    assert refused.champion_metrics["auc"] > refused.candidate_metrics["auc"]
+    assert str(client.get_model_version_by_alias(MODEL, "champion").version) == good_run.model_version
+    tags = client.get_model_version(MODEL, worse.model_version).tags
+    assert tags["gate.auc_vs_champion"] == "fail" and tags["promotion_decision"] == "refuse"
+    decision_run = client.get_run(refused.run_id)
+    assert decision_run.data.tags["decision"] == "refuse"
+    assert decision_run.data.metrics["gate.auc_vs_champion.passed"] == 0.0
+    assert decision_run.data.metrics["champion.auc"] == pytest.approx(refused.champion_metrics["auc"])
+
+    # A promotion that breaks on the way (here: the candidate's holdout is gone) leaves the champion.
+    holdout_file = root / "mlartifacts" / worse.run_id / "artifacts" / "holdout" / "test.parquet"
+    kept = holdout_file.with_suffix(".kept")
+    holdout_file.rename(kept)
+    with pytest.raises((OSError, MlflowException)):
+        promote(CONFIG, TEST_GATES, override_reason="even with an override", tracking=uri)
+    assert str(client.get_model_version_by_alias(MODEL, "champion").version) == good_run.model_version
+    kept.rename(holdout_file)
+
+    forced = promote(CONFIG, TEST_GATES, override_reason="testing the override path", tracking=uri)
+    assert forced.promoted and not forced.passed
+    assert str(client.get_model_version_by_alias(MODEL, "champion").version) == worse.model_version
+    assert client.get_run(forced.run_id).data.tags["override_reason"] == "testing the override path"
+
+
+def test_mlflow_run_train_entry_point(good_run, store, cohort_dir, tmp_path):
+    """`mlflow run . -e train --env-manager local` runs the same job and reproduces the metrics."""
+    uri, _ = store
+    mlflow_bin = Path(sys.executable).parent / "mlflow"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "OMP_WAIT_POLICY": "PASSIVE",
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    done = subprocess.run(
+        [str(mlflow_bin), "run", str(REPO), "-e", "train", "--env-manager", "local",
+         "--experiment-name", CONFIG.experiment,
+         "-P", f"data={cohort_dir}", "-P", f"seed={CONFIG.seed}", "-P", "threads=1"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "registered lapse-dropout version" in done.stdout
+    client = _client(uri)
+    candidate = client.get_model_version_by_alias(MODEL, "candidate")
+    run = client.get_run(candidate.run_id)
+    assert run.data.tags.get("mlflow.project.entryPoint") == "train"
+    logged = client.get_run(good_run.run_id).data.metrics
+    assert run.data.params["data_fingerprint"] == client.get_run(good_run.run_id).data.params["data_fingerprint"]
+    for key, value in logged.items():
+        assert run.data.metrics[key] == value or (math.isnan(value) and math.isnan(run.data.metrics[key])), key
