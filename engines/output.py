@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from pathlib import Path
+
+from features.atomic import atomic_path
 
 
 def write_dataset(frame, target: str | Path) -> Path:
@@ -15,21 +14,6 @@ def write_dataset(frame, target: str | Path) -> Path:
     overwrites its own part instead of adding one.
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
-    old = None
-    try:
+    with atomic_path(target, folder=True) as tmp:
         frame.to_parquet(str(tmp), write_index=False, overwrite=False)
-        if target.exists():
-            old = target.parent / f".{target.name}.old-{os.getpid()}"
-            os.replace(target, old)
-        os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-        if old is not None:
-            if old.is_dir():
-                shutil.rmtree(old, ignore_errors=True)
-            elif old.exists():
-                old.unlink()
     return target

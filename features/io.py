@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
+import json
 from pathlib import Path
 
 import pandas as pd
+
+from features.atomic import atomic_path
 
 SUFFIXES = (".parquet", ".csv")
 
@@ -38,17 +39,9 @@ def read_raw_table(path: Path) -> pd.DataFrame:
 
 def write_table(frame: pd.DataFrame, out_dir: str | Path, name: str) -> Path:
     """Write `frame` to `out_dir/name.parquet` so a failed write never leaves a partial file."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    target = out_dir / f"{name}.parquet"
-    fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    target = Path(out_dir) / f"{name}.parquet"
+    with atomic_path(target) as tmp:
         frame.to_parquet(tmp, index=False)
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return target
 
 
@@ -57,8 +50,6 @@ META_FILE = "meta.json"
 
 def meta_data_end(data_dir: str | Path) -> pd.Timestamp | None:
     """data_end from the folder's meta.json as a UTC Timestamp; None when there is no meta.json or no data_end."""
-    import json
-
     path = Path(data_dir) / META_FILE
     if not path.is_file():
         return None

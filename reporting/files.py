@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
+from contextlib import ExitStack
 from pathlib import Path
 from typing import NamedTuple
 
 import pandas as pd
 
 from config import LabelConfig, ProgramConfig, ReportConfig
+from features.atomic import atomic_path
 from features.io import META_FILE, meta_data_end
+from features.validate import check_program_file, format_report, load_cohort
+from reporting.build import build_report
+from reporting.html import render_html
 
 PROGRAM_FILE = "program.json"
 HTML_FILE = "report.html"
@@ -34,8 +37,6 @@ class ReportInputs(NamedTuple):
 
 def read_program(data_dir: Path) -> tuple[ProgramConfig, str]:
     """The program's recommended use from program.json in the folder, else the defaults; and where it came from."""
-    from features.validate import check_program_file, format_report
-
     path = Path(data_dir) / PROGRAM_FILE
     if not path.is_file():
         return ProgramConfig(), "lapse defaults (no program.json)"
@@ -47,8 +48,6 @@ def read_program(data_dir: Path) -> tuple[ProgramConfig, str]:
 
 def load_inputs(data_dir: str | Path) -> ReportInputs:
     """Load and validate a data folder for the report (ContractError or ReportInputError when unusable)."""
-    from features.validate import load_cohort
-
     data_dir = Path(data_dir)
     cohort = load_cohort(data_dir)
     try:
@@ -70,20 +69,10 @@ def load_inputs(data_dir: str | Path) -> ReportInputs:
 def write_files(out_dir: str | Path, files: dict[str, str]) -> dict[str, Path]:
     """Write each named text file into out_dir; all are fully written to temporary files first, then renamed."""
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    temps: dict[str, str] = {}
-    try:
+    with ExitStack() as stack:
+        # Every file is written before any is renamed (the renames run as the stack unwinds).
         for name, text in files.items():
-            fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{name}.", suffix=".tmp")
-            temps[name] = tmp
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text)
-        for name, tmp in temps.items():
-            os.replace(tmp, out_dir / name)
-    finally:
-        for tmp in temps.values():
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+            stack.enter_context(atomic_path(out_dir / name)).write_text(text, encoding="utf-8")
     return {name: out_dir / name for name in files}
 
 
@@ -94,9 +83,6 @@ def make_report(
     config: ReportConfig = ReportConfig(),
 ) -> dict[str, Path]:
     """Build the report for a data folder and write report.html and report.json; returns their paths."""
-    from reporting.build import build_report
-    from reporting.html import render_html
-
     inputs = load_inputs(data_dir)
     report = build_report(
         inputs.patients, inputs.events, inputs.data_end, inputs.program, labels, config, inputs.sources

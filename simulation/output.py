@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
-from simulation.settings import SimulationConfig
+from features.atomic import atomic_path
 from features.io import write_table
+from simulation.settings import SimulationConfig
 from simulation.simulator import SimulatedCohort
 
 META_FILE = "meta.json"
@@ -48,24 +46,9 @@ def write_cohort(cohort: SimulatedCohort, config: SimulationConfig, out_dir: str
         raise OutputExists(f"{out}: exists and is not a folder")
     if out.is_dir() and any(out.iterdir()) and not force:
         raise OutputExists(f"{out}: folder is not empty (use --force to replace it)")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
-    umask = os.umask(0)
-    os.umask(umask)
-    staging.chmod(0o777 & ~umask)  # mkdtemp makes it private; the data folder should not be
-    try:
+    with atomic_path(out, folder=True) as staging:
         write_table(cohort.patients, staging, "patients")
         write_table(cohort.events, staging, "events")
         write_table(cohort.truth, staging, "truth")
         (staging / META_FILE).write_text(json.dumps(cohort_meta(cohort, config), indent=2) + "\n")
-        if out.exists():
-            retired = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".old"))
-            os.replace(out, retired / out.name)
-            os.replace(staging, out)
-            shutil.rmtree(retired, ignore_errors=True)
-        else:
-            os.replace(staging, out)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
     return out
