@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
+from sklearn.linear_model import LogisticRegression
 
 
 @dataclass(frozen=True)
@@ -32,30 +33,22 @@ class PlattCalibration:
         return cls(slope=float(raw["slope"]), intercept=float(raw["intercept"]))
 
 
-def fit_logistic(x: np.ndarray, y: np.ndarray, offset: np.ndarray | None = None, slope: bool = True,
-                 max_iter: int = 50) -> tuple[float, float]:
-    """Unpenalised logistic regression of y on x (or intercept only, with an offset): (intercept, slope)."""
-    x = np.asarray(x, dtype=np.float64)
+def fit_logistic(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Unpenalised logistic regression of 0/1 outcomes y on one variable x: (intercept, slope)."""
+    x = np.asarray(x, dtype=np.float64).reshape(-1, 1)
     y = np.asarray(y, dtype=np.float64)
-    off = np.zeros_like(x) if offset is None else np.asarray(offset, dtype=np.float64)
-    design = np.column_stack([np.ones_like(x), x]) if slope else np.ones((len(x), 1))
-    beta = np.zeros(design.shape[1])
-    for _ in range(max_iter):
-        eta = design @ beta + off
-        mu = 1.0 / (1.0 + np.exp(-eta))
-        w = np.maximum(mu * (1.0 - mu), 1e-12)
-        grad = design.T @ (y - mu)
-        hess = design.T @ (design * w[:, None]) + 1e-9 * np.eye(design.shape[1])
-        step = np.linalg.solve(hess, grad)
-        beta = beta + step
-        if np.max(np.abs(step)) < 1e-10:
-            break
-    return (float(beta[0]), float(beta[1])) if slope else (float(beta[0]), 1.0)
+    # C=inf: no penalty (scikit-learn 1.8+ spelling); lbfgs to a tight tolerance, so the fit agrees
+    # with a converged Newton-Raphson to well under 1e-6.
+    model = LogisticRegression(C=np.inf, solver="lbfgs", tol=1e-10, max_iter=1000).fit(x, y)
+    return float(model.intercept_[0]), float(model.coef_[0, 0])
 
 
 def fit_platt(margin: np.ndarray, y: np.ndarray) -> PlattCalibration:
-    """Fit Platt scaling (unpenalised logistic regression of y on the margin)."""
-    margin = np.asarray(margin, dtype=np.float64)
+    """Fit Platt scaling: risk = sigmoid(slope * margin + intercept), by logistic regression on the margin.
+
+    The calibrated log-odds stay linear in the margin, so contributions to the margin scaled by
+    `slope` (plus the intercept on the base value) add up to the calibrated log-odds.
+    """
     y = np.asarray(y, dtype=np.float64)
     if len(y) == 0 or y.min() == y.max():
         raise ValueError("calibration needs both outcomes in the validation set")

@@ -5,7 +5,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from sklearn.metrics import average_precision_score, roc_auc_score
+from scipy.optimize import brentq
+from sklearn.calibration import calibration_curve
+from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
 
 from models.calibration import fit_logistic
 
@@ -40,35 +42,58 @@ def pr_auc(y: np.ndarray, p: np.ndarray) -> float:
 
 
 def brier(y: np.ndarray, p: np.ndarray) -> float:
-    """Mean squared error of the risks against the 0/1 outcomes."""
-    return float(np.mean((np.asarray(p, dtype=np.float64) - np.asarray(y, dtype=np.float64)) ** 2))
+    """Brier score: mean squared error of the risks against the 0/1 outcomes."""
+    return float(brier_score_loss(np.asarray(y, dtype=np.float64), np.asarray(p, dtype=np.float64), pos_label=1))
+
+
+def _offset_intercept(y: np.ndarray, z: np.ndarray) -> float:
+    """The a of logit(P(y=1)) = a + z with z fixed (an offset): where the expected events equal the observed.
+
+    The score equation sum(y) = sum(sigmoid(z + a)) is monotone in a, so a bracketing root finder solves it.
+    """
+    observed = float(np.sum(y))
+
+    def excess(a: float) -> float:
+        return float(np.sum(1.0 / (1.0 + np.exp(-(z + a))))) - observed
+
+    low, high = -1.0, 1.0
+    while excess(low) > 0:
+        low *= 2.0
+    while excess(high) < 0:
+        high *= 2.0
+    return float(brentq(excess, low, high, xtol=1e-12))
 
 
 def calibration_slope_intercept(y: np.ndarray, p: np.ndarray) -> tuple[float, float]:
-    """Calibration slope (logit(y) ~ a + b logit(p)) and calibration-in-the-large (offset model)."""
-    y = np.asarray(y)
+    """Calibration slope (logit(y) ~ a + b logit(p)) and calibration-in-the-large (logit(y) ~ a + offset logit(p))."""
+    y = np.asarray(y, dtype=np.float64)
     if not _both_classes(y):
         return math.nan, math.nan
     z = logit(p)
     _, slope = fit_logistic(z, y)
-    intercept, _ = fit_logistic(z, y, offset=z, slope=False)
-    return slope, intercept
+    return slope, _offset_intercept(y, z)
+
+
+def _bin_edges(bins: int) -> np.ndarray:
+    return np.linspace(0.0, 1.0, bins + 1)
 
 
 def reliability(y: np.ndarray, p: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per equal-width risk bin: mean predicted risk, observed rate and row count (empty bins dropped)."""
+    """Per equal-width risk bin: mean predicted risk, observed rate and row count (empty bins dropped).
+
+    The bins are sklearn.calibration.calibration_curve's (strategy "uniform"): a risk on an inner
+    edge falls in the lower bin. The counts are taken on the same edges.
+    """
     p = np.asarray(p, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
-    idx = np.minimum((p * bins).astype(np.int64), bins - 1)
-    count = np.bincount(idx, minlength=bins).astype(np.float64)
-    mean_p = np.bincount(idx, weights=p, minlength=bins)
-    mean_y = np.bincount(idx, weights=y, minlength=bins)
-    keep = count > 0
-    return mean_p[keep] / count[keep], mean_y[keep] / count[keep], count[keep]
+    observed, predicted = calibration_curve(y, p, n_bins=bins, strategy="uniform", pos_label=1)
+    count = np.bincount(np.searchsorted(_bin_edges(bins)[1:-1], p), minlength=bins).astype(np.float64)
+    return predicted, observed, count[count > 0]
 
 
 def expected_calibration_error(y: np.ndarray, p: np.ndarray, bins: int = 10) -> float:
-    """Row-weighted mean absolute gap between predicted risk and observed rate over equal-width bins."""
+    """ECE: the row-weighted mean absolute gap between mean predicted risk and observed rate over `bins`
+    equal-width risk bins, sum_b (n_b / n) * |mean risk_b - observed rate_b| (empty bins count zero)."""
     if len(np.asarray(y)) == 0:
         return math.nan
     mean_p, mean_y, count = reliability(y, p, bins)

@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 
 from config import PromotionGates, TrainingConfig, XGBoostParams
+from models.calibration import fit_platt
 from training.fairness import age_band, largest_gap, subgroup_table, tpr_gaps
 from training.metrics import (
     calibration_slope_intercept, evaluate, expected_calibration_error, precision_recall_at_capacity, sigmoid,
@@ -82,7 +83,22 @@ def test_metrics_on_known_cases():
     assert slope == pytest.approx(1.0, abs=0.05) and intercept == pytest.approx(0.0, abs=0.05)
     slope, _ = calibration_slope_intercept(outcome, sigmoid(2 * z))  # over-confident risks
     assert slope == pytest.approx(0.5, abs=0.05)
+    _, intercept = calibration_slope_intercept(outcome, sigmoid(z - 0.5))  # risks too low throughout
+    assert intercept == pytest.approx(0.5, abs=0.05)
     assert expected_calibration_error(outcome, sigmoid(z)) < 0.02 < expected_calibration_error(outcome, sigmoid(2 * z))
+
+
+def test_platt_scaling_recovers_a_known_linear_map_of_the_margin():
+    rng = np.random.default_rng(3)
+    margin = rng.normal(-1.0, 2.0, 60_000)
+    outcome = (rng.random(len(margin)) < sigmoid(0.6 * margin - 0.4)).astype(float)
+    calibration = fit_platt(margin, outcome)
+    assert calibration.slope == pytest.approx(0.6, abs=0.03)
+    assert calibration.intercept == pytest.approx(-0.4, abs=0.03)
+    # Calibrated log-odds are slope * margin + intercept, so scaled contributions still add up.
+    assert np.allclose(calibration.risk(margin), sigmoid(calibration.slope * margin + calibration.intercept))
+    with pytest.raises(ValueError, match="both outcomes"):
+        fit_platt(margin[:10], np.zeros(10))
 
 
 def test_subgroup_tpr_gap_and_age_bands():
