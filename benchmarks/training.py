@@ -27,17 +27,13 @@ TARGET_ECE = 0.03
 TARGET_CHAIN_S = 180.0
 
 _SIMULATE = """
-import json, sys
+import sys
 from dataclasses import replace
-from simulation.settings import SimulationConfig
-from features.io import write_table
 from simulation import simulate
+from simulation.output import write_cohort
+from simulation.settings import SimulationConfig
 config = replace(SimulationConfig(), n_patients=int(sys.argv[1]), seed=int(sys.argv[2]))
-sim = simulate(config)
-for name in ("patients", "events", "truth"):
-    write_table(getattr(sim, name), sys.argv[3], name)
-with open(sys.argv[3] + "/meta.json", "w") as f:
-    json.dump({"data_end": sim.data_end.isoformat(), "seed": config.seed}, f)
+write_cohort(simulate(config), config, sys.argv[3], force=True)
 """
 
 

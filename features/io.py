@@ -46,6 +46,10 @@ def write_table(frame: pd.DataFrame, out_dir: str | Path, name: str) -> Path:
 
 
 META_FILE = "meta.json"
+# Optional, simulated data only: the simulator's true dropout probability of each (patient, as-of day),
+# per label definition and horizon. Training joins it to its rows for the "ceiling" metric.
+TRUE_PROBABILITY_TABLE = "true_probability"
+TRUE_PROBABILITY_COLUMNS = ("patient_id", "as_of_day", "definition", "horizon_days", "probability")
 
 
 def meta_data_end(data_dir: str | Path) -> pd.Timestamp | None:

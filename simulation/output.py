@@ -1,4 +1,4 @@
-"""Writing a simulated cohort as a data folder: the contract tables, the truth and meta.json."""
+"""Writing a simulated cohort as a data folder: the contract tables, the truth, its true probabilities and meta.json."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ import json
 from pathlib import Path
 
 from features.atomic import atomic_path
-from features.io import write_table
+from features.io import TRUE_PROBABILITY_TABLE, write_table
 from simulation.settings import SimulationConfig
 from simulation.simulator import SimulatedCohort
+from simulation.truth import true_probability_table
 
 META_FILE = "meta.json"
 
@@ -50,5 +51,6 @@ def write_cohort(cohort: SimulatedCohort, config: SimulationConfig, out_dir: str
         write_table(cohort.patients, staging, "patients")
         write_table(cohort.events, staging, "events")
         write_table(cohort.truth, staging, "truth")
+        write_table(true_probability_table(cohort.truth), staging, TRUE_PROBABILITY_TABLE)
         (staging / META_FILE).write_text(json.dumps(cohort_meta(cohort, config), indent=2) + "\n")
     return out

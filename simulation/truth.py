@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from config import LabelConfig
+from config import FeatureConfig, LabelConfig
+from features.io import TRUE_PROBABILITY_COLUMNS
 from simulation.engagement import (
     LATENT_COLUMNS,
     activity_probability,
@@ -123,3 +124,34 @@ def true_dropout_probability(
             latent, as_of_day[rows], silent0, label_config.horizon_days, label_config.definition
         )
     return out
+
+
+def true_probability_table(
+    truth: pd.DataFrame,
+    as_of_days: tuple[int, ...] = FeatureConfig().as_of_days,
+    horizon_days: int = LabelConfig().horizon_days,
+    definitions: tuple[str, ...] = DEFINITIONS,
+) -> pd.DataFrame:
+    """The true dropout probability of every patient at every as-of day that was simulated, per definition.
+
+    One row per (patient_id, as_of_day, definition) with `horizon_days` and `probability`: the table
+    `lapse simulate` writes, so training can measure the ceiling without importing the simulator.
+    """
+    days = np.asarray(sorted(set(as_of_days)), dtype=np.int64)
+    simulated = truth["simulated_days"].to_numpy()
+    patient = np.repeat(np.arange(len(truth)), len(days))
+    day = np.tile(days, len(truth))
+    keep = day <= simulated[patient]
+    snapshots = pd.DataFrame({
+        "patient_id": truth["patient_id"].to_numpy()[patient[keep]],
+        "as_of_day": day[keep],
+    })
+    parts = []
+    for definition in definitions:
+        config = LabelConfig(horizon_days=horizon_days, definition=definition)
+        parts.append(snapshots.assign(
+            definition=pd.Series([definition] * len(snapshots), dtype="str"),
+            horizon_days=np.int64(horizon_days),
+            probability=true_dropout_probability(truth, snapshots, config),
+        ))
+    return pd.concat(parts, ignore_index=True)[list(TRUE_PROBABILITY_COLUMNS)]

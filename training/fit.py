@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
 import xgboost as xgb
 
-from config import TrainingConfig
+from config import TrainingConfig, XGBoostParams
 from models.calibration import PlattCalibration, fit_platt
 from models.estimators import booster_contributions, booster_margin, fit_xgboost, logistic_pipeline
 from training.evaluation import POOLED, evaluate_by_slice, headline_slice, subgroup_report
@@ -86,6 +87,25 @@ class TrainingOutcome:
         return out
 
 
+class BoosterFitter(Protocol):
+    """Trains the boosted trees on a training table's train part, early-stopping on its validation part."""
+
+    def __call__(self, table: pd.DataFrame, split: Split, feature_names: list[str], params: XGBoostParams,
+                 seed: int) -> xgb.Booster:
+        ...
+
+
+def fit_local_booster(table: pd.DataFrame, split: Split, feature_names: list[str], params: XGBoostParams,
+                      seed: int) -> xgb.Booster:
+    """The boosted trees trained in this process (`fit_xgboost`) on the split's train and validation rows."""
+    def part(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        chosen = table.iloc[rows]
+        return (chosen[feature_names].to_numpy(dtype=np.float64, na_value=np.nan),
+                chosen[LABEL].to_numpy(dtype=np.float64))
+
+    return fit_xgboost(*part(split.train), *part(split.validation), feature_names, params, seed)
+
+
 def _metric_token(text: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "_-" else "_" for ch in str(text)) or "_"
 
@@ -120,14 +140,15 @@ def _fit_logistic_model(name: str, features: list[str], table: pd.DataFrame, spl
 
 def fit_and_evaluate(table: pd.DataFrame, feature_names: list[str], baseline_features: list[str],
                      groups: pd.DataFrame, truth: np.ndarray | None = None,
-                     config: TrainingConfig = TrainingConfig(), fit_booster=None) -> TrainingOutcome:
+                     config: TrainingConfig = TrainingConfig(),
+                     fit_booster: BoosterFitter | None = None) -> TrainingOutcome:
     """Split, fit the baseline, usage-aware and XGBoost models, calibrate on validation, evaluate on test.
 
     `table` is a training table (patient_id, enrolled_at, as_of_day, features..., dropout);
     `groups` has patient_id and one text column per subgroup attribute; `truth`, when given,
     holds the simulator's true dropout probabilities aligned to the rows of `table`.
-    `fit_booster`, when given, trains the boosted trees instead of `fit_xgboost` (same arguments),
-    e.g. on a Dask cluster (engines.training).
+    `fit_booster` trains the boosted trees on the split this function makes: `fit_local_booster`
+    when None, or e.g. on a Dask cluster (engines.training).
     """
     missing = [c for c in ("patient_id", "enrolled_at", "as_of_day", LABEL, *feature_names) if c not in table.columns]
     if missing:
@@ -144,8 +165,7 @@ def fit_and_evaluate(table: pd.DataFrame, feature_names: list[str], baseline_fea
         BASELINE: _fit_logistic_model(BASELINE, baseline_features, table, split, y, config),
         USAGE: _fit_logistic_model(USAGE, feature_names, table, split, y, config),
     }
-    booster = (fit_booster or fit_xgboost)(X[split.train], y[split.train], X[split.validation],
-                                           y[split.validation], feature_names, config.xgboost, config.seed)
+    booster = (fit_booster or fit_local_booster)(table, split, feature_names, config.xgboost, config.seed)
     calibration = fit_platt(booster_margin(booster, X[split.validation]), y[split.validation])
     val_risk = calibration.risk(booster_margin(booster, X[split.validation]))
     test_risk = calibration.risk(booster_margin(booster, X[split.test]))

@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from config import DEFAULT_PATHS, FeatureConfig, LabelConfig, Paths, ProgramConfig, TrainingConfig
+from config import DEFAULT_PATHS, FeatureConfig, LabelConfig, Paths, TrainingConfig
+from training.data import TableBuilder, local_training_table, program_feature_config, read_true_probabilities
 
 log = logging.getLogger("lapse.training")
 
@@ -46,30 +47,16 @@ class TrainingSummary:
 
 
 def load_training_data(data_dir: str | Path, feature_config: FeatureConfig = FeatureConfig(),
-                       label_config: LabelConfig = LabelConfig()) -> TrainingData:
-    """Validate the folder's tables, build the labelled training table and, if present, the true probabilities."""
-    from features.io import read_data_end
-    from features.snapshots import training_table
-    from features.validate import load_cohort
-
+                       label_config: LabelConfig = LabelConfig(),
+                       build_table: TableBuilder = local_training_table) -> TrainingData:
+    """The folder's labelled training table (built by `build_table`) and, when given, its true probabilities."""
     data_dir = Path(data_dir)
-    program = data_dir / "program.json"
-    if program.is_file():
-        feature_config = replace(feature_config, program=ProgramConfig.from_file(program))
-    cohort = load_cohort(data_dir)
-    data_end = read_data_end(data_dir, cohort.events)
-    table = training_table(cohort.patients, cohort.events, data_end, days=feature_config.as_of_days,
-                           feature_config=feature_config, label_config=label_config)
-    if len(table) == 0:
+    feature_config = program_feature_config(data_dir, feature_config)
+    labelled = build_table(data_dir, feature_config, label_config)
+    if len(labelled.table) == 0:
         raise ValueError(f"{data_dir}: no eligible, uncensored snapshots to train on")
-    truth = None
-    truth_file = data_dir / "truth.parquet"
-    if truth_file.is_file():
-        from simulation import true_dropout_probability
-
-        truth = true_dropout_probability(pd.read_parquet(truth_file), table[["patient_id", "as_of_day"]],
-                                         label_config)
-    return TrainingData(table, cohort.patients, truth, data_end, feature_config)
+    truth = read_true_probabilities(data_dir, labelled.table, label_config)
+    return TrainingData(labelled.table, labelled.patients, truth, labelled.data_end, feature_config)
 
 
 def feature_sets(feature_config: FeatureConfig) -> tuple[list, list[str], list[str]]:

@@ -276,6 +276,19 @@ def test_html_has_every_section_embedded_figures_and_no_external_assets(pages):
     assert "Recommended use" in html.split("Uptake")[0]  # stated at the top
 
 
+def test_text_from_the_data_is_escaped_not_run(report):
+    odd = json.loads(json.dumps(report))
+    odd["title"] = "Report <script>alert(1)</script>"
+    odd["sources"]["program"] = 'program.json "A & B"'
+    html = render_html(odd)
+    assert "<script" not in html
+    assert "Report &lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "program.json &#34;A &amp; B&#34;" in html
+    page = PageParser()
+    page.feed(html)
+    assert 'program.json "A & B"' in " ".join(page.text)
+
+
 def _json_number_forms(report: dict) -> set[str]:
     forms: set[str] = set()
 

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from config import LabelConfig
+from config import FeatureConfig, LabelConfig
 from simulation.settings import SimulationConfig
 from features.contract import EVENT_COLUMNS, GAD7_ANXIETY_CUTOFF, OWN_ENGAGEMENT, PATIENT_COLUMNS, VALUE_RULES
 from features.labels import compute_labels
@@ -92,6 +92,26 @@ def test_written_folder_passes_the_data_contract(sim_data_dir, sim_cohort):
     assert pd.Timestamp(meta["data_end"]) == sim_cohort.data_end
     assert meta["seed"] == 11 and meta["n_patients"] == 1_500 and meta["days"] == 90
     assert (sim_data_dir / "truth.parquet").is_file()
+
+
+def test_written_true_probabilities_are_the_simulators_for_the_default_days_and_definitions(sim_data_dir,
+                                                                                             sim_cohort):
+    table = pd.read_parquet(sim_data_dir / "true_probability.parquet")
+    assert list(table.columns) == ["patient_id", "as_of_day", "definition", "horizon_days", "probability"]
+    assert set(table["as_of_day"]) == set(FeatureConfig().as_of_days)
+    assert set(table["definition"]) == {"either", "inactivity", "discontinuation"}
+    assert set(table["horizon_days"]) == {LabelConfig().horizon_days}
+    assert not table.duplicated(["patient_id", "as_of_day", "definition"]).any()
+    for definition in ("inactivity", "discontinuation"):
+        rows = table[table["definition"] == definition].reset_index(drop=True)
+        expected = true_dropout_probability(sim_cohort.truth, rows[["patient_id", "as_of_day"]],
+                                            LabelConfig(definition=definition))
+        assert np.array_equal(rows["probability"].to_numpy(), expected)
+    # Every patient at every default day that was simulated for them, and no other day.
+    simulated = sim_cohort.truth.set_index("patient_id")["simulated_days"]
+    per_patient = table[table["definition"] == "either"].groupby("patient_id")["as_of_day"].count()
+    expected_days = simulated.map(lambda n: sum(d <= n for d in FeatureConfig().as_of_days))
+    assert per_patient.reindex(simulated.index, fill_value=0).equals(expected_days.astype(per_patient.dtype))
 
 
 def test_tables_have_the_canonical_columns_and_types(sim_cohort):
@@ -274,7 +294,8 @@ def test_cli_writes_the_folder_refuses_to_overwrite_and_replaces_with_force(tmp_
                "--out", str(out)]
     done = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert {p.name for p in out.iterdir()} == {"patients.parquet", "events.parquet", "truth.parquet", "meta.json"}
+    assert {p.name for p in out.iterdir()} == {"patients.parquet", "events.parquet", "truth.parquet",
+                                               "true_probability.parquet", "meta.json"}
     assert "200 patients" in done.stdout
     meta = json.loads((out / "meta.json").read_text())
     assert meta["seed"] == 9 and meta["days"] == 30 and meta["parameters"]["n_patients"] == 200

@@ -144,17 +144,13 @@ def test_train_command_refuses_a_folder_without_tables(tmp_path, capsys, monkeyp
 
 @pytest.fixture(scope="module")
 def cohort_dir(tmp_path_factory) -> Path:
-    """A small simulated cohort written as a data folder (patients, events, truth, meta.json)."""
-    from simulation.settings import SimulationConfig
-    from features.io import write_table
+    """A small simulated cohort written as `lapse simulate` does (patients, events, truth, true_probability, meta)."""
     from simulation import simulate
+    from simulation.output import write_cohort
+    from simulation.settings import SimulationConfig
 
-    out = tmp_path_factory.mktemp("cohort")
-    sim = simulate(replace(SimulationConfig(), n_patients=N_PATIENTS))
-    for name in ("patients", "events", "truth"):
-        write_table(getattr(sim, name), out, name)
-    (out / "meta.json").write_text(json.dumps({"data_end": sim.data_end.isoformat(), "seed": SimulationConfig().seed}))
-    return out
+    config = replace(SimulationConfig(), n_patients=N_PATIENTS)
+    return write_cohort(simulate(config), config, tmp_path_factory.mktemp("cohort") / "data")
 
 
 @pytest.fixture(scope="module")
