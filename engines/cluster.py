@@ -12,6 +12,7 @@ from config import ScaleOutConfig
 def dask_client(scheduler: str | None = None, workers: int | None = None,
                 config: ScaleOutConfig = ScaleOutConfig()) -> Iterator:
     """A distributed Client for `scheduler`, or for a LocalCluster of `workers` single-thread processes."""
+    # dask and distributed are an optional extra (lapse[dask]): imported only when the Dask engine runs.
     import dask
     from distributed import Client, LocalCluster
 

@@ -6,20 +6,23 @@ import argparse
 import sys
 from dataclasses import replace
 
+from config import FeatureConfig, LabelConfig, ScaleOutConfig
+from engines.cluster import dask_client
+from engines.features import distributed_training_table
+from engines.output import write_dataset
+from engines.partitions import data_end_of, read_partitioned
+from engines.training import run_dask_training
+from features.validate import ContractError
+
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
 
 
 def run_features(args: argparse.Namespace) -> int:
     """`lapse features --engine dask`: the training table per patient partition, written as a Parquet folder."""
+    # dask is an optional extra (lapse[dask]): imported only when the Dask engine runs.
     import dask
-
-    from config import FeatureConfig, LabelConfig, ScaleOutConfig
-    from features.validate import ContractError
-    from engines.cluster import dask_client
-    from engines.features import distributed_training_table
-    from engines.output import write_dataset
-    from engines.partitions import data_end_of, read_partitioned
+    import dask.dataframe as dd
 
     config = ScaleOutConfig()
     feature_config = replace(FeatureConfig(), as_of_days=args.as_of_days)
@@ -30,8 +33,6 @@ def run_features(args: argparse.Namespace) -> int:
             data_end = data_end_of(args.data, cohort.events)
             table = distributed_training_table(cohort, data_end, feature_config, label_config, args.calendar)
             write_dataset(table, args.out)
-            import dask.dataframe as dd
-
             written = dd.read_parquet(str(args.out), columns=["patient_id", "as_of_day", "dropout"])
             rows, patients, drops, by_day = dask.compute(
                 written.shape[0], written["patient_id"].nunique(), written["dropout"].sum(),
@@ -53,9 +54,5 @@ def run_features(args: argparse.Namespace) -> int:
 
 def train_on_dask(args: argparse.Namespace, config, feature_config, label_config):
     """`lapse train --engine dask`: features on the cluster, boosted trees by xgboost.dask, the same MLflow run."""
-    from config import ScaleOutConfig
-    from engines.cluster import dask_client
-    from engines.training import run_dask_training
-
     with dask_client(args.scheduler, args.workers, ScaleOutConfig()) as client:
         return run_dask_training(client, args.data, config, feature_config, label_config)

@@ -7,6 +7,9 @@ import pandas as pd
 
 from config import FeatureConfig, LabelConfig
 from engines.partitions import PartitionedCohort, local_frames
+from features.point_in_time import specs_for
+from features.snapshots import training_table
+from features.validate import validate_tables
 
 
 def canonical_partition(patients: pd.DataFrame, events: pd.DataFrame, index: int):
@@ -14,8 +17,6 @@ def canonical_partition(patients: pd.DataFrame, events: pd.DataFrame, index: int
 
     Problems name the partition and its row numbers (rows count from 1 within the partition).
     """
-    from features.validate import validate_tables
-
     patients, events = local_frames(patients, events)
     if len(patients) == 0:
         if len(events):
@@ -28,8 +29,6 @@ def canonical_partition(patients: pd.DataFrame, events: pd.DataFrame, index: int
 
 def training_meta(feature_config: FeatureConfig) -> pd.DataFrame:
     """The empty training table: column names and dtypes of `training_table`'s result."""
-    from features.point_in_time import specs_for
-
     stamp = pd.Series([], dtype="datetime64[us, UTC]")
     columns = {"patient_id": pd.Series([], dtype="str"), "as_of": stamp, "as_of_day": pd.Series([], dtype=np.int64),
                "enrolled_at": stamp}
@@ -40,8 +39,6 @@ def training_meta(feature_config: FeatureConfig) -> pd.DataFrame:
 
 def _training_partition(patients: pd.DataFrame, events: pd.DataFrame, data_end, feature_config: FeatureConfig,
                         label_config: LabelConfig, calendar: bool, partition_info=None) -> pd.DataFrame:
-    from features.snapshots import training_table
-
     index = partition_info["number"] if partition_info else 0
     cohort = canonical_partition(patients, events, index)
     if cohort is None:
@@ -53,7 +50,7 @@ def _training_partition(patients: pd.DataFrame, events: pd.DataFrame, data_end, 
 def distributed_training_table(cohort: PartitionedCohort, data_end, feature_config: FeatureConfig = FeatureConfig(),
                                label_config: LabelConfig = LabelConfig(), calendar: bool = False):
     """A lazy Dask frame of `training_table` rows, computed per patient partition (row order within partitions)."""
-    import dask.dataframe as dd
+    import dask.dataframe as dd  # an optional extra (lapse[dask]): imported only when the Dask engine runs
 
     return dd.map_partitions(_training_partition, cohort.patients, cohort.events, data_end, feature_config,
                              label_config, calendar, meta=training_meta(feature_config), align_dataframes=False)

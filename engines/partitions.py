@@ -11,8 +11,11 @@ from pathlib import Path
 from typing import NamedTuple
 
 import pandas as pd
+import pyarrow.parquet as pq
 
 from config import ScaleOutConfig
+from features.io import find_table, meta_data_end
+from features.labels import as_utc_instant
 
 
 class PartitionedCohort(NamedTuple):
@@ -29,8 +32,6 @@ def _text_ids(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _parquet(data_dir: Path, name: str) -> Path:
-    from features.io import find_table
-
     path = find_table(data_dir, name)
     if path.suffix == ".csv":
         raise ValueError(f"{path}: the Dask engine reads Parquet only (a {name}.parquet file or {name}/ folder)")
@@ -50,8 +51,7 @@ def partition_frames(patients, events, n: int):
 def read_partitioned(data_dir: str | Path, npartitions: int | None = None,
                      config: ScaleOutConfig = ScaleOutConfig()) -> PartitionedCohort:
     """Lazy patients and events of a data folder, partitioned by patient (sized from the events' Parquet metadata)."""
-    import dask.dataframe as dd
-    import pyarrow.parquet as pq
+    import dask.dataframe as dd  # an optional extra (lapse[dask]): imported only when the Dask engine runs
 
     data_dir = Path(data_dir)
     p_path, e_path = _parquet(data_dir, "patients"), _parquet(data_dir, "events")
@@ -78,9 +78,6 @@ def local_frames(patients: pd.DataFrame, events: pd.DataFrame) -> tuple[pd.DataF
 
 def data_end_of(data_dir: str | Path, events) -> pd.Timestamp:
     """End of observation: meta.json's data_end, else the latest event time (computed on the cluster)."""
-    from features.io import meta_data_end
-    from features.labels import as_utc_instant
-
     stamp = meta_data_end(data_dir)
     if stamp is not None:
         return stamp

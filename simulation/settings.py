@@ -1,4 +1,4 @@
-"""The simulator's generative parameters (docs/simulator.md explains each knob); defaults follow domain.md."""
+"""The simulator's generative parameters (docs/simulator.md explains each knob and where its default comes from)."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ DEFAULT_TRAJECTORIES: tuple[TrajectoryClass, ...] = (
 
 @dataclass(frozen=True)
 class SimulationConfig:
-    """Generative parameters of the cohort simulator; defaults follow docs/domain.md."""
+    """Generative parameters of the cohort simulator; docs/simulator.md gives the source of each default."""
 
     n_patients: int = 20_000
     days: int = 120
