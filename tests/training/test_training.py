@@ -130,6 +130,29 @@ def test_gates_boundaries():
     assert not any(g.passed for g in evaluate_gates(bad, None, gates))
 
 
+def test_true_probabilities_are_joined_only_when_they_cover_every_row(tmp_path, caplog):
+    from config import LabelConfig
+    from features.io import write_table
+    from training.data import read_true_probabilities
+
+    snapshots = pd.DataFrame({"patient_id": ["a", "b", "a"], "as_of_day": [3, 3, 7]})
+    assert read_true_probabilities(tmp_path, snapshots, LabelConfig()) is None  # real data: no table, no ceiling
+    table = pd.DataFrame({
+        "patient_id": ["a", "a", "b", "b", "a"], "as_of_day": [3, 7, 3, 3, 3],
+        "definition": ["either", "either", "either", "inactivity", "inactivity"],
+        "horizon_days": [14, 14, 14, 14, 14], "probability": [0.1, 0.7, 0.2, 0.3, 0.4],
+    })
+    write_table(table, tmp_path, "true_probability")
+    assert read_true_probabilities(tmp_path, snapshots, LabelConfig()).tolist() == [0.1, 0.2, 0.7]
+    with caplog.at_level("WARNING", logger="lapse.training"):
+        assert read_true_probabilities(tmp_path, snapshots, LabelConfig(definition="inactivity")) is None
+        assert read_true_probabilities(tmp_path, snapshots, LabelConfig(horizon_days=7)) is None
+    assert "covers 2 of 3 training rows" in caplog.text and "covers 0 of 3" in caplog.text
+    write_table(table.drop(columns="horizon_days"), tmp_path, "true_probability")
+    with pytest.raises(ValueError, match=r"true_probability.parquet: missing column\(s\) horizon_days"):
+        read_true_probabilities(tmp_path, snapshots, LabelConfig())
+
+
 def test_train_command_refuses_a_folder_without_tables(tmp_path, capsys, monkeypatch):
     from cli.main import main
 
