@@ -1,42 +1,36 @@
-"""The report's figures, drawn from the report dict alone and returned as base64 PNG."""
+"""The report's figures, drawn from the report dict alone and returned as base64 PNG.
+
+Figures are plain matplotlib `Figure` objects (no pyplot, no backend to pick, nothing global to close).
+"""
 
 from __future__ import annotations
 
 import base64
 import io
 
+import matplotlib as mpl
+from matplotlib.figure import Figure
+
 from reporting.elements import LEVEL_MEASURES
 
 COLOURS = ("#1f5f8b", "#c8553d", "#2a9d8f", "#8d6a9f", "#e9a03b", "#5c6b73", "#7a9e3b", "#b5838d")
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    plt.rcParams.update(
-        {
-            "font.size": 9,
-            "axes.spines.top": False,
-            "axes.spines.right": False,
-            "axes.titlesize": 10,
-            "axes.titleweight": "bold",
-            "figure.dpi": 110,
-        }
-    )
-    return plt
+# The report's look, applied around each figure only (the global matplotlib settings are left alone).
+_STYLE = {
+    "font.size": 9,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.titlesize": 10,
+    "axes.titleweight": "bold",
+    "figure.dpi": 110,
+}
 
 
-def _png(fig) -> str:
+def _png(fig: Figure) -> str:
     # Margins are set per figure (fig.subplots_adjust): automatic layout would lay out every text twice.
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", metadata={"Software": None})
-    fig.clf()
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
@@ -48,10 +42,11 @@ def _legend_or_note(ax, fontsize: float | None = None) -> None:
         ax.text(0.5, 0.5, "too few patients to show", ha="center", va="center", transform=ax.transAxes)
 
 
+@mpl.rc_context(_STYLE)
 def level_of_use_figure(histograms: dict) -> str:
     """Histograms of sessions, minutes, modules and check-ins per patient (share of patients per bin)."""
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, len(LEVEL_MEASURES), figsize=(11, 2.6))
+    fig = Figure(figsize=(11, 2.6))
+    axes = fig.subplots(1, len(LEVEL_MEASURES))
     for ax, (name, title) in zip(axes, LEVEL_MEASURES.items()):
         h = histograms[name]
         ax.set_title(title)
@@ -72,10 +67,11 @@ def level_of_use_figure(histograms: dict) -> str:
     return _png(fig)
 
 
+@mpl.rc_context(_STYLE)
 def weekly_figure(weekly: list[dict], title: str = "Weekly use among patients observed through each week") -> str:
     """Weekly active share and share meeting the recommended sessions, weeks 1..K."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 3))
+    fig = Figure(figsize=(7, 3))
+    ax = fig.subplots()
     lines = (("active", "any own engagement", COLOURS[0]), ("dose_met", "met recommended sessions", COLOURS[1]))
     for key, label, colour in lines:
         points = [(w["week"], 100 * w[key]["share"]) for w in weekly if w[key]["share"] is not None]
@@ -104,10 +100,11 @@ def _km_axes(ax, curve: list[dict], colour: str, label: str | None, band: bool =
         ax.fill_between(days, lower + lower[-1:], upper + upper[-1:], step="post", color=colour, alpha=0.2, linewidth=0)
 
 
+@mpl.rc_context(_STYLE)
 def km_figure(dropout: dict, confidence: float) -> str:
     """Kaplan-Meier curve of time to dropout with its confidence band."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 3.2))
+    fig = Figure(figsize=(7, 3.2))
+    ax = fig.subplots()
     _km_axes(ax, dropout["curve"], COLOURS[0], f"still using (band: {100 * confidence:g}% CI)")
     ax.set_ylim(0, 100)
     ax.set_xlabel("days since enrolment")
@@ -128,12 +125,13 @@ def subgroup_weekly_figure(subgroups: list[dict]) -> str:
     return _small_multiples(subgroups, _draw_weekly_panel)
 
 
+@mpl.rc_context(_STYLE)
 def _small_multiples(subgroups: list[dict], draw) -> str:
-    plt = _pyplot()
     n = max(1, len(subgroups))
     cols = min(3, n)
     rows = -(-n // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(11, 3 * rows), squeeze=False)
+    fig = Figure(figsize=(11, 3 * rows))
+    axes = fig.subplots(rows, cols, squeeze=False)
     for ax in axes.flat[len(subgroups):]:
         ax.set_visible(False)
     for ax, group in zip(axes.flat, subgroups):
