@@ -38,9 +38,13 @@ class _Events:
         self.t, self.T, self.days = t, T, days
         self._starts = T - np.asarray(days, dtype=np.int64) * DAY_US
         self._counts: dict[str, dict[int | None, float]] = {}
+        self._times: dict[str, np.ndarray] = {}
 
     def times(self, stream: str) -> np.ndarray:
-        return self.t[self._rows[stream]]
+        times = self._times.get(stream)
+        if times is None:
+            times = self._times[stream] = self.t[self._rows[stream]]
+        return times
 
     def values(self, stream: str) -> np.ndarray:
         return self.v[self._rows[stream]]
@@ -50,10 +54,10 @@ class _Events:
         counts = self._counts.get(stream)
         if counts is None:
             times = self.times(stream)
-            counts = dict(zip(self.days, (len(times) - times.searchsorted(self._starts, side="right")).tolist()))
-            counts[None] = len(times)
-            self._counts[stream] = counts
-        return float(counts[days])
+            after = (len(times) - times.searchsorted(self._starts, side="right")).tolist()
+            counts = self._counts[stream] = dict(zip(self.days, map(float, after)))
+            counts[None] = float(len(times))
+        return counts[days]
 
     def start(self, stream: str, days: int | None) -> int:
         """Position of the stream's first event in the window."""

@@ -93,13 +93,14 @@ def compute_features(patients: pd.DataFrame, events: pd.DataFrame, as_of: pd.Dat
     _require(as_of, "as_of", ("patient_id", "as_of"))
     layout = _layout(config)
     ids = patients["patient_id"]
-    if not ids.is_unique:
+    if len(ids) > 1 and not ids.is_unique:
         raise ValueError(f"patients: patient_id is not unique (first repeat at row {int(np.argmax(ids.duplicated()))})")
     universe = text_array(ids)  # converted once for both look-ups
-    row_codes = encode(as_of["patient_id"], universe)
+    row_ids, row_times = as_of["patient_id"], as_of["as_of"]
+    row_codes = encode(row_ids, universe)
     if (row_codes < 0).any():
         raise ValueError(f"as_of row {int(np.argmax(row_codes < 0))}: patient_id is not in the patients table")
-    T = micros(as_of["as_of"], "as_of.as_of")
+    T = micros(row_times, "as_of.as_of")
     enrolled = micros(patients["enrolled_at"], "patients.enrolled_at")
     ev_codes = encode(events["patient_id"], universe)
     ev_times = micros(events["timestamp"], "events.timestamp")
@@ -116,7 +117,7 @@ def compute_features(patients: pd.DataFrame, events: pd.DataFrame, as_of: pd.Dat
         matrix = _matrix(layout, covariates, enrolled, row_codes, T, ev_codes, ev_times, ev_types, ev_values,
                          len(universe), config)
     # The matrix is already in pandas' block layout (one row per column): no copy, no concat.
-    blocks = [(_key_block(as_of["patient_id"]), np.array([0])), (_key_block(as_of["as_of"]), np.array([1])),
+    blocks = [(_key_block(row_ids), np.array([0])), (_key_block(row_times), np.array([1])),
               (matrix, np.arange(2, 2 + len(matrix)))]
     return create_dataframe_from_blocks(blocks, index=as_of.index, columns=layout.columns)
 
