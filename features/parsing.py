@@ -46,8 +46,8 @@ class Parsed(NamedTuple):
     naive: np.ndarray | None = None
     # Categories only: index of each row's value in the vocabulary, -1 where none.
     codes: np.ndarray | None = None
-    # Categories only: each distinct value outside the vocabulary (trimmed, as written) with its
-    # row count, most rows first. The caller decides which of them are safe to show.
+    # Categories only: each distinct value outside the vocabulary (trimmed, lower case, as it
+    # was compared) with its row count, most rows first. The caller decides which are safe to show.
     unknown: tuple[tuple[str, int], ...] = ()
 
 
@@ -120,7 +120,7 @@ def parse_category(raw: pd.Series, categories: tuple[str, ...]) -> Parsed:
     unknown: tuple[tuple[str, int], ...] = ()
     if invalid_u.any():
         per_value = np.bincount(codes[codes >= 0], minlength=len(uniq))
-        unknown = _counted(uniq, per_value, invalid_u)
+        unknown = _counted(lowered, per_value, invalid_u)
     if changed or missing_u.any() or invalid_u.any() or not lowered.equals(uniq):
         text = vocab.take(pa.array(row_codes, mask=row_codes < 0))
     return Parsed("category", text, spread(missing_u, codes, True), spread(invalid_u, codes, False),
@@ -128,7 +128,7 @@ def parse_category(raw: pd.Series, categories: tuple[str, ...]) -> Parsed:
 
 
 def _counted(uniq: pa.Array, per_value: np.ndarray, keep: np.ndarray) -> tuple[tuple[str, int], ...]:
-    """The kept distinct values with their row counts (values that trim to the same text merged),
+    """The kept distinct values with their row counts (values that became the same text merged),
     most rows first, then by text."""
     totals: dict[str, int] = {}
     for i in np.flatnonzero(keep):

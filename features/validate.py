@@ -219,7 +219,8 @@ def _unknown_types_message(unknown: tuple[tuple[str, int], ...], known: tuple[st
                      f"({_plural(sum(n for _, n in names[len(shown):]), 'row')})")
     unnamed = sum(n for _, n in unknown) - sum(n for _, n in names)
     if unnamed:
-        parts.append(f"{_plural(unnamed, 'row')} whose event type is not a type name (not shown)")
+        parts.append(f"{_plural(unnamed, 'row')} with other values, not shown (not shaped like a type name, "
+                     "or too many distinct values to be a vocabulary)")
     return (f"has event types that are not in lapse's vocabulary: {', '.join(parts)}. "
             f"lapse knows {', '.join(known)} (any case); map each type to one of these in the export or "
             "drop those rows (new event types cannot be declared yet)")

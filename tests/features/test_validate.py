@@ -428,7 +428,7 @@ def test_an_empty_optional_module_number_is_accepted(tmp_path, capsys):
 def test_unknown_event_types_are_named_with_their_counts_and_the_known_types():
     patients, events = typed_frames()
     events["event_type"] = events["event_type"].astype(object)
-    events.loc[[0, 3], "event_type"] = "jogging"
+    events.loc[[0, 3], "event_type"] = ["jogging", " Jogging"]
     events.loc[4, "event_type"] = " Breathing_Exercise "
     events.loc[5, "event_type"] = "pat-bravo 2025-01-05 felt awful, called the crisis line"  # free text: not vocabulary
     with pytest.raises(ContractError) as err:
@@ -436,10 +436,21 @@ def test_unknown_event_types_are_named_with_their_counts_and_the_known_types():
     (bad,) = [p for p in err.value.problems if p.rule == "unknown_event_type"]
     message = str(err.value)
     assert (bad.column, bad.rows, bad.n_rows) == ("event_type", (1, 4, 5, 6), 4)
-    assert "'jogging' (2 rows)" in bad.message and "'Breathing_Exercise' (1 row)" in bad.message
+    # Matched ignoring case and spaces, so named that way: " Jogging" and "jogging" are one type.
+    assert "'jogging' (2 rows)" in bad.message and "'breathing_exercise' (1 row)" in bad.message
     assert "not in lapse's vocabulary" in bad.message
     assert all(t.value in bad.message for t in EventType)
     # Only vocabulary is named: never the free text, a patient id, a time or a value.
-    assert "1 row whose event type is not a type name" in bad.message
+    assert "1 row with other values, not shown" in bad.message
     for secret in ("felt awful", "crisis", "pat-bravo", "pat-alpha", "2025-01-05", "12.5"):
         assert secret not in message, secret
+
+
+def test_a_column_of_many_distinct_unknown_types_names_none_of_them():
+    patients, _ = typed_frames()
+    ids = [f"pat{i:04d}" for i in range(60)]  # e.g. patient ids pasted into event_type
+    events = pd.DataFrame({"patient_id": ["pat-alpha"] * 60, "timestamp": [pd.Timestamp("2025-01-05", tz="UTC")] * 60,
+                           "event_type": ids, "value": [np.nan] * 60})
+    (bad,) = [p for p in check_tables(patients, events, now=NOW) if p.rule == "unknown_event_type"]
+    assert "60 rows with other values, not shown" in bad.message and bad.n_rows == 60
+    assert not any(i in bad.message for i in ids)
