@@ -1,9 +1,11 @@
 """Features of each patient as of a prediction time, from events at or before that time only.
 
-One code path serves a whole cohort at many as-of times (training) and one patient at
-request time (serving). Every value of a row depends only on that patient's events at
-or before the row's as-of time, computed with integer arithmetic or a fixed summation
-order, so batch and single-patient results are bit-for-bit equal.
+Every value of a row depends only on that patient's events at or before the row's as-of
+time, computed with integer arithmetic or a fixed summation order. Many rows go through
+array expressions over all rows at once (features/usage.py); a single row goes through
+scalar arithmetic in the same operation order (features/one_patient.py), because array
+expressions on one-element arrays cost more in numpy calls than the work. The two give
+bit-for-bit equal values (tests/features/test_one_patient.py).
 
 Two entry points: `compute_features` (tables in, table out) and `compute_features_one`
 (one patient's events as numpy arrays in, one feature vector out), for callers that hold
@@ -41,8 +43,15 @@ class _Layout(NamedTuple):
     columns: pd.Index  # patient_id, as_of, then the features
 
 
-@lru_cache(maxsize=16)
 def _layout(config: FeatureConfig) -> _Layout:
+    try:
+        return _cached_layout(config)
+    except TypeError:  # a configuration holding a list cannot be a cache key: work it out each time
+        return _cached_layout.__wrapped__(config)
+
+
+@lru_cache(maxsize=16)
+def _cached_layout(config: FeatureConfig) -> _Layout:
     specs = FEATURES if config == FeatureConfig() else build_features(config)
     names = tuple(s.name for s in specs)
     return _Layout(specs, names, pd.Index(["patient_id", "as_of", *names]))
@@ -128,10 +137,11 @@ def compute_features_one(patient: pd.DataFrame, times_us: np.ndarray, event_type
 
     `patient` is a one-row patients table (`enrolled_at` and whichever baseline columns are known);
     `times_us` the event times as int64 microseconds since the epoch (UTC), in any order;
-    `event_types` their type names (str or EventType) or codes (positions in EventType); a type outside
-    the vocabulary is ignored, as in `compute_features`; `values` float64, NaN where none; `as_of_us` the prediction time in
-    microseconds since the epoch. Equal to the row `compute_features` gives for the same inputs.
-    Validation (the data contract) is the caller's: check the tables first.
+    `event_types` their type names (str or EventType) or codes (positions in EventType), a type
+    outside the vocabulary being ignored as in `compute_features`; `values` float64, NaN where none;
+    `as_of_us` the prediction time in microseconds since the epoch. Equal to the row
+    `compute_features` gives for the same inputs. Validation (the data contract) is the caller's:
+    check the tables first.
     """
     if len(patient) != 1:
         raise ValueError(f"compute_features_one needs a one-row patients table (got {len(patient)} rows)")

@@ -210,8 +210,8 @@ def _support(w: RowWindows) -> dict[str, np.ndarray]:
     return f
 
 
-def usage_features(ix: EventIndex, codes: np.ndarray, T: np.ndarray, enrolled: np.ndarray,
-                   baseline_phq9: np.ndarray, baseline_gad7: np.ndarray, config: FeatureConfig) -> dict[str, np.ndarray]:
+def usage_features(ix: EventIndex, codes: np.ndarray, T: np.ndarray, enrolled: np.ndarray, baseline_phq9: np.ndarray,
+                   baseline_gad7: np.ndarray, config: FeatureConfig) -> dict[str, np.ndarray]:
     """Every event-based feature for rows (patient code, as-of time) of one event index.
 
     Ratios of nothing are NaN by design, so numpy's divide and invalid warnings are off here.

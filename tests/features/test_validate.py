@@ -248,7 +248,8 @@ def test_several_problem_classes_are_all_reported(tmp_path, capsys):
     assert code == 2
     assert "5 problems" in out
     for words in ("column 'age': must be a whole number", "column 'sex': must be one of",
-                  "column 'timestamp': has no time zone", "column 'event_type': has event types that are not in lapse's vocabulary: 'journaling_xq'",
+                  "column 'timestamp': has no time zone",
+                  "column 'event_type': has event types that are not in lapse's vocabulary: 'journaling_xq'",
                   "column 'patient_id': names a patient who is not in"):
         assert words in out, words
     for secret in ("131", "martian", "2025-01-02T10:17:43", "zz-ghost-17"):
