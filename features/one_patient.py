@@ -16,7 +16,7 @@ import numpy as np
 
 from config import FeatureConfig
 from features.contract import EventType as ET
-from features.event_index import DAY_US, OWN_CODES, TYPE_CODES, TYPES
+from features.event_index import DAY_US, OWN, OWN_CODES, TYPE_CODES, TYPES
 from features.usage import HOUR_MS, MINUTE_SCALE, NEVER, WEEK_DAYS, window_days
 from features.windows import prefix
 
@@ -34,7 +34,7 @@ class _Events:
         bounds = np.zeros(len(TYPES) + 1, dtype=np.int64)
         np.cumsum(np.bincount(y, minlength=len(TYPES)), out=bounds[1:])
         self._rows = {name: by_type[bounds[k]:bounds[k + 1]] for name, k in TYPE_CODES.items()}
-        self._rows["own"] = np.flatnonzero(OWN_CODES[y])
+        self._rows[OWN] = np.flatnonzero(OWN_CODES[y])
         self.t, self.T, self.days = t, T, days
         self._starts = T - np.asarray(days, dtype=np.int64) * DAY_US
         self._counts: dict[str, dict[int | None, float]] = {}
@@ -75,7 +75,7 @@ class _Events:
 def _volume(e: _Events, config: FeatureConfig, elapsed: int, own_day: np.ndarray,
             first_of_day: np.ndarray) -> dict[str, float]:
     f = {"days_since_enrolment": elapsed / DAY_US,
-         "days_since_last_engagement": e.days_since_last("own", elapsed),
+         "days_since_last_engagement": e.days_since_last(OWN, elapsed),
          "days_since_last_session": e.days_since_last(ET.SESSION, elapsed),
          "days_since_last_module": e.days_since_last(ET.MODULE_COMPLETED, elapsed)}
     n_own = len(own_day)
@@ -89,7 +89,7 @@ def _volume(e: _Events, config: FeatureConfig, elapsed: int, own_day: np.ndarray
         for stem, stream in (("sessions", ET.SESSION), ("modules", ET.MODULE_COMPLETED),
                              ("exercises", ET.EXERCISE_COMPLETED), ("checkins", ET.MOOD_CHECKIN)):
             f[f"{stem}_{suffix}"] = e.count(stream, days)
-        start = e.start("own", days)
+        start = e.start(OWN, days)
         opens_mid_day = start < n_own and not first_of_day[start]
         f[f"active_days_{suffix}"] = float(int(day_count[n_own] - day_count[start]) + opens_mid_day)
         lo, hi = e.start(ET.SESSION, days), len(duration)
@@ -119,7 +119,7 @@ def _shape(e: _Events, f: dict[str, float], config: FeatureConfig, elapsed: int,
 
     bins = min(max(started_days, 0), trend)
     if bins >= 2:
-        day_back = (e.T - e.times("own")[e.start("own", trend):]) // DAY_US
+        day_back = (e.T - e.times(OWN)[e.start(OWN, trend):]) // DAY_US
         inside = day_back[day_back < bins]
         sum_back = float(np.bincount(np.zeros(len(inside), dtype=np.intp), inside, 1)[0])
         out[f"activity_slope_{trend}d"] = 6.0 * ((bins - 1) * len(inside) - 2.0 * sum_back) / (bins * (bins * bins - 1))
@@ -144,8 +144,8 @@ def _shape(e: _Events, f: dict[str, float], config: FeatureConfig, elapsed: int,
             s1, s2 = int(gap.sum()), int((gap * gap).sum())
             out["gap_days_sd"] = math.sqrt(max((n_gaps * s2 - s1 * s1) / float(n_gaps) ** 2, 0.0))
     out["active_day_share"] = f["active_days_total"] / started_days if started_days > 0 else _NAN
-    in_trend = e.count("own", trend)
-    out["recent_activity_share"] = e.count("own", recent) / in_trend if in_trend > 0 else _NAN
+    in_trend = e.count(OWN, trend)
+    out["recent_activity_share"] = e.count(OWN, recent) / in_trend if in_trend > 0 else _NAN
     return out
 
 
@@ -204,7 +204,7 @@ def one_patient_usage(times: np.ndarray, types: np.ndarray, values: np.ndarray, 
     """Every event-based feature of one patient at time T (µs since the epoch, as are times and enrolled)."""
     e = _Events(times, types, values, T, window_days(config))
     elapsed = T - enrolled
-    own = e.times("own")
+    own = e.times(OWN)
     own_day = (own - enrolled) // DAY_US
     first_of_day = np.ones(len(own_day), dtype=bool)
     first_of_day[1:] = own_day[1:] != own_day[:-1]
