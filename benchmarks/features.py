@@ -181,7 +181,7 @@ def bench_single(patients: pd.DataFrame, events: pd.DataFrame, calls: int, peers
               f"(target <= {TARGET_SINGLE_MS:g} ms: {verdict}); "
               f"{median_ms / batch_ms:5.1f}x the batch path per patient")
     print(f"  peer: batch path per patient {batch_ms:5.3f} ms ({len(group)} patients of {mean_events:.0f} events on "
-          f"average in one call, median of {per_call}); fast path equals batch row: {same}")
+          f"average in one call, median of {per_call}); arrays entry equals the tables row: {same}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,11 +1,9 @@
 """Features of each patient as of a prediction time, from events at or before that time only.
 
 Every value of a row depends only on that patient's events at or before the row's as-of
-time, computed with integer arithmetic or a fixed summation order. Many rows go through
-array expressions over all rows at once (features/usage.py); a single row goes through
-scalar arithmetic in the same operation order (features/one_patient.py), because array
-expressions on one-element arrays cost more in numpy calls than the work. The two give
-bit-for-bit equal values (tests/features/test_one_patient.py).
+time, computed with integer arithmetic or a fixed summation order. One code path for
+training, serving and batch: every row goes through the same array expressions
+(features/usage.py), a single patient too.
 
 Two entry points: `compute_features` (tables in, table out) and `compute_features_one`
 (one patient's events as numpy arrays in, one feature vector out), for callers that hold
@@ -26,7 +24,6 @@ from config import FeatureConfig
 from features.catalog import FEATURES, FeatureSpec, build_features
 from features.covariates import encode_covariates
 from features.event_index import NAT, TYPE_CODES, encode, indexed_chunks, micros, text_array, type_codes
-from features.one_patient import one_patient_usage
 from features.usage import usage_features
 
 
@@ -77,15 +74,6 @@ def _matrix(layout: _Layout, covariates: dict[str, np.ndarray], enrolled: np.nda
     return matrix
 
 
-def _one_row(layout: _Layout, covariates: dict[str, np.ndarray], code: int, enrolled: int, T: int,
-             times: np.ndarray, types: np.ndarray, values: np.ndarray, config: FeatureConfig) -> np.ndarray:
-    """Every feature (catalog order) of one row, patient `code` at time T, from that patient's events."""
-    usage = one_patient_usage(times, types, values, enrolled, T, float(covariates["baseline_phq9"][code]),
-                              float(covariates["baseline_gad7"][code]), config)
-    return np.array([usage[name] if name in usage else covariates[name][code] for name in layout.names],
-                    dtype=np.float64)
-
-
 def _key_block(values: pd.Series) -> np.ndarray | pd.api.extensions.ExtensionArray:
     """A key column as a block of the result frame: a copy, 2-D when numpy-backed (pandas' block layout)."""
     array = values.array
@@ -117,14 +105,8 @@ def compute_features(patients: pd.DataFrame, events: pd.DataFrame, as_of: pd.Dat
     ev_values = (events["value"].to_numpy(dtype=np.float64, na_value=np.nan) if "value" in events
                  else np.full(len(events), np.nan))
     covariates = encode_covariates(patients)
-    if len(row_codes) == 1:  # one row: scalar arithmetic beats array expressions on one-element arrays
-        code = int(row_codes[0])
-        mine = ev_codes == code
-        matrix = _one_row(layout, covariates, code, int(enrolled[code]), int(T[0]), ev_times[mine], ev_types[mine],
-                          ev_values[mine], config)[:, None]
-    else:
-        matrix = _matrix(layout, covariates, enrolled, row_codes, T, ev_codes, ev_times, ev_types, ev_values,
-                         len(universe), config)
+    matrix = _matrix(layout, covariates, enrolled, row_codes, T, ev_codes, ev_times, ev_types, ev_values,
+                     len(universe), config)
     # The matrix is already in pandas' block layout (one row per column): no copy, no concat.
     blocks = [(_key_block(row_ids), np.array([0])), (_key_block(row_times), np.array([1])),
               (matrix, np.arange(2, 2 + len(matrix)))]
@@ -159,5 +141,7 @@ def compute_features_one(patient: pd.DataFrame, times_us: np.ndarray, event_type
     if (times == NAT).any():
         raise ValueError(f"times_us has a missing time at position {int(np.argmax(times == NAT))}")
     enrolled = int(micros(patient["enrolled_at"], "patient.enrolled_at")[0])
-    return _one_row(_layout(config), encode_covariates(patient), 0, enrolled, int(as_of_us), times, types, values,
-                    config)
+    order = np.argsort(times, kind="stable")
+    return _matrix(_layout(config), encode_covariates(patient), np.array([enrolled]), np.zeros(1, dtype=np.int64),
+                   np.array([int(as_of_us)]), np.zeros(len(times), dtype=np.int64), times[order], types[order],
+                   values[order], 1, config)[:, 0]

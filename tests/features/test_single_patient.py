@@ -1,4 +1,4 @@
-"""The one-patient fast path (scalar arithmetic) gives the batch path's values, edge cases included."""
+"""One patient at a time (serving's case, and compute_features_one on arrays) gives the batch rows, edge cases included."""
 
 from __future__ import annotations
 
