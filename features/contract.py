@@ -53,7 +53,9 @@ class ValueRule:
 
 
 VALUE_RULES: dict[EventType, ValueRule] = {
-    EventType.SESSION: ValueRule(True, 0.0, 480.0, unit="minutes", meaning="session duration"),
+    # Many platforms log sessions without a duration: empty means "duration unknown" (minutes
+    # features then count as unknown, never as zero).
+    EventType.SESSION: ValueRule(False, 0.0, 480.0, unit="minutes", meaning="session duration"),
     EventType.MODULE_COMPLETED: ValueRule(False, 1, 100, integer=True, meaning="module number"),
     EventType.EXERCISE_COMPLETED: ValueRule(False),
     EventType.MOOD_CHECKIN: ValueRule(True, 0, 10, unit="0-10", meaning="self-rated mood, 10 best"),

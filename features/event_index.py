@@ -8,6 +8,8 @@ positions, so results do not depend on which other patients are in the batch.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -17,11 +19,13 @@ from features.contract import OWN_ENGAGEMENT, EventType
 
 DAY_US = 86_400 * 1_000_000
 TYPES: tuple[str, ...] = tuple(t.value for t in EventType)
+TYPE_CODES: dict[str, int] = {name: code for code, name in enumerate(TYPES)}  # name -> position
 _TYPES_ARROW = pa.array(TYPES, type=pa.string())
 OWN = "own"  # the stream of every own-engagement event
-_OWN_CODES = np.array([t in OWN_ENGAGEMENT for t in EventType], dtype=bool)
+OWN_CODES = np.array([t in OWN_ENGAGEMENT for t in EventType], dtype=bool)
 # Keys stay below this so that key arithmetic never overflows int64.
 _KEY_LIMIT = 2**62
+NAT = np.iinfo(np.int64).min  # how pandas stores a missing time
 
 
 def micros(series: pd.Series, what: str) -> np.ndarray:
@@ -32,13 +36,13 @@ def micros(series: pd.Series, what: str) -> np.ndarray:
     if dtype.unit != "us":
         series = series.dt.as_unit("us")
     values = np.asarray(series.array.asi8, dtype=np.int64)
-    missing = values == np.iinfo(np.int64).min
+    missing = values == NAT
     if missing.any():
         raise ValueError(f"{what} has a missing time at row {int(np.argmax(missing))}")
     return values
 
 
-def _arrow_text(values: pd.Series | pd.Index | np.ndarray | pa.Array) -> pa.ChunkedArray | pa.Array:
+def text_array(values: pd.Series | pd.Index | np.ndarray | pa.Array) -> pa.ChunkedArray | pa.Array:
     if isinstance(values, (pa.Array, pa.ChunkedArray)):
         arr = values
     elif hasattr(getattr(values, "array", None), "__arrow_array__"):
@@ -50,7 +54,7 @@ def _arrow_text(values: pd.Series | pd.Index | np.ndarray | pa.Array) -> pa.Chun
     return arr
 
 
-def encode(values: pd.Series, universe: pd.Index | np.ndarray | pd.Series) -> np.ndarray:
+def encode(values: pd.Series | np.ndarray, universe: pd.Index | np.ndarray | pd.Series) -> np.ndarray:
     """Position of each value in `universe` (distinct text values) as int64, -1 where absent."""
     if isinstance(values.dtype, pd.CategoricalDtype):
         cats = values.cat.categories
@@ -58,12 +62,14 @@ def encode(values: pd.Series, universe: pd.Index | np.ndarray | pd.Series) -> np
         return lookup[values.cat.codes.to_numpy()]
     if not isinstance(universe, (pa.Array, pa.ChunkedArray)):
         universe = universe if isinstance(universe, (pd.Series, pd.Index)) else np.asarray(universe, dtype=object)
-    found = pc.index_in(_arrow_text(values), value_set=_arrow_text(universe))
+    found = pc.index_in(text_array(values), value_set=text_array(universe))
     return np.asarray(found.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
 
 
-def type_codes(values: pd.Series) -> np.ndarray:
+def type_codes(values: pd.Series | np.ndarray | Sequence[str]) -> np.ndarray:
     """Position of each event type in EventType as int8, -1 for an unknown type."""
+    if not hasattr(values, "dtype"):
+        values = np.asarray(values, dtype=object)
     return encode(values, _TYPES_ARROW).astype(np.int8)
 
 
@@ -129,7 +135,7 @@ class EventIndex:
         columns = {"key": key, "time": times, "value": values, "code": codes}
         self.streams: dict[str, Stream] = {}
         if OWN in streams:
-            self.streams[OWN] = Stream(columns, np.flatnonzero(_OWN_CODES[types]))
+            self.streams[OWN] = Stream(columns, np.flatnonzero(OWN_CODES[types]))
         wanted = [TYPES.index(s) for s in streams if s != OWN]
         if wanted:
             by_type = np.argsort(types.astype(np.uint8), kind="stable")
@@ -139,7 +145,7 @@ class EventIndex:
 
     def query_key(self, codes: np.ndarray, times: np.ndarray) -> np.ndarray:
         """Keys for (patient, time) pairs, clipped so that out-of-range times still count correctly."""
-        offset = np.clip(times - self.base, 0, self.span - 1)
+        offset = np.minimum(np.maximum(times - self.base, 0), self.span - 1)
         return codes.astype(np.int64) * self.span + offset
 
     def upto(self, stream: str, qkey: np.ndarray) -> np.ndarray:

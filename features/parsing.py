@@ -46,6 +46,9 @@ class Parsed(NamedTuple):
     naive: np.ndarray | None = None
     # Categories only: index of each row's value in the vocabulary, -1 where none.
     codes: np.ndarray | None = None
+    # Categories only: each distinct value outside the vocabulary (trimmed, lower case, as it
+    # was compared) with its row count, most rows first. The caller decides which are safe to show.
+    unknown: tuple[tuple[str, int], ...] = ()
 
 
 def _none(n: int) -> np.ndarray:
@@ -114,10 +117,24 @@ def parse_category(raw: pd.Series, categories: tuple[str, ...]) -> Parsed:
     code_u[missing_u] = -1
     invalid_u = ~missing_u & (code_u < 0)
     row_codes = spread(code_u, codes, -1)
+    unknown: tuple[tuple[str, int], ...] = ()
+    if invalid_u.any():
+        per_value = np.bincount(codes[codes >= 0], minlength=len(uniq))
+        unknown = _counted(lowered, per_value, invalid_u)
     if changed or missing_u.any() or invalid_u.any() or not lowered.equals(uniq):
         text = vocab.take(pa.array(row_codes, mask=row_codes < 0))
     return Parsed("category", text, spread(missing_u, codes, True), spread(invalid_u, codes, False),
-                  codes=row_codes)
+                  codes=row_codes, unknown=unknown)
+
+
+def _counted(uniq: pa.Array, per_value: np.ndarray, keep: np.ndarray) -> tuple[tuple[str, int], ...]:
+    """The kept distinct values with their row counts (values that became the same text merged),
+    most rows first, then by text."""
+    totals: dict[str, int] = {}
+    for i in np.flatnonzero(keep):
+        name = uniq[int(i)].as_py()
+        totals[name] = totals.get(name, 0) + int(per_value[i])
+    return tuple(sorted(totals.items(), key=lambda item: (-item[1], item[0])))
 
 
 def parse_number(raw: pd.Series) -> Parsed:

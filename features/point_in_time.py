@@ -1,33 +1,57 @@
 """Features of each patient as of a prediction time, from events at or before that time only.
 
-One code path serves a whole cohort at many as-of times (training) and one patient at
-request time (serving). Every value of a row depends only on that patient's events at
-or before the row's as-of time, computed with integer arithmetic or a fixed summation
-order, so batch and single-patient results are bit-for-bit equal.
+Every value of a row depends only on that patient's events at or before the row's as-of
+time, computed with integer arithmetic or a fixed summation order. One code path for
+training, serving and batch: every row goes through the same array expressions
+(features/usage.py), a single patient too.
+
+Two entry points: `compute_features` (tables in, table out) and `compute_features_one`
+(one patient's events as numpy arrays in, one feature vector out), for callers that hold
+arrays already and want to skip the text encoding of the tables.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import NamedTuple
+
 import numpy as np
 import pandas as pd
+from pandas.api.internals import create_dataframe_from_blocks
 
 from config import FeatureConfig
 from features.catalog import FEATURES, FeatureSpec, build_features
 from features.covariates import encode_covariates
-from features.event_index import (
-    DAY_US, OWN, EventIndex, encode, indexed_chunks, micros, type_codes,
-)
-from features.contract import EventType as ET
-from features.windows import RowWindows, expand, prefix, take
-
-_HOUR_MS = 3_600_000.0
-_WEEK = 7  # the adherence and support features look at the last week
-_MINUTE_SCALE = 1_000_000  # session minutes are summed as integer micro-minutes (exact, order-free)
+from features.event_index import NAT, TYPE_CODES, encode, indexed_chunks, micros, text_array, type_codes
+from features.usage import usage_features
 
 
 def specs_for(config: FeatureConfig) -> tuple[FeatureSpec, ...]:
     """The catalog entries (column order) that `compute_features` returns under `config`."""
-    return FEATURES if config == FeatureConfig() else build_features(config)
+    return _layout(config).specs
+
+
+class _Layout(NamedTuple):
+    """The feature columns of one configuration, worked out once per configuration."""
+
+    specs: tuple[FeatureSpec, ...]
+    names: tuple[str, ...]
+    columns: pd.Index  # patient_id, as_of, then the features
+
+
+def _layout(config: FeatureConfig) -> _Layout:
+    try:
+        return _cached_layout(config)
+    except TypeError:  # a configuration holding a list cannot be a cache key: work it out each time
+        return _cached_layout.__wrapped__(config)
+
+
+@lru_cache(maxsize=16)
+def _cached_layout(config: FeatureConfig) -> _Layout:
+    specs = FEATURES if config == FeatureConfig() else build_features(config)
+    names = tuple(s.name for s in specs)
+    return _Layout(specs, names, pd.Index(["patient_id", "as_of", *names]))
 
 
 def _require(frame: pd.DataFrame, what: str, columns: tuple[str, ...]) -> None:
@@ -36,197 +60,26 @@ def _require(frame: pd.DataFrame, what: str, columns: tuple[str, ...]) -> None:
         raise ValueError(f"{what} is missing column(s): {', '.join(missing)}")
 
 
-def _volume(w: RowWindows, config: FeatureConfig, first_of_day: np.ndarray) -> dict[str, np.ndarray]:
-    """Recency, and counts, active days and minutes in each window and since enrolment."""
-    f = {"days_since_enrolment": w.elapsed / DAY_US,
-         "days_since_last_engagement": w.days_since_last(OWN),
-         "days_since_last_session": w.days_since_last(ET.SESSION),
-         "days_since_last_module": w.days_since_last(ET.MODULE_COMPLETED)}
-    day_count = prefix(first_of_day)
-
-    def active_days(days: int | None) -> np.ndarray:
-        start, end = w.lo(OWN, days), w.hi(OWN)
-        # A range that opens mid-day still counts that day once.
-        opens_mid_day = (start < end) & ~take(first_of_day, start, start < end, True)
-        return (day_count[end] - day_count[start] + opens_mid_day).astype(np.float64)
-
-    session = w.stream(ET.SESSION)
-    minutes = prefix(np.rint(np.nan_to_num(session.value) * _MINUTE_SCALE).astype(np.int64))
-    measures = {
-        "sessions": lambda d: w.count(ET.SESSION, d),
-        "active_days": active_days,
-        "minutes": lambda d: (minutes[w.hi(ET.SESSION)] - minutes[w.lo(ET.SESSION, d)]) / _MINUTE_SCALE,
-        "modules": lambda d: w.count(ET.MODULE_COMPLETED, d),
-        "exercises": lambda d: w.count(ET.EXERCISE_COMPLETED, d),
-        "checkins": lambda d: w.count(ET.MOOD_CHECKIN, d),
-    }
-    for stem, measure in measures.items():
-        for days in [*config.windows_days, None]:
-            f[f"{stem}_{'total' if days is None else f'{days}d'}"] = measure(days)
-    return f
+def _matrix(layout: _Layout, covariates: dict[str, np.ndarray], enrolled: np.ndarray, row_codes: np.ndarray,
+            T: np.ndarray, ev_codes: np.ndarray, ev_times: np.ndarray, ev_types: np.ndarray, ev_values: np.ndarray,
+            n_patients: int, config: FeatureConfig) -> np.ndarray:
+    """Every feature (rows, catalog order) of every query row (columns): patient code and time T."""
+    matrix = np.empty((len(layout.names), len(row_codes)), dtype=np.float64)
+    for lo, hi, rows, ix in indexed_chunks(row_codes, ev_codes, ev_times, ev_types, ev_values, n_patients):
+        codes = row_codes[rows]
+        usage = usage_features(ix, codes - lo, T[rows], enrolled[lo:hi], covariates["baseline_phq9"][lo:hi],
+                               covariates["baseline_gad7"][lo:hi], config)
+        usage.update((name, covariates[name][codes]) for name in layout.names if name not in usage)
+        matrix[:, rows] = [usage[name] for name in layout.names]
+    return matrix
 
 
-def _patient_days(w: RowWindows, enrolled: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each own-engagement event's patient-day (day 0 starts at enrolment) and whether it is the
-    first event of that day."""
-    own = w.stream(OWN)
-    day = (own.time - enrolled[own.code]) // DAY_US
-    first = np.ones(len(day), dtype=bool)
-    first[1:] = (own.code[1:] != own.code[:-1]) | (day[1:] != day[:-1])
-    return day, first
-
-
-def _adherence(w: RowWindows, f: dict[str, np.ndarray], config: FeatureConfig) -> dict[str, np.ndarray]:
-    """Use so far against the program's recommended pace."""
-    program = config.program
-    days = w.elapsed / DAY_US
-    with np.errstate(divide="ignore", invalid="ignore"):
-        weeks = np.where(days >= 1, days / 7, np.nan)
-        return {
-            "modules_vs_pace": f["modules_total"] / (program.modules_per_week * weeks),
-            "sessions_vs_recommended": f["sessions_total"] / (program.sessions_per_week * weeks),
-            f"sessions_{_WEEK}d_vs_recommended": w.count(ET.SESSION, _WEEK) / program.sessions_per_week,
-            "core_modules_share": np.minimum(f["modules_total"], program.core_modules) / program.core_modules,
-        }
-
-
-def _shape(w: RowWindows, f: dict[str, np.ndarray], config: FeatureConfig,
-           own_day: np.ndarray, first_of_day: np.ndarray) -> dict[str, np.ndarray]:
-    """Trend of daily activity, streaks of active days, regularity and recent share of activity."""
-    trend, recent = max(config.windows_days), config.recent_share_days
-    own = w.stream(OWN)
-    started_days = -(-w.elapsed // DAY_US)
-    out: dict[str, np.ndarray] = {}
-
-    # Least-squares slope of own-engagement events per day, over the window's days since enrolment:
-    # with L days and events j_e days back, slope = 6 ((L - 1) N - 2 sum j_e) / (L (L^2 - 1)).
-    bins = np.clip(started_days, 0, trend)
-    rows, ev = expand(w.lo(OWN, trend), w.hi(OWN))
-    day_back = (w.T[rows] - own.time[ev]) // DAY_US
-    inside = day_back < bins[rows]
-    n_events = np.bincount(rows[inside], minlength=w.n_rows)
-    sum_back = np.bincount(rows[inside], weights=day_back[inside], minlength=w.n_rows)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        slope = 6.0 * ((bins - 1) * n_events - 2.0 * sum_back) / (bins * (bins * bins - 1))
-    out[f"activity_slope_{trend}d"] = np.where(bins >= 2, slope, np.nan)
-
-    # One entry per active patient-day: runs of consecutive days and the gaps between days.
-    d_key, d_day, d_code = own.key[first_of_day], own_day[first_of_day], own.code[first_of_day]
-    n_days = len(d_key)
-    idx = np.arange(n_days)
-    patient_first = np.ones(n_days, dtype=bool)
-    patient_first[1:] = d_code[1:] != d_code[:-1]
-    run_start = patient_first.copy()
-    run_start[1:] |= d_day[1:] != d_day[:-1] + 1
-    run_pos = idx - np.maximum.accumulate(np.where(run_start, idx, 0)) + 1
-    offset = d_code.astype(np.int64) * (n_days + 1)  # keeps the running maximum within a patient
-    longest = np.maximum.accumulate(run_pos + offset) - offset
-    gap = np.zeros(n_days, dtype=np.int64)
-    gap[1:] = d_day[1:] - d_day[:-1]
-    gap[patient_first] = 0
-    g1, g2 = prefix(gap), prefix(gap * gap)
-    last_day = np.searchsorted(d_key, w.qT, side="right") - 1
-    first_day = np.searchsorted(d_key, w.codes.astype(np.int64) * w.ix.span, side="left")
-    any_day = last_day >= first_day
-    # The current streak may end today (T's patient-day) or yesterday: today is not over yet.
-    recent_day = take(d_day, last_day, any_day, -1)
-    out["current_streak_days"] = np.where(any_day & (recent_day >= w.elapsed // DAY_US - 1),
-                                          take(run_pos, last_day, any_day, 0), 0).astype(np.float64)
-    out["longest_streak_days"] = take(longest, last_day, any_day, 0).astype(np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out["active_day_share"] = np.where(started_days > 0, f["active_days_total"] / started_days, np.nan)
-        n_gaps = np.where(any_day, last_day - first_day, 0)
-        a, b = np.minimum(first_day + 1, n_days), np.clip(last_day + 1, 0, n_days)
-        s1, s2 = g1[b] - g1[a], g2[b] - g2[a]
-        variance = (n_gaps * s2 - s1 * s1) / (n_gaps.astype(np.float64) ** 2)
-        out["gap_days_sd"] = np.where(n_gaps >= 2, np.sqrt(np.maximum(variance, 0.0)), np.nan)
-        in_trend = w.count(OWN, trend)
-        out["recent_activity_share"] = np.where(in_trend > 0, w.count(OWN, recent) / in_trend, np.nan)
-    return out
-
-
-def _clinical(w: RowWindows, config: FeatureConfig, baseline_phq9: np.ndarray,
-              baseline_gad7: np.ndarray) -> dict[str, np.ndarray]:
-    """Latest mood, its trend and change, and PHQ-9 / GAD-7 change from baseline."""
-    trend = max(config.windows_days)
-    mood = w.stream(ET.MOOD_CHECKIN)
-    latest_mood = w.last(ET.MOOD_CHECKIN, "value")
-    lo, hi = w.lo(ET.MOOD_CHECKIN, trend), w.hi(ET.MOOD_CHECKIN)
-    rows, ev = expand(lo, hi)
-    x = (mood.time[ev] - w.T[rows]) / DAY_US
-    y = mood.value[ev]
-    n = np.bincount(rows, minlength=w.n_rows).astype(np.float64)
-    sx, sy = np.bincount(rows, x, w.n_rows), np.bincount(rows, y, w.n_rows)
-    sxx, sxy = np.bincount(rows, x * x, w.n_rows), np.bincount(rows, x * y, w.n_rows)
-    # Check-ins bunched within a day or two give wild slopes: require them spread out.
-    span = take(mood.time, hi - 1, n >= 2, 0) - take(mood.time, lo, n >= 2, 0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        spread = n * sxx - sx * sx
-        ok = (n >= 2) & (span >= config.mood_trend_min_span_days * DAY_US) & (spread > 0)
-        mood_trend = np.where(ok, 7.0 * (n * sxy - sx * sy) / spread, np.nan)
-    n_mood = w.hi(ET.MOOD_CHECKIN) - w.first(ET.MOOD_CHECKIN)
-    first_mood = take(mood.value, w.first(ET.MOOD_CHECKIN), n_mood > 0)
-    latest_phq9 = w.last(ET.PHQ9, "value")
-    return {
-        "latest_mood": latest_mood,
-        f"mood_trend_{trend}d": mood_trend,
-        "mood_change_since_first": np.where(n_mood >= 2, latest_mood - first_mood, np.nan),
-        "latest_phq9": latest_phq9,
-        "phq9_change": latest_phq9 - baseline_phq9[w.codes],
-        "gad7_change": w.last(ET.GAD7, "value") - baseline_gad7[w.codes],
-    }
-
-
-def _support(w: RowWindows) -> dict[str, np.ndarray]:
-    """Coach messages, the patient's messages and reply latency, reminders and their open rate."""
-    coach, to_coach = w.stream(ET.MESSAGE_FROM_COACH), w.stream(ET.MESSAGE_TO_COACH)
-    ix = w.ix
-    f = {
-        f"coach_messages_{_WEEK}d": w.count(ET.MESSAGE_FROM_COACH, _WEEK),
-        "coach_messages_total": w.count(ET.MESSAGE_FROM_COACH, None),
-        f"messages_to_coach_{_WEEK}d": w.count(ET.MESSAGE_TO_COACH, _WEEK),
-        "messages_to_coach_total": w.count(ET.MESSAGE_TO_COACH, None),
-    }
-    has_sent = w.has_any(ET.MESSAGE_TO_COACH)
-    last_sent = w.last(ET.MESSAGE_TO_COACH, "time", 0)
-    after_reply = np.where(has_sent, ix.upto(ET.MESSAGE_FROM_COACH, ix.query_key(w.codes, last_sent)),
-                           w.first(ET.MESSAGE_FROM_COACH))
-    f["unanswered_coach_messages"] = (w.hi(ET.MESSAGE_FROM_COACH) - after_reply).astype(np.float64)
-
-    # A reply is the patient's first message after a coach message; its latency is known once sent.
-    prompt = np.searchsorted(coach.key, to_coach.key, side="right") - 1
-    prompt_ok = prompt >= np.searchsorted(coach.key, to_coach.code.astype(np.int64) * ix.span, side="left")
-    prompt_time = take(coach.time, prompt, prompt_ok, 0)
-    previous_sent = np.full(len(to_coach.key), np.iinfo(np.int64).min)
-    same = np.zeros(len(to_coach.key), dtype=bool)
-    same[1:] = to_coach.code[1:] == to_coach.code[:-1]
-    previous_sent[1:][same[1:]] = to_coach.time[:-1][same[1:]]
-    is_reply = prompt_ok & (previous_sent < prompt_time)
-    latency_ms = prefix(np.where(is_reply, (to_coach.time - prompt_time) // 1000, 0))
-    replies = prefix(is_reply.astype(np.int64))
-    hi, lo = w.hi(ET.MESSAGE_TO_COACH), w.first(ET.MESSAGE_TO_COACH)
-    n_replies = replies[hi] - replies[lo]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        f["reply_latency_hours"] = np.where(n_replies > 0, (latency_ms[hi] - latency_ms[lo]) / n_replies / _HOUR_MS,
-                                            np.nan)
-        f[f"reminders_sent_{_WEEK}d"] = w.count(ET.REMINDER_SENT, _WEEK)
-        sent = w.count(ET.REMINDER_SENT, None)
-        opened = w.count(ET.REMINDER_OPENED, None)
-        f["reminder_open_rate"] = np.where(sent > 0, np.minimum(opened / sent, 1.0), np.nan)
-    return f
-
-
-def _usage(ix: EventIndex, codes: np.ndarray, T: np.ndarray, enrolled: np.ndarray,
-           baseline_phq9: np.ndarray, baseline_gad7: np.ndarray, config: FeatureConfig) -> dict[str, np.ndarray]:
-    """Every event-based feature for rows (patient code, as-of time) of one event index."""
-    w = RowWindows(ix, codes, T, enrolled)
-    own_day, first_of_day = _patient_days(w, enrolled)
-    f = _volume(w, config, first_of_day)
-    f.update(_adherence(w, f, config))
-    f.update(_shape(w, f, config, own_day, first_of_day))
-    f.update(_clinical(w, config, baseline_phq9, baseline_gad7))
-    f.update(_support(w))
-    return f
+def _key_block(values: pd.Series) -> np.ndarray | pd.api.extensions.ExtensionArray:
+    """A key column as a block of the result frame: a copy, 2-D when numpy-backed (pandas' block layout)."""
+    array = values.array
+    if isinstance(array, pd.arrays.NumpyExtensionArray):
+        return np.array(array.to_numpy(), copy=True).reshape(1, -1)
+    return array.copy()
 
 
 def compute_features(patients: pd.DataFrame, events: pd.DataFrame, as_of: pd.DataFrame,
@@ -235,14 +88,16 @@ def compute_features(patients: pd.DataFrame, events: pd.DataFrame, as_of: pd.Dat
     _require(patients, "patients", ("patient_id", "enrolled_at"))
     _require(events, "events", ("patient_id", "timestamp", "event_type"))
     _require(as_of, "as_of", ("patient_id", "as_of"))
-    specs = specs_for(config)
-    universe = patients["patient_id"]
-    if not universe.is_unique:
-        raise ValueError(f"patients: patient_id is not unique (first repeat at row {int(np.argmax(universe.duplicated()))})")
-    row_codes = encode(as_of["patient_id"], universe)
+    layout = _layout(config)
+    ids = patients["patient_id"]
+    if len(ids) > 1 and not ids.is_unique:
+        raise ValueError(f"patients: patient_id is not unique (first repeat at row {int(np.argmax(ids.duplicated()))})")
+    universe = text_array(ids)  # converted once for both look-ups
+    row_ids, row_times = as_of["patient_id"], as_of["as_of"]
+    row_codes = encode(row_ids, universe)
     if (row_codes < 0).any():
         raise ValueError(f"as_of row {int(np.argmax(row_codes < 0))}: patient_id is not in the patients table")
-    T = micros(as_of["as_of"], "as_of.as_of")
+    T = micros(row_times, "as_of.as_of")
     enrolled = micros(patients["enrolled_at"], "patients.enrolled_at")
     ev_codes = encode(events["patient_id"], universe)
     ev_times = micros(events["timestamp"], "events.timestamp")
@@ -250,13 +105,43 @@ def compute_features(patients: pd.DataFrame, events: pd.DataFrame, as_of: pd.Dat
     ev_values = (events["value"].to_numpy(dtype=np.float64, na_value=np.nan) if "value" in events
                  else np.full(len(events), np.nan))
     covariates = encode_covariates(patients)
+    matrix = _matrix(layout, covariates, enrolled, row_codes, T, ev_codes, ev_times, ev_types, ev_values,
+                     len(universe), config)
+    # The matrix is already in pandas' block layout (one row per column): no copy, no concat.
+    blocks = [(_key_block(row_ids), np.array([0])), (_key_block(row_times), np.array([1])),
+              (matrix, np.arange(2, 2 + len(matrix)))]
+    return create_dataframe_from_blocks(blocks, index=as_of.index, columns=layout.columns)
 
-    names = [s.name for s in specs]
-    matrix = np.empty((len(names), len(as_of)), dtype=np.float64)
-    for lo, hi, rows, ix in indexed_chunks(row_codes, ev_codes, ev_times, ev_types, ev_values, len(universe)):
-        usage = _usage(ix, row_codes[rows] - lo, T[rows], enrolled[lo:hi], covariates["baseline_phq9"][lo:hi],
-                       covariates["baseline_gad7"][lo:hi], config)
-        for i, name in enumerate(names):
-            matrix[i, rows] = usage[name] if name in usage else covariates[name][row_codes[rows]]
-    keys = pd.DataFrame({"patient_id": as_of["patient_id"].array, "as_of": as_of["as_of"].array}, index=as_of.index)
-    return pd.concat([keys, pd.DataFrame(matrix.T, columns=names, index=as_of.index, copy=False)], axis=1)
+
+def compute_features_one(patient: pd.DataFrame, times_us: np.ndarray, event_types: Sequence[str] | np.ndarray,
+                         values: np.ndarray, as_of_us: int, config: FeatureConfig = FeatureConfig()) -> np.ndarray:
+    """One patient's features at one time (float64, catalog order) from their events as arrays.
+
+    `patient` is a one-row patients table (`enrolled_at` and whichever baseline columns are known);
+    `times_us` the event times as int64 microseconds since the epoch (UTC), in any order;
+    `event_types` their type names (str or EventType) or codes (positions in EventType), a type
+    outside the vocabulary being ignored as in `compute_features`; `values` float64, NaN where none;
+    `as_of_us` the prediction time in microseconds since the epoch. Equal to the row
+    `compute_features` gives for the same inputs. Validation (the data contract) is the caller's:
+    check the tables first.
+    """
+    if len(patient) != 1:
+        raise ValueError(f"compute_features_one needs a one-row patients table (got {len(patient)} rows)")
+    _require(patient, "patient", ("enrolled_at",))
+    times = np.asarray(times_us, dtype=np.int64)
+    values = np.asarray(values, dtype=np.float64)
+    types = np.asarray(event_types)
+    if types.dtype.kind not in "iu":  # names: a dict look-up beats Arrow on a few hundred short strings
+        types = np.fromiter((TYPE_CODES.get(t, -1) for t in types.tolist()), dtype=np.int8, count=len(types))
+    elif len(types) and (types.min() < 0 or types.max() >= len(TYPE_CODES)):
+        types = np.where((types >= 0) & (types < len(TYPE_CODES)), types, -1)
+    if not len(times) == len(types) == len(values):
+        raise ValueError(f"times_us, event_types and values differ in length "
+                         f"({len(times)}, {len(types)}, {len(values)})")
+    if (times == NAT).any():
+        raise ValueError(f"times_us has a missing time at position {int(np.argmax(times == NAT))}")
+    enrolled = int(micros(patient["enrolled_at"], "patient.enrolled_at")[0])
+    order = np.argsort(times, kind="stable")
+    return _matrix(_layout(config), encode_covariates(patient), np.array([enrolled]), np.zeros(1, dtype=np.int64),
+                   np.array([int(as_of_us)]), np.zeros(len(times), dtype=np.int64), times[order], types[order],
+                   values[order], 1, config)[:, 0]

@@ -8,6 +8,7 @@ are health records.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, fields
 from datetime import datetime
 from pathlib import Path
@@ -151,6 +152,10 @@ def _outside(values: np.ndarray, low, high, integer) -> np.ndarray:
 
 # --- one table -----------------------------------------------------------------------
 
+# An unknown event type is named only if it looks like a type name, and at most this many are.
+_TYPE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,39}")
+_TYPES_NAMED = 10
+_VOCABULARY_MAX = 50
 _TIMESTAMP_HELP = "write ISO 8601 with a time zone, e.g. 2025-03-01T09:30:00Z or 2025-03-01T10:30:00+01:00"
 
 
@@ -188,12 +193,37 @@ def _column_problems(p: Parsed, col: Column, source: str) -> list[Problem]:
     elif col.kind == "boolean":
         out += _at_rows(source, name, "bad_boolean", "must be true/false, yes/no or 1/0", p.invalid)
     elif col.kind == "category" and name == "event_type":
-        out += _at_rows(source, name, "unknown_event_type",
-                        f"is not a known event type (accepted: {', '.join(col.categories)})", p.invalid)
+        out += _at_rows(source, name, "unknown_event_type", _unknown_types_message(p.unknown, col.categories),
+                        p.invalid)
     elif col.kind == "category":
         out += _at_rows(source, name, "bad_category",
                         f"must be one of {', '.join(col.categories)} (any case)", p.invalid)
     return out
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'s' * (n != 1)}"
+
+
+def _unknown_types_message(unknown: tuple[tuple[str, int], ...], known: tuple[str, ...]) -> str:
+    """Name the unknown event types (vocabulary, not patient values) with their row counts.
+
+    Only values shaped like a type name are named, at most _TYPES_NAMED of them, and none when
+    there are so many distinct values that the column is surely not a vocabulary (swapped columns).
+    """
+    names = [(t, n) for t, n in unknown if _TYPE_NAME.fullmatch(t)] if len(unknown) <= _VOCABULARY_MAX else []
+    shown = names[:_TYPES_NAMED]
+    parts = [f"'{t}' ({_plural(n, 'row')})" for t, n in shown]
+    if len(names) > len(shown):
+        parts.append(f"{_plural(len(names) - len(shown), 'more type')} "
+                     f"({_plural(sum(n for _, n in names[len(shown):]), 'row')})")
+    unnamed = sum(n for _, n in unknown) - sum(n for _, n in names)
+    if unnamed:
+        parts.append(f"{_plural(unnamed, 'row')} with other values, not shown (not shaped like a type name, "
+                     "or too many distinct values to be a vocabulary)")
+    return (f"has event types that are not in lapse's vocabulary: {', '.join(parts)}. "
+            f"lapse knows {', '.join(known)} (any case); map each type to one of these in the export or "
+            "drop those rows (new event types cannot be declared yet)")
 
 
 def _tidy_columns(raw: pd.DataFrame, source: str, contract_names: set[str]) -> tuple[pd.DataFrame, list[Problem]]:
@@ -267,7 +297,8 @@ def _value_problems(types: Parsed, values: Parsed, source: str) -> list[Problem]
     with np.errstate(invalid="ignore"):
         broken = (v < low) | (v > high)
         whole = np.flatnonzero(np.array([r.integer for r in rules] + [False])[codes])
-        broken[whole] |= np.mod(v[whole], 1) != 0
+        # An empty optional value (NaN) has no number to be whole or not.
+        broken[whole] |= (np.mod(v[whole], 1) != 0) & ~np.isnan(v[whole])
     out = []
     for rule_name, mask in (("missing_value", required & values.missing), ("out_of_range", broken)):
         if not mask.any():

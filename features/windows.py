@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from features.event_index import DAY_US, EventIndex
+from features.event_index import DAY_US, EventIndex, Stream
 
 
 def take(values: np.ndarray, idx: np.ndarray, ok: np.ndarray, fill=np.nan) -> np.ndarray:
@@ -29,54 +29,99 @@ def expand(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return rows, np.arange(int(n.sum())) - np.repeat(starts - lo, n)
 
 
+# Rows of a stream's bounds: the patient's first event, just past the last event at or before T,
+# then the start of each look-back window.
+_FIRST, _HI, _WINDOWS = 0, 1, 2
+
+
 class RowWindows:
     """Positions of each row's events in an EventIndex: up to T, from enrolment, or from T - w days.
 
     A row's events of a stream in a window are positions [lo, hi): hi is just past the last
     event at or before T, lo the first event after T - w days (or the patient's first event).
-    Results are cached, so asking twice costs nothing.
+    Every look-back window (`days`) is known up front, so each stream answers all of a row's
+    bounds with one binary search over a stacked query array, computed on first use.
     """
 
-    def __init__(self, ix: EventIndex, codes: np.ndarray, T: np.ndarray, enrolled: np.ndarray):
+    def __init__(self, ix: EventIndex, codes: np.ndarray, T: np.ndarray, enrolled: np.ndarray,
+                 days: tuple[int, ...]):
         self.ix, self.codes, self.T = ix, codes, T
         self.n_rows = len(codes)
         self.elapsed = T - enrolled[codes]
-        self.qT = ix.query_key(codes, T)
-        self._cache: dict[tuple, np.ndarray] = {}
+        self._slot = {d: _WINDOWS + i for i, d in enumerate(days)}
+        start = codes.astype(np.int64) * ix.span
+        # Times clipped into the index's span still count correctly (see EventIndex.query_key);
+        # a patient's keys lie strictly above `start`, so "right of start" is their first event.
+        times = np.empty((1 + len(days), self.n_rows), dtype=np.int64)
+        times[0] = T
+        times[1:] = T - np.asarray(days, dtype=np.int64)[:, None] * DAY_US
+        times -= ix.base
+        offsets = np.minimum(np.maximum(times, 0, out=times), ix.span - 1, out=times)
+        self._queries = np.empty((_WINDOWS + len(days), self.n_rows), dtype=np.int64)
+        self._queries[_FIRST] = start
+        np.add(offsets, start, out=self._queries[_HI:])
+        self.start, self.qT = self._queries[_FIRST], self._queries[_HI]
+        self._ends: dict[str, np.ndarray] = {}
+        self._bounds: dict[str, np.ndarray] = {}
+        self._counts: dict[str, np.ndarray] = {}
 
-    def _cached(self, key: tuple, make) -> np.ndarray:
-        if key not in self._cache:
-            self._cache[key] = make()
-        return self._cache[key]
-
-    def stream(self, name: str):
+    def stream(self, name: str) -> Stream:
         return self.ix.streams[name]
 
+    def _ends_of(self, stream: str) -> np.ndarray:
+        """The stream's first and hi positions (rows _FIRST, _HI) for every row."""
+        found = self._bounds.get(stream)
+        if found is None:
+            found = self._ends.get(stream)
+            if found is None:
+                found = self._ends[stream] = self.ix.streams[stream].key.searchsorted(self._queries[:_WINDOWS],
+                                                                                       side="right")
+        return found
+
+    def bounds(self, stream: str) -> np.ndarray:
+        """The stream's positions for every row: first, hi, then the start of each window in `days`."""
+        found = self._bounds.get(stream)
+        if found is None:
+            found = self._bounds[stream] = self.ix.streams[stream].key.searchsorted(self._queries, side="right")
+        return found
+
     def hi(self, stream: str) -> np.ndarray:
-        return self._cached(("hi", stream), lambda: self.ix.upto(stream, self.qT))
+        return self._ends_of(stream)[_HI]
 
     def first(self, stream: str) -> np.ndarray:
-        return self._cached(("first", stream), lambda: self.ix.first(stream, self.codes))
+        return self._ends_of(stream)[_FIRST]
 
     def lo(self, stream: str, days: int | None) -> np.ndarray:
         """Start of the window of `days` before T; None means since enrolment (all earlier events)."""
         if days is None:
-            return self.first(stream)
-        query = self._cached(("q", days), lambda: self.ix.query_key(self.codes, self.T - days * DAY_US))
-        return self._cached(("lo", stream, days), lambda: self.ix.upto(stream, query))
+            return self._ends_of(stream)[_FIRST]
+        return self.bounds(stream)[self._slot[days]]
 
     def count(self, stream: str, days: int | None) -> np.ndarray:
-        return (self.hi(stream) - self.lo(stream, days)).astype(np.float64)
+        """Events of the stream in the window, as float64 (read-only: a row of a cached array)."""
+        if days is None and stream not in self._bounds:
+            ends = self._ends_of(stream)
+            return (ends[_HI] - ends[_FIRST]).astype(np.float64)
+        counts = self._counts.get(stream)
+        if counts is None:
+            b = self.bounds(stream)
+            counts = self._counts[stream] = (b[_HI] - b).astype(np.float64)
+            counts.flags.writeable = False
+        return counts[_FIRST if days is None else self._slot[days]]
 
     def has_any(self, stream: str) -> np.ndarray:
-        return self.hi(stream) > self.first(stream)
+        ends = self._ends_of(stream)
+        return ends[_HI] > ends[_FIRST]
 
     def last(self, stream: str, column: str, fill=np.nan) -> np.ndarray:
         """`column` ("time" or "value") of each row's last event at or before T, else fill."""
         values = getattr(self.stream(stream), column)
-        return take(values, self.hi(stream) - 1, self.has_any(stream), fill)
+        ends = self._ends_of(stream)
+        return take(values, ends[_HI] - 1, ends[_HI] > ends[_FIRST], fill)
 
     def days_since_last(self, stream: str) -> np.ndarray:
         """Days from the last event to T; days since enrolment when there was none."""
-        has = self.has_any(stream)
-        return np.where(has, (self.T - self.last(stream, "time", 0)) / DAY_US, self.elapsed / DAY_US)
+        ends = self._ends_of(stream)
+        has = ends[_HI] > ends[_FIRST]
+        return np.where(has, (self.T - take(self.stream(stream).time, ends[_HI] - 1, has, 0)) / DAY_US,
+                        self.elapsed / DAY_US)

@@ -376,3 +376,16 @@ def test_reason_sentences_agree_in_number_with_the_value_they_show():
     since = spec("days_since_last_session")
     assert since.describe(0.6) == since.describe(1.0) == "No session for 1 day"
     assert since.describe(1.6).endswith("2 days") and since.describe(9).endswith("9 days")
+
+
+def test_a_session_without_a_duration_makes_its_windows_minutes_unknown_not_zero():
+    events = hand_events()
+    # A's day-1 session (in A's 7-day window at day 7, not in its 3-day one) was logged without a duration.
+    day1 = (events["patient_id"] == "A") & (events["event_type"] == "session") & (events["value"] == 20.0)
+    events.loc[day1, "value"] = np.nan
+    out = compute_features(hand_patients(), events, hand_as_of()).set_index(pd.Index(["A7", "B3", "C10", "B0"]))
+    a = out.loc["A7"]
+    assert a["minutes_3d"] == 0.0
+    assert np.isnan(a["minutes_7d"]) and np.isnan(a["minutes_14d"]) and np.isnan(a["minutes_total"])
+    assert (a["sessions_7d"], a["sessions_total"]) == (3, 3)  # the session itself still counts
+    assert (out.loc["C10", "minutes_7d"], out.loc["B3", "minutes_total"]) == (1.0, 0.0)

@@ -179,7 +179,7 @@ BAD_CASES = [
     ("unparseable-timestamp", "events", 2, "timestamp", "2025-02-30T25:61:00Z", "is not a readable timestamp"),
     ("naive-timestamp", "events", 3, "timestamp", "2025-01-02T10:17:43", "has no time zone"),
     ("naive-enrolment", "patients", 1, "enrolled_at", "2025-01-02", "has no time zone"),
-    ("unknown-event-type", "events", 4, "event_type", "journaling_xq", "is not a known event type"),
+    ("unknown-event-type", "events", 4, "event_type", "journaling_xq", "not in lapse's vocabulary"),
     ("unknown-patient", "events", 5, "patient_id", "zz-ghost-17", "names a patient who is not in"),
     ("before-enrolment", "events", 0, "timestamp", "2024-12-25T08:13:00Z", "is before the patient's enrolment"),
     ("future-event", "events", 6, "timestamp", "2025-07-04T10:00:00Z", "is in the future"),
@@ -187,7 +187,7 @@ BAD_CASES = [
     ("duplicate-patient", "patients", 2, "patient_id", "pat-alpha", "appears on more than one row"),
     ("mood-out-of-range", "events", 2, "value", "10.75", "mood_checkin values must be a number from 0 to 10"),
     ("phq9-not-whole", "events", 1, "value", "11.5", "phq9 values must be a whole number from 0 to 27"),
-    ("session-value-missing", "events", 3, "value", "", "is required for session events"),
+    ("mood-value-missing", "events", 2, "value", "", "is required for mood_checkin events"),
     ("module-number-out-of-range", "events", 6, "value", "101", "module_completed values must be a whole number"),
     ("value-not-numeric", "events", 0, "value", "seven-ish", "is not a number"),
     ("age-out-of-range", "patients", 0, "age", "131", "must be a whole number from 12 to 110"),
@@ -224,7 +224,9 @@ def test_each_bad_input_class_exits_2_naming_file_column_and_row(tmp_path, capsy
     assert f"column '{column}'" in line
     if row is not None:
         assert re.search(rf"\(rows? (\d+, )*{row + 1}\b", line), line
-    if cell:
+    if cell and column == "event_type":
+        assert f"'{cell}' (1 row)" in line  # an event type is vocabulary: it is named
+    elif cell:
         assert cell not in out
     assert "Traceback" not in out
 
@@ -246,10 +248,11 @@ def test_several_problem_classes_are_all_reported(tmp_path, capsys):
     assert code == 2
     assert "5 problems" in out
     for words in ("column 'age': must be a whole number", "column 'sex': must be one of",
-                  "column 'timestamp': has no time zone", "column 'event_type': is not a known event type",
+                  "column 'timestamp': has no time zone",
+                  "column 'event_type': has event types that are not in lapse's vocabulary: 'journaling_xq'",
                   "column 'patient_id': names a patient who is not in"):
         assert words in out, words
-    for secret in ("131", "martian", "2025-01-02T10:17:43", "journaling_xq", "zz-ghost-17"):
+    for secret in ("131", "martian", "2025-01-02T10:17:43", "zz-ghost-17"):
         assert secret not in out
 
 
@@ -399,3 +402,56 @@ def test_data_contract_doc_covers_every_column_and_event_type():
         row = re.search(rf"^\| `{t.value}` \|.*\| (yes|no) \|$", doc, flags=re.MULTILINE)
         assert row, t.value
         assert (row.group(1) == "yes") == (t in OWN_ENGAGEMENT), t.value
+
+
+# --- issue 13: intake rules that refused good data or said too little --------------------
+
+
+def test_a_session_without_a_duration_is_accepted_and_stored_as_missing():
+    patients, events = typed_frames()
+    events.loc[0, "value"] = np.nan  # pat-alpha's session: the platform logged no duration
+    cohort = validate_tables(patients, events, now=NOW)
+    assert cohort.events.loc[0, "event_type"] == "session" and np.isnan(cohort.events.loc[0, "value"])
+
+
+def test_an_empty_optional_module_number_is_accepted(tmp_path, capsys):
+    events = [dict(e) for e in EVENTS]
+    events[6]["value"] = ""  # pat-charlie's module_completed, no module number
+    code, out = validate(capsys, csv_cohort(tmp_path / "c", PATIENTS, events))
+    assert code == 0, out
+    assert "module_completed values must be" not in out
+    # A number that is given must still be whole.
+    events[6]["value"] = "2.5"
+    code, out = validate(capsys, csv_cohort(tmp_path / "d", PATIENTS, events))
+    assert code == 2 and "module_completed values must be a whole number" in out
+
+
+def test_unknown_event_types_are_named_with_their_counts_and_the_known_types():
+    patients, events = typed_frames()
+    events["event_type"] = events["event_type"].astype(object)
+    events.loc[[0, 3], "event_type"] = ["jogging", " Jogging"]
+    events.loc[4, "event_type"] = " Breathing_Exercise "
+    events.loc[5, "event_type"] = "pat-bravo 2025-01-05 felt awful, called the crisis line"  # free text: not vocabulary
+    with pytest.raises(ContractError) as err:
+        validate_tables(patients, events, now=NOW)
+    (bad,) = [p for p in err.value.problems if p.rule == "unknown_event_type"]
+    message = str(err.value)
+    assert (bad.column, bad.rows, bad.n_rows) == ("event_type", (1, 4, 5, 6), 4)
+    # Matched ignoring case and spaces, so named that way: " Jogging" and "jogging" are one type.
+    assert "'jogging' (2 rows)" in bad.message and "'breathing_exercise' (1 row)" in bad.message
+    assert "not in lapse's vocabulary" in bad.message
+    assert all(t.value in bad.message for t in EventType)
+    # Only vocabulary is named: never the free text, a patient id, a time or a value.
+    assert "1 row with other values, not shown" in bad.message
+    for secret in ("felt awful", "crisis", "pat-bravo", "pat-alpha", "2025-01-05", "12.5"):
+        assert secret not in message, secret
+
+
+def test_a_column_of_many_distinct_unknown_types_names_none_of_them():
+    patients, _ = typed_frames()
+    ids = [f"pat{i:04d}" for i in range(60)]  # e.g. patient ids pasted into event_type
+    events = pd.DataFrame({"patient_id": ["pat-alpha"] * 60, "timestamp": [pd.Timestamp("2025-01-05", tz="UTC")] * 60,
+                           "event_type": ids, "value": [np.nan] * 60})
+    (bad,) = [p for p in check_tables(patients, events, now=NOW) if p.rule == "unknown_event_type"]
+    assert "60 rows with other values, not shown" in bad.message and bad.n_rows == 60
+    assert not any(i in bad.message for i in ids)

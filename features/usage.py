@@ -1,0 +1,228 @@
+"""Event-based features of (patient, as-of) rows from one event index: volume, adherence, shape,
+clinical and support.
+
+Each family is a set of vectorised array expressions over all rows at once; every value of a
+row depends only on that row's patient and as-of time, computed with integer arithmetic or a
+fixed summation order, so a row's values do not depend on which other rows are in the batch.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from config import FeatureConfig
+from features.contract import EventType as ET
+from features.event_index import DAY_US, OWN, EventIndex
+from features.windows import RowWindows, expand, prefix, take
+
+HOUR_MS = 3_600_000.0
+WEEK_DAYS = 7  # the adherence and support features look at the last week
+MINUTE_SCALE = 1_000_000  # session minutes are summed as integer micro-minutes (exact, order-free)
+NEVER = np.iinfo(np.int64).min  # a time before every event
+
+
+def window_days(config: FeatureConfig) -> tuple[int, ...]:
+    """Every look-back window (days before the as-of time) some feature needs, ascending."""
+    return tuple(sorted({*config.windows_days, WEEK_DAYS, config.recent_share_days}))
+
+
+def _volume(w: RowWindows, config: FeatureConfig, first_of_day: np.ndarray) -> dict[str, np.ndarray]:
+    """Recency, and counts, active days and minutes in each window and since enrolment."""
+    f = {"days_since_enrolment": w.elapsed / DAY_US,
+         "days_since_last_engagement": w.days_since_last(OWN),
+         "days_since_last_session": w.days_since_last(ET.SESSION),
+         "days_since_last_module": w.days_since_last(ET.MODULE_COMPLETED)}
+    day_count = prefix(first_of_day)
+
+    def active_days(days: int | None) -> np.ndarray:
+        start, end = w.lo(OWN, days), w.hi(OWN)
+        # A range that opens mid-day still counts that day once.
+        opens_mid_day = (start < end) & ~take(first_of_day, start, start < end, True)
+        return (day_count[end] - day_count[start] + opens_mid_day).astype(np.float64)
+
+    duration = w.stream(ET.SESSION).value
+    unknown = np.isnan(duration)  # a session logged without a duration
+    minutes = prefix(np.rint(np.where(unknown, 0.0, duration) * MINUTE_SCALE).astype(np.int64))
+    n_unknown = prefix(unknown) if unknown.any() else None
+
+    def session_minutes(days: int | None) -> np.ndarray:
+        hi, lo = w.hi(ET.SESSION), w.lo(ET.SESSION, days)
+        total = (minutes[hi] - minutes[lo]) / MINUTE_SCALE
+        # One session of unknown length makes the window's minutes unknown, not smaller.
+        return total if n_unknown is None else np.where(n_unknown[hi] > n_unknown[lo], np.nan, total)
+
+    measures = {
+        "sessions": lambda d: w.count(ET.SESSION, d),
+        "active_days": active_days,
+        "minutes": session_minutes,
+        "modules": lambda d: w.count(ET.MODULE_COMPLETED, d),
+        "exercises": lambda d: w.count(ET.EXERCISE_COMPLETED, d),
+        "checkins": lambda d: w.count(ET.MOOD_CHECKIN, d),
+    }
+    for stem, measure in measures.items():
+        for days in [*config.windows_days, None]:
+            f[f"{stem}_{'total' if days is None else f'{days}d'}"] = measure(days)
+    return f
+
+
+def _patient_days(w: RowWindows, enrolled: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each own-engagement event's patient-day (day 0 starts at enrolment) and whether it is the
+    first event of that day."""
+    own = w.stream(OWN)
+    day = (own.time - enrolled[own.code]) // DAY_US
+    first = np.ones(len(day), dtype=bool)
+    first[1:] = (own.code[1:] != own.code[:-1]) | (day[1:] != day[:-1])
+    return day, first
+
+
+def _adherence(w: RowWindows, f: dict[str, np.ndarray], config: FeatureConfig) -> dict[str, np.ndarray]:
+    """Use so far against the program's recommended pace."""
+    program = config.program
+    days = w.elapsed / DAY_US
+    weeks = np.where(days >= 1, days / 7, np.nan)
+    return {
+        "modules_vs_pace": f["modules_total"] / (program.modules_per_week * weeks),
+        "sessions_vs_recommended": f["sessions_total"] / (program.sessions_per_week * weeks),
+        f"sessions_{WEEK_DAYS}d_vs_recommended": w.count(ET.SESSION, WEEK_DAYS) / program.sessions_per_week,
+        "core_modules_share": np.minimum(f["modules_total"], program.core_modules) / program.core_modules,
+    }
+
+
+def _shape(w: RowWindows, f: dict[str, np.ndarray], config: FeatureConfig,
+           own_day: np.ndarray, first_of_day: np.ndarray) -> dict[str, np.ndarray]:
+    """Trend of daily activity, streaks of active days, regularity and recent share of activity."""
+    trend, recent = max(config.windows_days), config.recent_share_days
+    own = w.stream(OWN)
+    started_days = -(-w.elapsed // DAY_US)
+    out: dict[str, np.ndarray] = {}
+
+    # Least-squares slope of own-engagement events per day, over the window's days since enrolment:
+    # with L days and events j_e days back, slope = 6 ((L - 1) N - 2 sum j_e) / (L (L^2 - 1)).
+    bins = np.minimum(np.maximum(started_days, 0), trend)
+    rows, ev = expand(w.lo(OWN, trend), w.hi(OWN))
+    day_back = (w.T[rows] - own.time[ev]) // DAY_US
+    inside = day_back < bins[rows]
+    n_events = np.bincount(rows[inside], minlength=w.n_rows)
+    sum_back = np.bincount(rows[inside], weights=day_back[inside], minlength=w.n_rows)
+    slope = 6.0 * ((bins - 1) * n_events - 2.0 * sum_back) / (bins * (bins * bins - 1))
+    out[f"activity_slope_{trend}d"] = np.where(bins >= 2, slope, np.nan)
+
+    # One entry per active patient-day: runs of consecutive days and the gaps between days.
+    d_key, d_day, d_code = own.key[first_of_day], own_day[first_of_day], own.code[first_of_day]
+    n_days = len(d_key)
+    idx = np.arange(n_days)
+    patient_first = np.ones(n_days, dtype=bool)
+    patient_first[1:] = d_code[1:] != d_code[:-1]
+    run_start = patient_first.copy()
+    run_start[1:] |= d_day[1:] != d_day[:-1] + 1
+    run_pos = idx - np.maximum.accumulate(np.where(run_start, idx, 0)) + 1
+    offset = d_code.astype(np.int64) * (n_days + 1)  # keeps the running maximum within a patient
+    longest = np.maximum.accumulate(run_pos + offset) - offset
+    gap = np.zeros(n_days, dtype=np.int64)
+    gap[1:] = d_day[1:] - d_day[:-1]
+    gap[patient_first] = 0
+    g1, g2 = prefix(gap), prefix(gap * gap)
+    last_day = np.searchsorted(d_key, w.qT, side="right") - 1
+    first_day = np.searchsorted(d_key, w.start, side="left")
+    any_day = last_day >= first_day
+    # The current streak may end today (T's patient-day) or yesterday: today is not over yet.
+    recent_day = take(d_day, last_day, any_day, -1)
+    out["current_streak_days"] = np.where(any_day & (recent_day >= w.elapsed // DAY_US - 1),
+                                          take(run_pos, last_day, any_day, 0), 0).astype(np.float64)
+    out["longest_streak_days"] = take(longest, last_day, any_day, 0).astype(np.float64)
+    out["active_day_share"] = np.where(started_days > 0, f["active_days_total"] / started_days, np.nan)
+    n_gaps = np.where(any_day, last_day - first_day, 0)
+    a, b = np.minimum(first_day + 1, n_days), np.minimum(np.maximum(last_day + 1, 0), n_days)
+    s1, s2 = g1[b] - g1[a], g2[b] - g2[a]
+    variance = (n_gaps * s2 - s1 * s1) / (n_gaps.astype(np.float64) ** 2)
+    out["gap_days_sd"] = np.where(n_gaps >= 2, np.sqrt(np.maximum(variance, 0.0)), np.nan)
+    in_trend = w.count(OWN, trend)
+    out["recent_activity_share"] = np.where(in_trend > 0, w.count(OWN, recent) / in_trend, np.nan)
+    return out
+
+
+def _clinical(w: RowWindows, config: FeatureConfig, baseline_phq9: np.ndarray,
+              baseline_gad7: np.ndarray) -> dict[str, np.ndarray]:
+    """Latest mood, its trend and change, and PHQ-9 / GAD-7 change from baseline."""
+    trend = max(config.windows_days)
+    mood = w.stream(ET.MOOD_CHECKIN)
+    latest_mood = w.last(ET.MOOD_CHECKIN, "value")
+    lo, hi = w.lo(ET.MOOD_CHECKIN, trend), w.hi(ET.MOOD_CHECKIN)
+    rows, ev = expand(lo, hi)
+    x = (mood.time[ev] - w.T[rows]) / DAY_US
+    y = mood.value[ev]
+    n = np.bincount(rows, minlength=w.n_rows).astype(np.float64)
+    sx, sy = np.bincount(rows, x, w.n_rows), np.bincount(rows, y, w.n_rows)
+    sxx, sxy = np.bincount(rows, x * x, w.n_rows), np.bincount(rows, x * y, w.n_rows)
+    # Check-ins bunched within a day or two give wild slopes: require them spread out.
+    span = take(mood.time, hi - 1, n >= 2, 0) - take(mood.time, lo, n >= 2, 0)
+    spread = n * sxx - sx * sx
+    ok = (n >= 2) & (span >= config.mood_trend_min_span_days * DAY_US) & (spread > 0)
+    mood_trend = np.where(ok, 7.0 * (n * sxy - sx * sy) / spread, np.nan)
+    n_mood = w.hi(ET.MOOD_CHECKIN) - w.first(ET.MOOD_CHECKIN)
+    first_mood = take(mood.value, w.first(ET.MOOD_CHECKIN), n_mood > 0)
+    latest_phq9 = w.last(ET.PHQ9, "value")
+    return {
+        "latest_mood": latest_mood,
+        f"mood_trend_{trend}d": mood_trend,
+        "mood_change_since_first": np.where(n_mood >= 2, latest_mood - first_mood, np.nan),
+        "latest_phq9": latest_phq9,
+        "phq9_change": latest_phq9 - baseline_phq9[w.codes],
+        "gad7_change": w.last(ET.GAD7, "value") - baseline_gad7[w.codes],
+    }
+
+
+def _support(w: RowWindows) -> dict[str, np.ndarray]:
+    """Coach messages, the patient's messages and reply latency, reminders and their open rate."""
+    coach, to_coach = w.stream(ET.MESSAGE_FROM_COACH), w.stream(ET.MESSAGE_TO_COACH)
+    ix = w.ix
+    f = {
+        f"coach_messages_{WEEK_DAYS}d": w.count(ET.MESSAGE_FROM_COACH, WEEK_DAYS),
+        "coach_messages_total": w.count(ET.MESSAGE_FROM_COACH, None),
+        f"messages_to_coach_{WEEK_DAYS}d": w.count(ET.MESSAGE_TO_COACH, WEEK_DAYS),
+        "messages_to_coach_total": w.count(ET.MESSAGE_TO_COACH, None),
+    }
+    has_sent = w.has_any(ET.MESSAGE_TO_COACH)
+    last_sent = w.last(ET.MESSAGE_TO_COACH, "time", 0)
+    after_reply = np.where(has_sent, ix.upto(ET.MESSAGE_FROM_COACH, ix.query_key(w.codes, last_sent)),
+                           w.first(ET.MESSAGE_FROM_COACH))
+    f["unanswered_coach_messages"] = (w.hi(ET.MESSAGE_FROM_COACH) - after_reply).astype(np.float64)
+
+    # A reply is the patient's first message after a coach message; its latency is known once sent.
+    prompt = np.searchsorted(coach.key, to_coach.key, side="right") - 1
+    prompt_ok = prompt >= np.searchsorted(coach.key, to_coach.code.astype(np.int64) * ix.span, side="left")
+    prompt_time = take(coach.time, prompt, prompt_ok, 0)
+    previous_sent = np.full(len(to_coach.key), NEVER)
+    same = np.zeros(len(to_coach.key), dtype=bool)
+    same[1:] = to_coach.code[1:] == to_coach.code[:-1]
+    previous_sent[1:][same[1:]] = to_coach.time[:-1][same[1:]]
+    is_reply = prompt_ok & (previous_sent < prompt_time)
+    latency_ms = prefix(np.where(is_reply, (to_coach.time - prompt_time) // 1000, 0))
+    replies = prefix(is_reply.astype(np.int64))
+    hi, lo = w.hi(ET.MESSAGE_TO_COACH), w.first(ET.MESSAGE_TO_COACH)
+    n_replies = replies[hi] - replies[lo]
+    f["reply_latency_hours"] = np.where(n_replies > 0, (latency_ms[hi] - latency_ms[lo]) / n_replies / HOUR_MS,
+                                        np.nan)
+    f[f"reminders_sent_{WEEK_DAYS}d"] = w.count(ET.REMINDER_SENT, WEEK_DAYS)
+    sent = w.count(ET.REMINDER_SENT, None)
+    opened = w.count(ET.REMINDER_OPENED, None)
+    f["reminder_open_rate"] = np.where(sent > 0, np.minimum(opened / sent, 1.0), np.nan)
+    return f
+
+
+def usage_features(ix: EventIndex, codes: np.ndarray, T: np.ndarray, enrolled: np.ndarray, baseline_phq9: np.ndarray,
+                   baseline_gad7: np.ndarray, config: FeatureConfig) -> dict[str, np.ndarray]:
+    """Every event-based feature for rows (patient code, as-of time) of one event index.
+
+    Ratios of nothing are NaN by design, so numpy's divide and invalid warnings are off here.
+    """
+    days = window_days(config)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        w = RowWindows(ix, codes, T, enrolled, days)
+        own_day, first_of_day = _patient_days(w, enrolled)
+        f = _volume(w, config, first_of_day)
+        f.update(_adherence(w, f, config))
+        f.update(_shape(w, f, config, own_day, first_of_day))
+        f.update(_clinical(w, config, baseline_phq9, baseline_gad7))
+        f.update(_support(w))
+    return f
