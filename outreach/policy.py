@@ -10,16 +10,16 @@
   tier and moderators, from `outreach.effect`), only where it is positive. Without an effect
   estimate it falls back to the risk ranking and says so on every decision.
 
-Capacity. Candidates are grouped by the UTC calendar day of their decision time. The day's
-capacity is shared among coaches before any draw: one slot at a time to the coach with the most
-eligible patients not yet given a slot (ties by coach name), never more than the per-coach
-capacity. Within a coach, eligible patients are ranked by the policy's score and the top ones
-within the quota are contacted. The randomized policy randomizes first, then caps: drawn
-patients are contacted in rank order until the quota is used. Because the quota is fixed before
+Capacity. Candidates are grouped by the UTC calendar day of their decision time. Before any draw,
+each coach gets a quota: going down the day's ranking of eligible patients (by the policy's score),
+a slot goes to the patient's coach while the day's capacity and that coach's capacity last. For
+`risk` and `benefit` this is simply the top-k by score within both capacities. The randomized
+policy randomizes first, then caps: within a coach, drawn patients are contacted in rank order
+until the quota is used (so a day may leave capacity unused). Because the quotas are fixed before
 any draw and the draws are independent, patient i's realized probability of contact is exactly
-p_i * P(fewer than quota of the patients ranked above i were drawn), computed by a small dynamic
-programme; that realized propensity is what each decision records (it equals p when capacity
-does not bind) and what the effect analysis must use.
+p_i * P(fewer than quota of the coach's patients ranked above i were drawn), computed by a small
+dynamic programme; that realized propensity is what each decision records (it equals p when
+capacity does not bind) and what the effect analysis must use.
 """
 
 from __future__ import annotations
@@ -85,15 +85,17 @@ def hmac_uniform(secret: str, patient_id: str, decision_time: datetime) -> float
     return int.from_bytes(digest[:8], "big") / 2.0**64
 
 
-def allocate_quotas(eligible: Mapping[str, int], per_day: int | None, per_coach: int | None) -> dict[str, int]:
-    """Contacts each coach may make today: the day's capacity shared out one slot at a time."""
-    room = {c: n if per_coach is None else min(n, per_coach) for c, n in eligible.items()}
-    if per_day is None:
-        return room
-    quota = dict.fromkeys(eligible, 0)
-    for _ in range(min(per_day, sum(room.values()))):
-        coach = min((c for c in quota if quota[c] < room[c]), key=lambda c: (quota[c] - eligible[c], c))
-        quota[coach] += 1
+def allocate_quotas(ranked_coaches: Sequence[str], per_day: int | None, per_coach: int | None) -> dict[str, int]:
+    """Contacts each coach may make today: down the day's ranking of eligible patients (their coaches in
+    rank order), a slot to the patient's coach while the day and that coach have room."""
+    quota = dict.fromkeys(ranked_coaches, 0)
+    total = 0
+    for coach in ranked_coaches:
+        if per_day is not None and total >= per_day:
+            break
+        if per_coach is None or quota[coach] < per_coach:
+            quota[coach] += 1
+            total += 1
     return quota
 
 
@@ -154,14 +156,14 @@ def decide(candidates: Sequence[Candidate], settings: PolicySettings,
     for i, c in enumerate(candidates):
         days.setdefault(c.decision_time.astimezone(timezone.utc).date(), []).append(i)
     for members in days.values():
+        ranked = sorted((i for i in members if scored[i][0]),
+                        key=lambda i: (-scored[i][1], -candidates[i].risk, candidates[i].patient_id))
         by_coach: dict[str, list[int]] = {}
-        for i in members:
-            if scored[i][0]:
-                by_coach.setdefault(candidates[i].coach or NO_COACH, []).append(i)
-        quotas = allocate_quotas({c: len(v) for c, v in by_coach.items()},
+        for i in ranked:
+            by_coach.setdefault(candidates[i].coach or NO_COACH, []).append(i)
+        quotas = allocate_quotas([candidates[i].coach or NO_COACH for i in ranked],
                                  settings.capacity_per_day, settings.capacity_per_coach)
         for coach, rows in by_coach.items():
-            rows.sort(key=lambda i: (-scored[i][1], -candidates[i].risk, candidates[i].patient_id))
             quota = quotas[coach]
             if settings.policy == "randomized":
                 propensity[rows] = realized_propensities(np.full(len(rows), p), quota)
