@@ -165,8 +165,10 @@ def estimate_effect(frame: pd.DataFrame, columns: EffectColumns = EffectColumns(
     tiers, skipped = [], []
     if "tier" in data:
         for name, rows in data.groupby("tier", sort=True):
-            both = rows["action"].nunique() == 2
-            (tiers if len(rows) >= min_tier_decisions and both else skipped).append(str(name))
+            # A tier needs both actions and some outcome variation: with one outcome value only, the
+            # sandwich would claim zero uncertainty.
+            informative = rows["action"].nunique() == 2 and rows["outcome"].nunique() > 1
+            (tiers if len(rows) >= min_tier_decisions and informative else skipped).append(str(name))
     in_tiers = data["tier"].isin(tiers).to_numpy() if tiers else np.ones(n, dtype=bool)
     dummies = np.column_stack([(data["tier"] == t).to_numpy(dtype=float) for t in tiers]) if tiers \
         else np.empty((n, 0))

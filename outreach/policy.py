@@ -19,7 +19,9 @@ until the quota is used (so a day may leave capacity unused). Because the quotas
 any draw and the draws are independent, patient i's realized probability of contact is exactly
 p_i * P(fewer than quota of the coach's patients ranked above i were drawn), computed by a small
 dynamic programme; that realized propensity is what each decision records (it equals p when
-capacity does not bind) and what the effect analysis must use.
+capacity does not bind) and what the effect analysis must use. It falls down the ranking, so once it
+would drop below `probability_min` the rest of that coach's patients are not randomized that day
+(propensity 0, no contact): this changes nobody's chance above them and keeps the weights stable.
 """
 
 from __future__ import annotations
@@ -166,9 +168,14 @@ def decide(candidates: Sequence[Candidate], settings: PolicySettings,
         for coach, rows in by_coach.items():
             quota = quotas[coach]
             if settings.policy == "randomized":
-                propensity[rows] = realized_propensities(np.full(len(rows), p), quota)
+                chance = realized_propensities(np.full(len(rows), p), quota)
                 taken = 0
-                for i in rows:
+                for i, chance_i in zip(rows, chance):
+                    if chance_i < settings.probability_min:
+                        # Too far down today's ranking: not randomized (nobody ranked above is affected).
+                        notes[i] = "over capacity (not randomized)"
+                        continue
+                    propensity[i] = chance_i
                     drawn = draws[i] < p
                     action[i] = drawn and taken < quota
                     taken += int(action[i])

@@ -89,7 +89,8 @@ class EffectSettings(BaseSettings):
     confidence: float = Field(default=0.95, gt=0.5, lt=1.0)
     # "mancl-derouen" (bias-reduced, Boruvka et al. 2018) or "hc0" (plain cluster sandwich).
     small_sample: Literal["mancl-derouen", "hc0"] = "mancl-derouen"
-    # A tier enters the moderated analysis only with this many available decisions and both actions.
+    # A tier enters the moderated analysis only with this many available decisions, both actions and
+    # more than one outcome value.
     min_tier_decisions: int = Field(default=30, ge=2)
     # MLflow tracking URI; empty: no run is logged.
     tracking_uri: str = ""

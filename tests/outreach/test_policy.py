@@ -81,8 +81,11 @@ def test_realized_propensity_matches_contact_frequency_under_binding_capacity():
     coaches = ["a"] * 5 + ["b"] * 3
     base = PolicySettings(policy="randomized", secret="s", band_low=0.0, probability=0.5,
                           capacity_per_coach=2, capacity_per_day=3)
-    propensity = np.array([d.propensity for d in decide(_candidates(risks, coaches), base)])
-    assert propensity[0] == pytest.approx(0.5) and propensity[4] < 0.5
+    first = decide(_candidates(risks, coaches), base)
+    propensity = np.array([d.propensity for d in first])
+    # Quotas down the ranking: coach a 2, coach b 1. A chance below 0.2 is not randomized at all.
+    assert propensity == pytest.approx([0.5, 0.5, 0.375, 0.25, 0.0, 0.5, 0.25, 0.0])
+    assert first[4].note == "over capacity (not randomized)"
     n = 3000
     contacted = np.zeros(len(risks))
     for s in range(n):
