@@ -5,8 +5,9 @@ the patient came back on their own terms (re_engaged). The caller sends its own 
 retry is harmless: the same id with the same body is a no-op, the same id with a different body is
 refused as a conflict. A batch is stored in one transaction: a bad row or a conflict stores nothing.
 
-Outcomes live in table `outcomes` of any SQLAlchemy database; by default the SQLite file of the
-decision log (`.lapse/decisions.db`), next to the decisions they refer to. Only ids, the kind, the
+Outcomes live in table `outcomes` of any SQLAlchemy database, meant to be the decision log's own
+(serving's `decision_log_url`, `.lapse/decisions.db` by default), next to the decisions they refer
+to; callers pass that URL, so its default stays in one place. Only ids, the kind, the
 time and the coach are stored: no patient values.
 """
 
@@ -22,10 +23,7 @@ import pandas as pd
 import sqlalchemy as sa
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
-from config import DEFAULT_PATHS
 from outreach.errors import OutcomeConflict, OutreachError
-
-DEFAULT_DB_URL = f"sqlite:///{DEFAULT_PATHS.work / 'decisions.db'}"
 
 METADATA = sa.MetaData()
 OUTCOMES = sa.Table(
@@ -114,7 +112,7 @@ def _differing(stored: tuple, outcome: Outcome) -> list[str]:
     return [name for name, old, new in zip(BODY_FIELDS, stored, outcome.body()) if old != new]
 
 
-def record_outcomes(outcomes: Iterable[Outcome], db_url: str = DEFAULT_DB_URL) -> tuple[int, int]:
+def record_outcomes(outcomes: Iterable[Outcome], db_url: str) -> tuple[int, int]:
     """Store outcomes in one transaction; return (newly stored, already stored with the same body).
 
     Raises OutcomeConflict (and stores nothing) if an id is already stored with a different body.
@@ -196,14 +194,14 @@ def _parse_time(text: str, where: str) -> datetime:
         raise OutreachError(f"{where}: field 'at': not an ISO 8601 time", field="at") from None
 
 
-def import_outcomes(path: str | Path, db_url: str = DEFAULT_DB_URL) -> ImportSummary:
+def import_outcomes(path: str | Path, db_url: str) -> ImportSummary:
     """Import a CSV/Parquet file of outcomes in one transaction (all rows or none); re-running it is a no-op."""
     outcomes = read_outcome_file(path)
     stored, already = record_outcomes(outcomes, db_url)
     return ImportSummary(source=str(path), rows=len(outcomes), stored=stored, already_stored=already)
 
 
-def read_outcomes(db_url: str = DEFAULT_DB_URL) -> pd.DataFrame:
+def read_outcomes(db_url: str) -> pd.DataFrame:
     """Every stored outcome as a table (empty with the columns when there are none)."""
     engine = make_engine(db_url)
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import datetime, timedelta, timezone
 
 import pandas as pd
@@ -109,3 +110,14 @@ def test_reengagement_names_a_missing_column():
     with pytest.raises(OutreachError, match="events: missing column.*event_type"):
         reengagement_outcomes(pd.DataFrame({"decision_id": [], "patient_id": [], "decided_at": []}),
                               pd.DataFrame({"patient_id": [], "timestamp": []}))
+
+
+def test_outcomes_live_beside_the_decisions_table_without_touching_it(tmp_path):
+    path = tmp_path / "decisions.db"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE decisions (id INTEGER PRIMARY KEY, request_id TEXT)")
+        db.execute("INSERT INTO decisions (request_id) VALUES ('d-1')")
+    record_outcomes([_outcome("o-1")], f"sqlite:///{path}")
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT request_id FROM decisions").fetchall() == [("d-1",)]
+        assert db.execute("SELECT outcome_id, decision_id FROM outcomes").fetchall() == [("o-1", "d-1")]
