@@ -1,0 +1,97 @@
+"""Settings of the outreach stage: the trigger policy and the effect analysis (docs/outreach.md explains each)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+class PolicySettings(BaseSettings):
+    """Who is offered human support, and how many a day. Environment: LAPSE_OUTREACH_<FIELD>."""
+
+    model_config = SettingsConfigDict(env_prefix="LAPSE_OUTREACH_", frozen=True, extra="forbid")
+
+    policy: Literal["risk", "randomized", "benefit"] = "risk"
+    # risk: support when risk >= this; benefit: only patients at or above it are ranked.
+    risk_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
+    # randomized: patients with risk in [band_low, band_high] are offered support with probability p.
+    band_low: float = Field(default=0.2, ge=0.0, le=1.0)
+    band_high: float = Field(default=1.0, ge=0.0, le=1.0)
+    probability: float = Field(default=0.5, gt=0.0, lt=1.0)
+    # p is clipped into [probability_min, probability_max] (deployed MRTs keep 0.2-0.8, domain.md).
+    probability_min: float = Field(default=0.2, gt=0.0, lt=1.0)
+    probability_max: float = Field(default=0.8, gt=0.0, lt=1.0)
+    # Key of the HMAC-SHA256 draw; keep it secret so nobody can predict (or game) who is offered support.
+    secret: SecretStr = SecretStr("")
+    # Contacts per calendar day (UTC) over all coaches, and per coach per day; None: no limit.
+    capacity_per_day: int | None = Field(default=None, ge=0)
+    capacity_per_coach: int | None = Field(default=None, ge=0)
+    # Recorded on every decision; empty: derived from these settings (a hash, the secret left out).
+    version: str = ""
+
+    @model_validator(mode="after")
+    def _coherent(self) -> "PolicySettings":
+        if self.band_low > self.band_high:
+            raise ValueError("band_low must not exceed band_high")
+        if self.probability_min > self.probability_max:
+            raise ValueError("probability_min must not exceed probability_max")
+        if self.policy == "randomized" and not self.secret.get_secret_value():
+            raise ValueError("secret must be set for the randomized policy (LAPSE_OUTREACH_SECRET)")
+        return self
+
+    @property
+    def offered_probability(self) -> float:
+        """The randomization probability after clipping into [probability_min, probability_max]."""
+        return min(max(self.probability, self.probability_min), self.probability_max)
+
+    @property
+    def policy_version(self) -> str:
+        """The version recorded on decisions: `version`, else the policy name and a hash of its settings."""
+        if self.version:
+            return self.version
+        public = self.model_dump(exclude={"secret", "version"})
+        digest = hashlib.sha256(json.dumps(public, sort_keys=True).encode()).hexdigest()[:10]
+        return f"{self.policy}-{digest}"
+
+
+class EffectColumns(BaseModel):
+    """Column names of a decisions table; map them to another program's MRT log."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    unit: str = "unit"
+    time: str = "time"
+    action: str = "action"
+    probability: str = "probability"
+    outcome: str = "outcome"
+    # Optional: the risk tier the effect is moderated by ("" to leave it out).
+    tier: str = "tier"
+
+
+class EffectSettings(BaseSettings):
+    """What `run_effect` reads, fits and writes. Environment: LAPSE_EFFECT_<FIELD>."""
+
+    model_config = SettingsConfigDict(env_prefix="LAPSE_EFFECT_", frozen=True, extra="forbid")
+
+    decisions: Path
+    out: Path
+    columns: EffectColumns = Field(default_factory=EffectColumns)
+    # Numeric moderators: the effect is also fitted as a straight line in each (centred at its mean).
+    moderators: tuple[str, ...] = ()
+    # Control covariates: they soak up outcome noise (more precision) but do not change what is estimated.
+    controls: tuple[str, ...] = ()
+    # The fixed reference probability p~ of the weights and centring; None: the mean probability.
+    reference_probability: float | None = Field(default=None, gt=0.0, lt=1.0)
+    confidence: float = Field(default=0.95, gt=0.5, lt=1.0)
+    # "mancl-derouen" (bias-reduced, Boruvka et al. 2018) or "hc0" (plain cluster sandwich).
+    small_sample: Literal["mancl-derouen", "hc0"] = "mancl-derouen"
+    # A tier enters the moderated analysis only with this many available decisions, both actions and
+    # more than one outcome value.
+    min_tier_decisions: int = Field(default=30, ge=2)
+    # MLflow tracking URI; empty: no run is logged.
+    tracking_uri: str = ""
+    experiment: str = "lapse-effect"
