@@ -26,7 +26,7 @@ lock:
 	  --python-platform x86_64-manylinux_2_28 --no-header -o requirements.lock
 
 bench: $(STAMP)
-	for b in benchmarks/[!_]*.py; do $(VENV)/bin/python $$b || exit 1; done
+	for b in benchmarks/[!_]*.py; do $(VENV)/bin/python -P $$b || exit 1; done
 
 clean:
 	rm -rf .lapse
