@@ -85,7 +85,7 @@ class LoadedModel:
         """The dropout definition the model was trained for."""
         return self.metadata.label
 
-    @property
+    @cached_property
     def horizon_days(self) -> int:
         """The prediction horizon the model was trained for."""
         return self.metadata.label.horizon_days
