@@ -5,8 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from mlflow.pyfunc import PythonModel
+from scipy.special import expit
 
 from models.scorer import RiskScorer, load_scorer
+from models.scoring import model_matrix
 
 # The name of the artifact (a folder with model.ubj and model_meta.json) the pyfunc loads.
 SCORER_ARTIFACT = "scorer"
@@ -21,13 +23,10 @@ def output_columns(feature_names: list[str] | tuple[str, ...]) -> list[str]:
 
 def score_frame(scorer: RiskScorer, features: pd.DataFrame) -> pd.DataFrame:
     """Risk, calibrated log-odds and per-feature contributions (plus base) for a frame of features."""
-    missing = [f for f in scorer.feature_names if f not in features.columns]
-    if missing:
-        raise ValueError(f"input lacks feature column(s): {', '.join(missing)}")
-    X = features.loc[:, list(scorer.feature_names)].to_numpy(dtype=np.float64, na_value=np.nan)
+    X = model_matrix(features, scorer.feature_names)
     contribs, base = scorer.contributions(X)
     log_odds = scorer.log_odds(X)
-    data = np.column_stack([1.0 / (1.0 + np.exp(-log_odds)), log_odds, contribs, base])
+    data = np.column_stack([expit(log_odds), log_odds, contribs, base])
     return pd.DataFrame(data, columns=output_columns(scorer.feature_names), index=features.index)
 
 

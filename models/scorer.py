@@ -1,39 +1,41 @@
 """The fast scoring path: a native XGBoost booster plus its calibration, tiers and metadata.
 
-`RiskScorer` is what the pyfunc model and the serving layer both call, so the two give the
+`RiskScorer` is what the pyfunc model and the scoring core both call, so the two give the
 same numbers. It needs no MLflow at scoring time; `load_scorer` reads a local model folder
 or downloads one from an MLflow model URI first.
 """
 
 from __future__ import annotations
 
-import json
 import tempfile
 from pathlib import Path
 
+import mlflow.artifacts
 import numpy as np
 import xgboost as xgb
+from scipy.special import expit
 
-from models.calibration import PlattCalibration
-
-META_FILE = "model_meta.json"
-BOOSTER_FILE = "model.ubj"
+from models.metadata import META_FILE, ModelMetadata, read_metadata, write_metadata
 
 
 class RiskScorer:
     """Calibrated dropout risk and additive explanations from a native XGBoost booster."""
 
-    def __init__(self, booster: xgb.Booster, meta: dict):
+    def __init__(self, booster: xgb.Booster, metadata: ModelMetadata):
         booster.set_param({"nthread": 1})
         self.booster = booster
-        self.meta = meta
-        self.feature_names: tuple[str, ...] = tuple(meta["feature_names"])
-        self.calibration = PlattCalibration.from_dict(meta["calibration"])
-        self.operating_threshold = float(meta["operating_threshold"])
+        self.metadata = metadata
+        self.feature_names: tuple[str, ...] = metadata.feature_names
+        self.calibration = metadata.calibration
+        self.operating_threshold = metadata.operating_threshold
         # Highest tier first: (name, lowest risk that belongs to it).
-        self.tiers: tuple[tuple[str, float], ...] = tuple(
-            (str(t["name"]), float(t["min_risk"])) for t in meta["tiers"]
-        )
+        self.tiers: tuple[tuple[str, float], ...] = metadata.tier_cuts
+
+    def with_threads(self, threads: int) -> "RiskScorer":
+        """A copy of this scorer whose booster may use `threads` threads (for large batches)."""
+        copy = RiskScorer(self.booster.copy(), self.metadata)
+        copy.booster.set_param({"nthread": threads})
+        return copy
 
     def _matrix(self, X: np.ndarray) -> np.ndarray:
         X = np.asarray(X, dtype=np.float64)
@@ -56,7 +58,7 @@ class RiskScorer:
 
     def predict_risk(self, X: np.ndarray) -> np.ndarray:
         """Calibrated probability of dropout within the horizon, one per row of X."""
-        return self.calibration.risk(self.margin(X))
+        return expit(self.log_odds(X))
 
     def contributions(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per-feature SHAP contributions on the calibrated log-odds scale, and the base value per row.
@@ -83,12 +85,12 @@ def tier_names(risk: np.ndarray, tiers: tuple[tuple[str, float], ...]) -> np.nda
     return names
 
 
-def save_scorer(out_dir: str | Path, booster: xgb.Booster, meta: dict) -> Path:
+def save_scorer(out_dir: str | Path, booster: xgb.Booster, metadata: ModelMetadata) -> Path:
     """Write the booster (native UBJSON, never a pickle) and its metadata into `out_dir`."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    booster.save_model(out_dir / BOOSTER_FILE)
-    (out_dir / META_FILE).write_text(json.dumps({**meta, "booster_file": BOOSTER_FILE}, indent=2, sort_keys=True))
+    booster.save_model(out_dir / metadata.booster_file)
+    write_metadata(out_dir / META_FILE, metadata)
     return out_dir
 
 
@@ -102,24 +104,25 @@ def _find_meta(root: Path) -> Path:
     return found[0]
 
 
-def _load_dir(root: Path) -> RiskScorer:
+def _load_dir(root: Path, source: str) -> RiskScorer:
     meta_path = _find_meta(root)
-    meta = json.loads(meta_path.read_text())
+    metadata = read_metadata(meta_path, source)
     booster = xgb.Booster()
-    booster.load_model(meta_path.parent / meta.get("booster_file", BOOSTER_FILE))
-    return RiskScorer(booster, meta)
+    booster.load_model(meta_path.parent / metadata.booster_file)
+    return RiskScorer(booster, metadata)
 
 
 def load_scorer(model_uri_or_dir: str | Path, tracking_uri: str | None = None) -> RiskScorer:
-    """Load a RiskScorer from a local model folder or an MLflow URI (models:/lapse-dropout@champion, runs:/...)."""
+    """Load a RiskScorer from a local model folder or an MLflow URI (models:/lapse-dropout@champion, runs:/...).
+
+    Raises `models.metadata.MetadataError` (naming the model) for metadata this lapse cannot read.
+    """
     local = Path(str(model_uri_or_dir))
     if local.exists():
-        return _load_dir(local)
-    import mlflow.artifacts
-
+        return _load_dir(local, str(model_uri_or_dir))
     with tempfile.TemporaryDirectory(prefix="lapse-model-") as tmp:
         path = mlflow.artifacts.download_artifacts(
             artifact_uri=str(model_uri_or_dir), dst_path=tmp, tracking_uri=tracking_uri,
             registry_uri=tracking_uri,
         )
-        return _load_dir(Path(path))
+        return _load_dir(Path(path), str(model_uri_or_dir))

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, create_model, model_validator
 from pydantic_core import PydanticCustomError
 
+from features.catalog import LEVELS
 from features.contract import PATIENT_COLUMNS, EventType
 
 from .settings import serving_config
@@ -21,7 +22,6 @@ FeatureName = Annotated[str, Field(min_length=1, max_length=64)]
 Finite = Annotated[float, Field(allow_inf_nan=False)]
 FiniteOrNull = Annotated[float | None, Field(allow_inf_nan=False)]
 Text = Annotated[str, Field(max_length=200)]
-LEVELS = ("patient", "intervention", "system", "usage")
 
 
 class Strict(BaseModel):

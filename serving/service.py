@@ -16,16 +16,17 @@ from typing import Any
 import anyio.to_thread
 import bentoml
 from fastapi import FastAPI
-from pydantic_core import to_json
 from starlette.responses import JSONResponse, Response
 
 from config import DEFAULT_PATHS
+from models.loaded import LoadedModel
 
 from . import scoring
 from .decision_log import Decision, DecisionLog, DecisionLogError
 from .guard import RequestGuard, validated_input
 from .logging import install_redaction
-from .model_store import ModelStore, ServedModel
+from .inputs import InputProblems
+from .model_store import ModelStore
 from .schemas import (
     Explanation,
     ExplainRequest,
@@ -51,7 +52,7 @@ OPEN_PREFIXES = ("/ui/",)
 ADMIN_PATHS = frozenset({"/admin/reload"})
 card_app = FastAPI(title="lapse model card", docs_url=None, redoc_url=None, openapi_url=None)
 clinician_page = ClinicianPage()
-Work = Callable[[ServedModel, datetime], tuple[Any, list[Decision]]]
+Work = Callable[[LoadedModel, datetime], tuple[scoring.Answer, list[Decision]]]
 
 
 def _unavailable(message: str) -> JSONResponse:
@@ -110,13 +111,13 @@ class RiskService:
                 answer, decided = await anyio.to_thread.run_sync(work, model, now)
             else:
                 answer, decided = work(model, now)
-        except scoring.InputProblems as error:
+        except InputProblems as error:
             return JSONResponse(status_code=422, content={"error": "the request breaks the rules below",
                                                           "problems": error.problems})
         committed = self.decision_log.submit(decided)
-        # The answer is a dict in the shape of the endpoint's response model, serialised once,
-        # while the decisions are being committed; it is sent only after the commit.
-        body = to_json(answer)
+        # The answer is serialised once, in the shape of the endpoint's response model, while the
+        # decisions are being committed; it is sent only after the commit.
+        body = scoring.answer_json(answer)
         try:
             await asyncio.wrap_future(committed)
         except DecisionLogError:
@@ -127,10 +128,10 @@ class RiskService:
     async def score(self, patients: list[PatientIn]) -> ScoreResponse:
         """Risk, tier, top reasons and the support decision for each patient (in request order)."""
 
-        def work(model: ServedModel, now: datetime):
+        def work(model: LoadedModel, now: datetime):
             scores = scoring.score_patients(patients, model, now, CONFIG.top_reasons, _at)
             decided = scoring.decisions(uuid.uuid4().hex, "score", scores, programs=_programs(patients))
-            return {"results": scores}, decided
+            return scoring.ScoreAnswer(scores), decided
 
         return await self._answer(patients, work)
 
@@ -138,7 +139,7 @@ class RiskService:
     async def explain(self, patient: PatientIn) -> Explanation:
         """Every feature's contribution to one patient's score, also summed by engagement level."""
 
-        def work(model: ServedModel, now: datetime):
+        def work(model: LoadedModel, now: datetime):
             explained = scoring.explain_patient(patient, model, now, lambda i: "patient")
             return explained, scoring.decisions(uuid.uuid4().hex, "explain", [explained], None, CONFIG.top_reasons,
                                                  _programs([patient]))
@@ -149,7 +150,7 @@ class RiskService:
     async def triage(self, patients: list[PatientIn], capacity: int) -> TriageResponse:
         """The `capacity` patients to contact first, most at risk first, with their reasons."""
 
-        def work(model: ServedModel, now: datetime):
+        def work(model: LoadedModel, now: datetime):
             scores = scoring.score_patients(patients, model, now, CONFIG.top_reasons, _at)
             chosen, contacted = scoring.triage(scores, capacity)
             decided = scoring.decisions(uuid.uuid4().hex, "triage", scores, contacted, programs=_programs(patients))

@@ -33,10 +33,12 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from config import ClinicianPageConfig
+from models.loaded import LoadedModel
 
 from .auth import KeyRing
-from .model_store import ServedModel
+from .card_view import model_card_view
 from .timeline import CohortSource
+from .ui_data import latest_two, patient_list, patient_view, recompute
 
 log = logging.getLogger("lapse.serving.ui")
 STATIC = Path(__file__).resolve().parent / "static"
@@ -124,7 +126,7 @@ class Sessions:
 class Sources:
     """The service objects the page answers from."""
 
-    model: Callable[[], ServedModel | None]
+    model: Callable[[], LoadedModel | None]
     decision_engine: Any  # sqlalchemy Engine of the decision log
     cohort: CohortSource
     top_reasons: int
@@ -221,7 +223,7 @@ class ClinicianPage(Starlette):
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
         ])
 
-    def attach(self, model: Callable[[], ServedModel | None], decision_engine: Any, data_dir: str | Path | None,
+    def attach(self, model: Callable[[], LoadedModel | None], decision_engine: Any, data_dir: str | Path | None,
                top_reasons: int) -> None:
         """Answer from the service's model store, decision log engine and data folder."""
         self.sources = Sources(model, decision_engine, CohortSource(data_dir, self.config.data_check_seconds),
@@ -282,8 +284,6 @@ class ClinicianPage(Starlette):
         refused = self._gate(request)
         if refused is not None:
             return refused
-        from .ui_data import latest_two, patient_list, recompute
-
         sources = self.sources
         model = sources.model()
 
@@ -303,11 +303,7 @@ class ClinicianPage(Starlette):
         listing["tiers"] = [name for name, _ in model.tiers] if model else sorted({p["tier"] for p in
                                                                                   listing["patients"]})
         listing["model"] = None if model is None else {"name": model.name, "version": model.version}
-        listing["horizon_days"] = None
-        if model is not None:
-            from .scoring import horizon_days
-
-            listing["horizon_days"] = horizon_days(model)
+        listing["horizon_days"] = None if model is None else model.horizon_days
         listing["timeline_available"] = sources.cohort.configured
         return _json(listing)
 
@@ -326,8 +322,6 @@ class ClinicianPage(Starlette):
             patient_id = None
         if not isinstance(patient_id, str) or not 0 < len(patient_id) <= _PATIENT_ID_MAX:
             return _error(422, "patient_id: must be a text of 1 to 128 characters")
-        from .ui_data import patient_view
-
         sources = self.sources
         try:
             view = await anyio.to_thread.run_sync(
@@ -347,8 +341,6 @@ class ClinicianPage(Starlette):
         model = self.sources.model()
         if model is None:
             return _error(503, "no model is being served yet; try again shortly")
-        from .ui_data import model_card_view
-
         return _json(model_card_view(model))
 
 

@@ -6,13 +6,29 @@ import json
 import logging
 import tempfile
 from dataclasses import asdict, dataclass
+from importlib.metadata import version as package_version
 from pathlib import Path
 
+import mlflow
 import numpy as np
 import pandas as pd
+import xgboost
+from mlflow.models import ModelSignature
+from mlflow.types import ColSpec, Schema
 
 from config import DEFAULT_PATHS, FeatureConfig, LabelConfig, Paths, TrainingConfig
+from features.point_in_time import specs_for
+from models.metadata import META_FILE, ModelMetadata, write_metadata
+from models.pyfunc import SCORER_ARTIFACT, output_columns
+from models.scorer import save_scorer
 from training.data import TableBuilder, local_training_table, program_feature_config, read_true_probabilities
+from training.artifacts import (
+    catalog_records, feature_distributions, importance_by_level, importance_table, json_ready, write_beeswarm,
+    write_calibration_plot,
+)
+from training.fairness import subgroup_frame
+from training.fit import MODEL_NAMES, XGBOOST, fit_and_evaluate
+from training.tracking import connect, ensure_experiment, tracking_uri
 
 log = logging.getLogger("lapse.training")
 
@@ -64,8 +80,6 @@ def feature_sets(feature_config: FeatureConfig) -> tuple[list, list[str], list[s
 
     The baseline model also gets days since enrolment, since rows of every as-of day are pooled.
     """
-    from features.point_in_time import specs_for
-
     specs = list(specs_for(feature_config))
     names = [s.name for s in specs]
     baseline = [s.name for s in specs if s.level == "patient" and s.group == "baseline"]
@@ -74,44 +88,30 @@ def feature_sets(feature_config: FeatureConfig) -> tuple[list, list[str], list[s
     return specs, names, baseline
 
 
-def _model_meta(outcome, specs, data: TrainingData, config: TrainingConfig, label_config: LabelConfig) -> dict:
-    from importlib.metadata import version
-
-    import xgboost
-
-    from training.artifacts import catalog_records, json_ready
-    from training.fit import XGBOOST
-
+def _model_meta(outcome, specs, data: TrainingData, config: TrainingConfig,
+                label_config: LabelConfig) -> ModelMetadata:
     model = outcome.models[XGBOOST]
-    return json_ready({
-        "format": 1,
-        "model": "xgboost",
-        "feature_names": outcome.feature_names,
-        "catalog": catalog_records(specs),
-        "calibration": model.calibration.to_dict(),
-        "operating_threshold": model.operating_threshold,
-        "operating_capacity": config.operating_capacity,
-        "tiers": outcome.tiers,
-        "trigger_tier": outcome.tiers[0]["name"],
-        "label": asdict(label_config),
-        "as_of_days": list(data.feature_config.as_of_days),
-        "program": asdict(data.feature_config.program),
-        "training_window": {**outcome.windows, "data_end": data.data_end.isoformat()},
-        "headline_slice": outcome.headline,
-        "headline_metrics": outcome.headline_metrics(),
-        "best_iteration": int(outcome.counts["best_iteration"]),
-        "seed": config.seed,
-        "versions": {"lapse": version("lapse"), "xgboost": xgboost.__version__},
-    })
-
-
-def _write_artifacts(out: Path, outcome, specs, meta: dict, config: TrainingConfig) -> None:
-    from training.artifacts import (
-        catalog_records, feature_distributions, importance_by_level, importance_table, json_ready,
-        write_beeswarm, write_calibration_plot,
+    return ModelMetadata(
+        feature_names=outcome.feature_names,
+        catalog=catalog_records(specs),
+        calibration=model.calibration,
+        operating_threshold=model.operating_threshold,
+        operating_capacity=config.operating_capacity,
+        tiers=outcome.tiers,
+        trigger_tier=outcome.tiers[0]["name"],
+        label=label_config,
+        as_of_days=data.feature_config.as_of_days,
+        program=data.feature_config.program,
+        training_window={**outcome.windows, "data_end": data.data_end.isoformat()},
+        headline_slice=outcome.headline,
+        headline_metrics=json_ready(outcome.headline_metrics()),
+        best_iteration=int(outcome.counts["best_iteration"]),
+        seed=config.seed,
+        versions={"lapse": package_version("lapse"), "xgboost": xgboost.__version__},
     )
-    from training.fit import MODEL_NAMES
 
+
+def _write_artifacts(out: Path, outcome, specs, meta: ModelMetadata, config: TrainingConfig) -> None:
     catalog = catalog_records(specs)
     (out / "explanations").mkdir()
     (out / "calibration").mkdir()
@@ -149,7 +149,7 @@ def _write_artifacts(out: Path, outcome, specs, meta: dict, config: TrainingConf
     (out / "features.json").write_text(json.dumps(catalog, indent=2))
     (out / "feature_distributions.json").write_text(json.dumps(
         json_ready(feature_distributions(outcome.train_rows, names, config.distribution_bins)), indent=2))
-    (out / "model_meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
+    write_metadata(out / META_FILE, meta)
     outcome.holdout.to_parquet(out / HOLDOUT_PATH, index=False)
 
 
@@ -175,11 +175,6 @@ def _params(data: TrainingData, config: TrainingConfig, label_config: LabelConfi
 
 
 def _signature(feature_names: list[str]):
-    from mlflow.models import ModelSignature
-    from mlflow.types import ColSpec, Schema
-
-    from models.pyfunc import output_columns
-
     return ModelSignature(
         inputs=Schema([ColSpec("double", f) for f in feature_names]),
         outputs=Schema([ColSpec("double", c) for c in output_columns(feature_names)]),
@@ -193,13 +188,8 @@ def _input_example(train_rows: pd.DataFrame, feature_names: list[str]) -> pd.Dat
 
 
 def _requirements() -> list[str]:
-    import mlflow
-    import numpy
-    import pandas
-    import xgboost
-
     return [f"mlflow=={mlflow.__version__}", f"xgboost-cpu=={xgboost.__version__}",
-            f"numpy=={numpy.__version__}", f"pandas=={pandas.__version__}"]
+            f"numpy=={np.__version__}", f"pandas=={pd.__version__}"]
 
 
 def log_training_run(data: TrainingData, config: TrainingConfig = TrainingConfig(),
@@ -211,14 +201,6 @@ def log_training_run(data: TrainingData, config: TrainingConfig = TrainingConfig
     The alias moves last: a run that fails on the way leaves every alias where it was.
     `fit_booster` replaces the boosted-tree fit (see `fit_and_evaluate`).
     """
-    import mlflow
-
-    from models.pyfunc import SCORER_ARTIFACT
-    from models.scorer import save_scorer
-    from training.fairness import subgroup_frame
-    from training.fit import fit_and_evaluate
-    from training.tracking import connect, ensure_experiment, tracking_uri
-
     uri = tracking or tracking_uri(paths)
     client = connect(uri, paths)
     experiment_id = ensure_experiment(client, config.experiment, uri, paths)

@@ -175,14 +175,14 @@ def test_batch_scores_equal_the_service(cohort, local_cohort, served):
     items = _items(c.patients, c.events, list(sample["patient_id"]), data_end)
     answers = score_patients(items, served, data_end.to_pydatetime() + timedelta(minutes=1), 5, lambda i: str(i))
     for (_, row), answer in zip(sample.iterrows(), answers):
-        assert row["patient_id"] == answer["patient_id"]
-        assert abs(row["risk"] - answer["risk"]) <= 1e-12
-        assert row["tier"] == answer["tier"] and row["trigger"] == answer["support"]["trigger"]
+        assert row["patient_id"] == answer.patient_id
+        assert abs(row["risk"] - answer.risk) <= 1e-12
+        assert row["tier"] == answer.tier and row["trigger"] == answer.support.trigger
         reasons = json.loads(row["reasons"])
-        assert [r["feature"] for r in reasons] == [r["feature"] for r in answer["reasons"]]
-        assert [r["sentence"] for r in reasons] == [r["sentence"] for r in answer["reasons"]]
+        assert [r["feature"] for r in reasons] == [r.feature for r in answer.reasons]
+        assert [r["sentence"] for r in reasons] == [r.sentence for r in answer.reasons]
         np.testing.assert_allclose([r["contribution"] for r in reasons],
-                                   [r["contribution"] for r in answer["reasons"]], rtol=0, atol=1e-12)
+                                   [r.contribution for r in answer.reasons], rtol=0, atol=1e-12)
 
 
 def _die_once(frame: pd.DataFrame, marker: str, victim: int, partition_info=None) -> pd.DataFrame:

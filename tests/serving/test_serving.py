@@ -140,13 +140,12 @@ def feature_items(store: Store, rows: pd.DataFrame) -> list[dict]:
     """The same patients as /score items with features computed here by the training code."""
     from features.point_in_time import compute_features
     from models.scorer import load_scorer
-    from serving.model_store import feature_config_of
 
     scorer = load_scorer(f"models:/{MODEL}/{store.version}", tracking_uri=store.uri)
     as_of = pd.DataFrame({"patient_id": rows["patient_id"].to_numpy(),
                           "as_of": (rows["enrolled_at"] + pd.Timedelta(days=AS_OF_DAY)).to_numpy()})
     as_of["as_of"] = as_of["as_of"].astype("datetime64[us, UTC]")
-    features = compute_features(store.patients, store.events, as_of, config=feature_config_of(scorer.meta))
+    features = compute_features(store.patients, store.events, as_of, config=scorer.metadata.feature_config())
     return [{"patient_id": str(pid), "as_of": t.isoformat(),
              "features": {n: json_value(features.iloc[i][n]) for n in store.feature_names}}
             for i, (pid, t) in enumerate(zip(as_of["patient_id"], as_of["as_of"]))]

@@ -26,7 +26,7 @@ from serving.decision_log import Decision, DecisionLog, DecisionLogError, read_d
 from serving.guard import VALIDATED, RequestGuard, field_path
 from serving.logging import RedactValues, install_redaction
 from serving.schemas import ScoreRequest
-from serving.scoring import top_indices
+from models.reasons import top_indices
 
 SECRET = "SENTINEL-9931-value"
 

@@ -279,10 +279,10 @@ def test_pyfunc_predicts_risk_and_additive_contributions(good_run, store, tmp_pa
     np.testing.assert_allclose(base, out["contrib_base"], atol=1e-12)
     one = scorer.predict_risk(X[:1])  # the single-row path gives the batch's number
     assert one.shape == (1,) and one[0] == pytest.approx(out["risk"].iloc[0], abs=1e-12)
-    meta = scorer.meta
-    assert meta["label"]["horizon_days"] == 14 and meta["catalog"][0]["name"] == features[0]
-    assert [t["name"] for t in meta["tiers"]] == ["high", "medium", "low"]
-    assert meta["tiers"][0]["min_risk"] >= meta["tiers"][1]["min_risk"] > 0
+    meta = scorer.metadata
+    assert meta.label.horizon_days == 14 and meta.catalog[0].name == features[0]
+    assert [t.name for t in meta.tiers] == ["high", "medium", "low"]
+    assert meta.tiers[0].min_risk >= meta.tiers[1].min_risk > 0
     assert scorer.tier(np.array([0.99, 0.0])).tolist() == ["high", "low"]
 
 

@@ -1,0 +1,156 @@
+"""Request items in, the model's feature matrix out: the HTTP side of scoring.
+
+Items that bring raw `profile` + `events` go through the data contract's validation and the
+same `compute_features` as training; items that bring `features` are checked against the
+served model's feature list. Problems are reported by field path and rule, never by value.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta, timezone
+from operator import itemgetter
+
+import numpy as np
+import pandas as pd
+
+from features.point_in_time import compute_features
+from features.validate import ContractError, errors_in, validate_tables
+from models.loaded import LoadedModel
+from models.scoring import model_matrix
+
+from .schemas import PatientIn, Profile
+
+# An as-of time this far past the server's clock is refused (clock skew allowance).
+FUTURE_SKEW = timedelta(minutes=5)
+_PROFILE_FIELDS = tuple(Profile.model_fields)
+
+Locate = Callable[[int], str]
+_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
+# From this many feature rows on, the matrix is built through pandas (faster in bulk, slower for a few).
+_FRAME_ROWS = 64
+
+
+class InputProblems(Exception):
+    """The request is well-formed JSON but its contents cannot be scored; `.problems` says where."""
+
+    def __init__(self, problems: list[dict[str, str]]):
+        super().__init__(f"{len(problems)} input problem(s)")
+        self.problems = problems
+
+
+def _problem(field: str, rule: str, kind: str) -> dict[str, str]:
+    return {"field": field, "rule": rule, "type": kind}
+
+
+def _as_of(items: Sequence[PatientIn], now: datetime, locate: Locate) -> list[datetime]:
+    times = [item.as_of.astimezone(timezone.utc) if item.as_of else now for item in items]
+    late = [i for i, t in enumerate(times) if t > now + FUTURE_SKEW]
+    if late:
+        raise InputProblems([_problem(f"{locate(i)}.as_of", "must not be in the future", "in_future") for i in late])
+    return times
+
+
+def _given_features(items: Sequence[PatientIn], rows: list[int], model: LoadedModel, X: np.ndarray,
+                    locate: Locate) -> list[dict[str, str]]:
+    """Fill X's rows from items that send feature values; problems for unknown or absent names."""
+    names = model.feature_names
+    wanted = set(names)
+    problems: list[dict[str, str]] = []
+    values: list[tuple] = []
+    pick = itemgetter(*names) if len(names) > 1 else (lambda d: (d[names[0]],))
+    for i in rows:
+        given = items[i].features
+        keys = given.keys()
+        if keys != wanted:
+            for name in sorted(keys - wanted):
+                # A name that cannot be a feature name is not repeated back: it may be data in the wrong place.
+                where = f"{locate(i)}.features.{name}" if _NAME.fullmatch(name) else f"{locate(i)}.features"
+                problems.append(_problem(where, f"names a feature that model {model.name} version {model.version} "
+                                         "does not have", "unknown_feature"))
+            absent = wanted - keys
+            if absent:
+                shown = ", ".join(n for n in names if n in absent)
+                problems.append(_problem(f"{locate(i)}.features",
+                                         f"lacks feature(s) {shown} (send null for a value that is not known)",
+                                         "missing_feature"))
+        values.append(pick(given) if keys == wanted else tuple(given.get(n) for n in names))
+    if not problems:
+        if len(rows) >= _FRAME_ROWS:  # pandas turns many rows of floats and None into a matrix fastest
+            X[rows] = pd.DataFrame.from_records(values, columns=list(names)).to_numpy(dtype=np.float64,
+                                                                                    na_value=np.nan)
+        else:
+            X[rows] = [[math.nan if v is None else v for v in row] for row in values]
+    return problems
+
+
+def _contract_problems(problems, raw_items: list[int], event_owner: np.ndarray, event_pos: np.ndarray,
+                       locate: Locate) -> list[dict[str, str]]:
+    """Contract problems (by table row) as request field paths."""
+    out = []
+    for p in errors_in(problems):
+        rows = p.rows or ()
+        if not rows:
+            out.append(_problem(locate(raw_items[0]) if p.source == "patients" else "events", p.message, p.rule))
+            continue
+        for r in rows:
+            if p.source == "patients":
+                where = f"{locate(raw_items[r - 1])}.profile" + (f".{p.column}" if p.column else "")
+            else:
+                where = f"{locate(raw_items[event_owner[r - 1]])}.events[{event_pos[r - 1]}]" + (
+                    f".{p.column}" if p.column else "")
+            out.append(_problem(where, p.message, p.rule))
+    return out
+
+
+def _raw_features(items: Sequence[PatientIn], rows: list[int], as_of: list[datetime], model: LoadedModel,
+                  X: np.ndarray, now: datetime, locate: Locate) -> list[dict[str, str]]:
+    """Fill X's rows from items that send profile + events, with the contract checks and training's features."""
+    keys = [f"r{k}" for k in range(len(rows))]
+    profiles = [items[i].profile for i in rows]
+    columns = {name: [getattr(p, name) for p in profiles] for name in _PROFILE_FIELDS}
+    # Optional columns nobody sent are left out, as a table without them would be.
+    patients = pd.DataFrame({"patient_id": keys, **{n: v for n, v in columns.items() if any(x is not None for x in v)}})
+    counts = np.array([len(items[i].events) for i in rows], dtype=np.int64)
+    owner = np.repeat(np.arange(len(rows)), counts)
+    position = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+    all_events = [e for i in rows for e in items[i].events]
+    events = pd.DataFrame({
+        "patient_id": np.asarray(keys, dtype=object)[owner] if len(owner) else np.array([], dtype=object),
+        "timestamp": pd.to_datetime([e.timestamp for e in all_events], utc=True),
+        "event_type": [e.event_type.value for e in all_events],
+        "value": np.array([np.nan if e.value is None else e.value for e in all_events], dtype=np.float64),
+    })
+    problems = [_problem(f"{locate(i)}.as_of", "must not be before profile.enrolled_at", "before_enrolment")
+                for i, p in zip(rows, profiles) if as_of[i] < p.enrolled_at]
+    try:
+        cohort = validate_tables(patients, events, now=now + FUTURE_SKEW)
+    except ContractError as error:
+        problems += _contract_problems(error.problems, rows, owner, position, locate)
+    if problems:
+        return problems
+    times = pd.to_datetime(pd.Series([as_of[i] for i in rows]), utc=True).astype("datetime64[us, UTC]")
+    as_of_frame = pd.DataFrame({"patient_id": keys, "as_of": times})
+    features = compute_features(cohort.patients, cohort.events, as_of_frame, config=model.feature_config)
+    X[rows] = model_matrix(features, model.feature_names)
+    return []
+
+
+def feature_matrix(items: Sequence[PatientIn], model: LoadedModel, now: datetime,
+                   locate: Locate) -> tuple[np.ndarray, list[datetime]]:
+    """The model's feature matrix for request items (row per item) and their as-of times.
+
+    Raises InputProblems naming every field that breaks a rule.
+    """
+    as_of = _as_of(items, now, locate)
+    X = np.full((len(items), len(model.feature_names)), np.nan)
+    given = [i for i, item in enumerate(items) if item.features is not None]
+    raw = [i for i, item in enumerate(items) if item.features is None]
+    problems = _given_features(items, given, model, X, locate) if given else []
+    if raw:
+        problems += _raw_features(items, raw, as_of, model, X, now, locate)
+    if problems:
+        raise InputProblems(problems)
+    return X, as_of
