@@ -102,11 +102,11 @@ def load_served_model(tracking_uri: str, alias: str = "champion", model_name: st
     """The registered version behind `alias`, loaded and checked exactly as the service loads it."""
     from dataclasses import replace
 
-    from config import ServingConfig
+    from config import RegistryConfig, ServingConfig
     from serving.model_store import ModelStore
 
     config = replace(ServingConfig(), alias=alias, workers=1,
-                     **({"model_name": model_name} if model_name else {}))
+                     **({"registry": RegistryConfig(registered_model=model_name)} if model_name else {}))
     store = ModelStore(config, tracking_uri)
     outcome = store.reload()
     if store.current is None:

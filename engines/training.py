@@ -7,13 +7,12 @@ is gathered to the client for the logistic baselines and the holdout metrics.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from config import DEFAULT_PATHS, FeatureConfig, LabelConfig, Paths, ProgramConfig, TrainingConfig
+from config import DEFAULT_PATHS, FeatureConfig, LabelConfig, Paths, TrainingConfig
 from training.splits import temporal_split
 
 PART = "_lapse_part"
@@ -79,9 +78,6 @@ def dask_training_data(client, data_dir: str | Path, feature_config: FeatureConf
     from training.job import TrainingData
 
     data_dir = Path(data_dir)
-    program = data_dir / "program.json"
-    if program.is_file():
-        feature_config = replace(feature_config, program=ProgramConfig.from_file(program))
     cohort = read_partitioned(data_dir, npartitions)
     data_end = data_end_of(data_dir, cohort.events)
     table = distributed_training_table(cohort, data_end, feature_config, label_config).persist()

@@ -8,10 +8,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from config import LapseError
+
 SUFFIXES = (".parquet", ".csv")
 
 
-class TableNotFound(FileNotFoundError):
+class TableNotFound(LapseError, FileNotFoundError):
     """A contract table is missing from a data folder."""
 
 

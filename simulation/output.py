@@ -1,4 +1,4 @@
-"""Writing a simulated cohort as a data folder: the contract tables, the truth and meta.json."""
+"""Writing a simulated cohort as a data folder: the contract tables, the truth, meta.json and lapse.toml."""
 
 from __future__ import annotations
 
@@ -9,15 +9,30 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from config import DEFAULT_PATHS, LapseError, ProgramConfig
 from simulation.settings import SimulationConfig
 from features.io import write_table
 from simulation.simulator import SimulatedCohort
 
-META_FILE = "meta.json"
+META_FILE = DEFAULT_PATHS.meta_file
 
 
-class OutputExists(FileExistsError):
+class OutputExists(LapseError, FileExistsError):
     """The output folder already holds files and replacing it was not asked for."""
+
+    exit_code = 1
+
+
+def program_settings(config: SimulationConfig) -> ProgramConfig:
+    """The simulated program's recommended use: its module pace, lapse's defaults for the rest."""
+    return ProgramConfig(modules_per_week=config.modules_per_week)
+
+
+def settings_toml(config: SimulationConfig) -> str:
+    """The lapse.toml written next to a simulated cohort: its [program] table."""
+    lines = ["# lapse settings for this data folder (docs/configuration.md).", "", "[program]"]
+    lines += [f"{name} = {value!r}" for name, value in program_settings(config).model_dump().items()]
+    return "\n".join(lines) + "\n"
 
 
 def cohort_meta_parameters(config: SimulationConfig) -> dict:
@@ -58,6 +73,7 @@ def write_cohort(cohort: SimulatedCohort, config: SimulationConfig, out_dir: str
         write_table(cohort.events, staging, "events")
         write_table(cohort.truth, staging, "truth")
         (staging / META_FILE).write_text(json.dumps(cohort_meta(cohort, config), indent=2) + "\n")
+        (staging / DEFAULT_PATHS.config_file).write_text(settings_toml(config))
         if out.exists():
             retired = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".old"))
             os.replace(out, retired / out.name)

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from config import DEFAULT_PATHS, FeatureConfig, LabelConfig, Paths, ProgramConfig, TrainingConfig
+from config import DEFAULT_PATHS, FeatureConfig, LabelConfig, Paths, TrainingConfig
 
 log = logging.getLogger("lapse.training")
 
@@ -53,9 +53,6 @@ def load_training_data(data_dir: str | Path, feature_config: FeatureConfig = Fea
     from features.validate import load_cohort
 
     data_dir = Path(data_dir)
-    program = data_dir / "program.json"
-    if program.is_file():
-        feature_config = replace(feature_config, program=ProgramConfig.from_file(program))
     cohort = load_cohort(data_dir)
     data_end = read_data_end(data_dir, cohort.events)
     table = training_table(cohort.patients, cohort.events, data_end, days=feature_config.as_of_days,
