@@ -32,11 +32,11 @@ def _call(argv: list[str]) -> int:
 
 
 def _cohort_is_current(data_dir: Path, sim: SimulationConfig) -> bool:
-    """Whether the folder holds a cohort simulated with exactly these parameters (and its lapse.toml)."""
+    """Whether the folder holds a cohort simulated with exactly these parameters."""
     from simulation.output import cohort_meta_parameters
 
     meta = data_dir / DEFAULT_PATHS.meta_file
-    if not meta.exists() or not (data_dir / DEFAULT_PATHS.config_file).is_file():
+    if not meta.exists():
         return False
     return json.loads(meta.read_text()).get("parameters") == cohort_meta_parameters(sim)
 

@@ -3,7 +3,6 @@ Exit 0 with a summary when the data is usable, 2 with every problem found when n
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
