@@ -96,7 +96,7 @@ def test_bad_values_name_where_they_were_set_and_the_key(tmp_path, monkeypatch):
 
     path.write_text("")
     monkeypatch.setenv("LAPSE_LABELS__DEFINITION", "sometimes")
-    with pytest.raises(ConfigError, match="environment LAPSE_LABELS__DEFINITION: Input should be 'inactivity'"):
+    with pytest.raises(ConfigError, match="environment LAPSE_LABELS__DEFINITION: definition must be one of inactivity"):
         load_settings(tmp_path)
     monkeypatch.delenv("LAPSE_LABELS__DEFINITION")
     with pytest.raises(ConfigError, match="--horizon: Input should be greater than or equal to 1"):
