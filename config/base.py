@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from pydantic import BaseModel
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -20,6 +21,11 @@ class Settings(BaseSettings):
     """
 
     model_config = SettingsConfigDict(frozen=True, extra="forbid")
+
+    def __init__(self, **values: Any) -> None:
+        # Defaults and arguments only: validated by pydantic without building the settings sources (which
+        # costs about a millisecond per object; feature code compares settings objects in hot paths).
+        BaseModel.__init__(self, **values)
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, **_other_sources):

@@ -14,8 +14,7 @@ import typer
 from cli.options import (AsOfDays, Calendar, ConfigFile, DataDir, DefinitionOption, Engine, EngineOption, Horizon,
                          Scheduler, Workers, label_feature_flags)
 from cli.progress import job_steps
-from cli.settings import run_settings
-from config import ConfigError
+from config import ConfigError, load_settings
 
 NAME = "features"
 
@@ -39,7 +38,7 @@ def command(
 
     if out.suffix != ".parquet":
         raise ConfigError(f"--out must name a .parquet file (got {out.name})")
-    settings = run_settings(data, config, label_feature_flags(as_of_days, horizon, definition, calendar))
+    settings = load_settings(data, config, label_feature_flags(as_of_days, horizon, definition, calendar))
     if engine is Engine.dask:
         from engines.commands import run_features
 

@@ -11,8 +11,7 @@ from typing import Annotated, Optional
 import typer
 
 from cli.options import ConfigFile
-from cli.settings import run_settings
-from config import LapseError
+from config import LapseError, load_settings
 
 NAME = "promote"
 EXIT_OK = 0
@@ -53,7 +52,7 @@ def command(
     """Gate and maybe promote; exit 0 when the candidate is champion afterwards, 1 when refused."""
     from training.promotion import promote
 
-    settings = run_settings(None, config)
+    settings = load_settings(None, config)
     try:
         decision = promote(config=settings.training, gates=settings.promotion, override_reason=override_reason or None)
     except LookupError as exc:

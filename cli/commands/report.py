@@ -11,8 +11,7 @@ import typer
 
 from cli.options import ConfigFile, DataDir
 from cli.progress import job_steps
-from cli.settings import run_settings
-from config import LapseError, ReportConfig
+from config import LapseError, ReportConfig, load_settings
 
 NAME = "report"
 _DEFAULTS = ReportConfig()
@@ -44,7 +43,7 @@ def command(
 
     flags = {flag: (("report", key), value) for flag, key, value in
              (("--min-cell", "min_cell", min_cell), ("--weeks", "weeks", weeks)) if value is not None}
-    settings = run_settings(data, config, flags)
+    settings = load_settings(data, config, flags)
     with job_steps("report", ["read", "build", "write"]) as step:
         step("reading and validating the tables")
         try:

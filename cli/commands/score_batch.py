@@ -13,8 +13,7 @@ import typer
 
 from cli.options import ConfigFile, DataDir, Engine, EngineOption, Scheduler, Workers
 from cli.progress import job_steps
-from cli.settings import run_settings
-from config import ConfigError, RegistryConfig, ServingConfig
+from config import ConfigError, RegistryConfig, ServingConfig, load_settings
 
 NAME = "score-batch"
 _REGISTRY = RegistryConfig()
@@ -54,7 +53,7 @@ def command(
         flags["--top-reasons"] = (("serving", "top_reasons"), top_reasons)
     if workers is not None:
         flags["--workers"] = (("scale_out", "workers"), workers)
-    settings = run_settings(data, config, flags)
+    settings = load_settings(data, config, flags)
     with job_steps("score-batch", ["model", "read", "score"]) as step:
         step("loading the model")
         model = load_served_model(tracking_uri(), alias or settings.registry.champion_alias,

@@ -14,8 +14,7 @@ from typing import Annotated, Optional
 import typer
 
 from cli.options import ConfigFile
-from cli.settings import run_settings
-from config import LapseError, ServingConfig
+from config import LapseError, ServingConfig, load_settings
 
 NAME = "serve"
 _DEFAULTS = ServingConfig()
@@ -108,7 +107,7 @@ def command(
                    max_batch_size=max_batch_size, max_body_bytes=max_body_bytes, decision_log_url=decision_log,
                    tiers_source=tiers, poll_seconds=poll_seconds, top_reasons=top_reasons,
                    data_dir=str(data) if data is not None else None)
-    settings = run_settings(data, config, flags)
+    settings = load_settings(data, config, flags)
     serving = config_from_settings(settings.serving, poll_given=poll_seconds is not None)
     problems = _problems(serving)
     if problems:

@@ -16,8 +16,7 @@ import typer
 from cli.options import (AsOfDays, Calendar, ConfigFile, DataDir, DefinitionOption, Engine, EngineOption, Horizon,
                          Scheduler, Workers, label_feature_flags)
 from cli.progress import job_steps
-from cli.settings import run_settings
-from config import ConfigError, TrainingConfig
+from config import ConfigError, TrainingConfig, load_settings
 
 NAME = "train"
 _TRAINING = TrainingConfig()
@@ -103,7 +102,7 @@ def command(
         flags["--seed"] = (("training", "seed"), seed)
     if threads is not None:
         flags["--threads"] = (("training", "xgboost", "nthread"), threads)
-    settings = run_settings(data, config, flags)
+    settings = load_settings(data, config, flags)
     if engine is Engine.dask:
         if features_file is not None:
             raise ConfigError("--features trains in this process: use it without --engine dask")

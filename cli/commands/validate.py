@@ -50,10 +50,9 @@ def command(
     config: ConfigFile = None,
 ) -> int:
     """Validate the folder; print the summary (exit 0) or the report of every problem (exit 2)."""
-    from config import DEFAULT_PATHS, settings_file
+    from config import DEFAULT_PATHS, load_settings, settings_file
     from features.contract import EVENT_COLUMNS, PATIENT_COLUMNS
     from features.validate import ContractError, Problem, as_utc, check_program_file, format_report, load_cohort
-    from cli.settings import run_settings
 
     try:
         moment = as_utc(now)
@@ -70,7 +69,7 @@ def command(
         try:
             source = settings_file(data, config)
             if not problems:
-                run_settings(data, config)
+                load_settings(data, config)
         except ConfigError as exc:
             source = None
             messages.append(str(exc))

@@ -71,3 +71,11 @@ def test_progress_names_each_step_on_a_terminal_and_stays_silent_otherwise():
     with job_steps("features", ["read"], Console(file=piped, force_terminal=False)) as step:
         step("reading the tables")
     assert piped.getvalue() == ""
+
+
+def test_validate_checks_the_settings_file_too(tmp_path, capsys):
+    (tmp_path / "lapse.toml").write_text("[program]\ncore_modules = 0\n")
+    assert main(["validate", "--data", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'lapse.toml'}: [program] core_modules: Input should be greater than 0" in err
+    assert "no 'patients' table" in err  # and the tables, in the same report
