@@ -16,7 +16,7 @@ class Settings(BaseSettings):
     the environment and lapse.toml are read once, by `config.load_settings`, for all domains together.
 
     For the modules that still treat settings as dataclasses (`dataclasses.replace`, `asdict`, `fields`),
-    each subclass also carries `__dataclass_fields__` describing its fields (built by `make_dataclass`, with
+    each subclass also carries `__dataclass_fields__` (and `__dataclass_params__`) describing its fields (built by `make_dataclass`, with
     the annotations as written); new code should use `model_copy(update=...)` and `model_dump()`.
     """
 
@@ -38,4 +38,6 @@ class Settings(BaseSettings):
         for klass in reversed(cls.__mro__):
             written.update(klass.__dict__.get("__annotations__", {}))
         spec = [(name, written.get(name, info.annotation)) for name, info in cls.model_fields.items()]
-        cls.__dataclass_fields__ = dataclasses.make_dataclass(cls.__name__, spec).__dataclass_fields__
+        made = dataclasses.make_dataclass(cls.__name__, spec, frozen=True)
+        cls.__dataclass_fields__ = made.__dataclass_fields__
+        cls.__dataclass_params__ = made.__dataclass_params__
