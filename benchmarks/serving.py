@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from config import DEFAULT_PATHS, ServingConfig
+from config import DEFAULT_PATHS, RegistryConfig, ServingConfig
 from simulation.settings import SimulationConfig
 from serving.launcher import free_port
 
@@ -221,7 +221,8 @@ def measure(args: argparse.Namespace, uri: str, version: str, work: Path) -> tup
     path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
     env = {**os.environ, "PATH": path, "MLFLOW_TRACKING_URI": uri, "LAPSE_API_KEYS": KEY, "BENTOML_DO_NOT_TRACK": "True",
            "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
-    config = ServingConfig(port=free_port(), alias=args.alias, model_name=args.model_name,
+    config = ServingConfig(port=free_port(), alias=args.alias,
+                           registry=RegistryConfig(registered_model=args.model_name),
                            decision_log_url=f"sqlite:///{work / 'decisions.db'}",
                            decision_log_sync=args.decision_log_sync)
     mlflow_port = free_port()

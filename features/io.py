@@ -8,11 +8,12 @@ from pathlib import Path
 import pandas as pd
 
 from features.atomic import atomic_path
+from config import LapseError
 
 SUFFIXES = (".parquet", ".csv")
 
 
-class TableNotFound(FileNotFoundError):
+class TableNotFound(LapseError, FileNotFoundError):
     """A contract table is missing from a data folder."""
 
 

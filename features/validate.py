@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+from config import LapseError
 from features import parsing
 from features.contract import (
     EVENT_COLUMNS,
@@ -64,7 +65,7 @@ class Problem:
         return f"{', '.join(where)}: {self.message}{rows}" if where else f"{self.message}{rows}"
 
 
-class ContractError(ValueError):
+class ContractError(LapseError, ValueError):
     """The data breaks the contract; `.problems` lists every problem, str() is the full report."""
 
     def __init__(self, problems: list[Problem]):

@@ -33,4 +33,4 @@ def decision_log_url(config: ServingConfig) -> str:
     """The decision log's database URL: the configured one or SQLite in lapse's work folder."""
     if config.decision_log_url:
         return config.decision_log_url
-    return f"sqlite:///{DEFAULT_PATHS.work / 'decisions.db'}"
+    return DEFAULT_PATHS.decision_log_url

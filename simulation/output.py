@@ -1,4 +1,5 @@
-"""Writing a simulated cohort as a data folder: the contract tables, the truth, its true probabilities and meta.json."""
+"""Writing a simulated cohort as a data folder: the contract tables, the truth, its true probabilities,
+meta.json and lapse.toml."""
 
 from __future__ import annotations
 
@@ -6,17 +7,32 @@ import dataclasses
 import json
 from pathlib import Path
 
+from config import DEFAULT_PATHS, LapseError, ProgramConfig
 from features.atomic import atomic_path
 from features.io import TRUE_PROBABILITY_TABLE, write_table
 from simulation.settings import SimulationConfig
 from simulation.simulator import SimulatedCohort
 from simulation.truth import true_probability_table
 
-META_FILE = "meta.json"
+META_FILE = DEFAULT_PATHS.meta_file
 
 
-class OutputExists(FileExistsError):
+class OutputExists(LapseError, FileExistsError):
     """The output folder already holds files and replacing it was not asked for."""
+
+    exit_code = 1
+
+
+def program_settings(config: SimulationConfig) -> ProgramConfig:
+    """The simulated program's recommended use: its module pace, lapse's defaults for the rest."""
+    return ProgramConfig(modules_per_week=config.modules_per_week)
+
+
+def settings_toml(config: SimulationConfig) -> str:
+    """The lapse.toml written next to a simulated cohort: its [program] table."""
+    lines = ["# lapse settings for this data folder (docs/configuration.md).", "", "[program]"]
+    lines += [f"{name} = {value!r}" for name, value in program_settings(config).model_dump().items()]
+    return "\n".join(lines) + "\n"
 
 
 def cohort_meta_parameters(config: SimulationConfig) -> dict:
@@ -53,4 +69,5 @@ def write_cohort(cohort: SimulatedCohort, config: SimulationConfig, out_dir: str
         write_table(cohort.truth, staging, "truth")
         write_table(true_probability_table(cohort.truth), staging, TRUE_PROBABILITY_TABLE)
         (staging / META_FILE).write_text(json.dumps(cohort_meta(cohort, config), indent=2) + "\n")
+        (staging / DEFAULT_PATHS.config_file).write_text(settings_toml(config))
     return out

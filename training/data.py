@@ -7,21 +7,19 @@ table differs (`local_training_table` here, the Dask engine's on a cluster).
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 from pathlib import Path
 from typing import NamedTuple, Protocol
 
 import numpy as np
 import pandas as pd
 
-from config import FeatureConfig, LabelConfig, ProgramConfig
+from config import FeatureConfig, LabelConfig
 from features.io import TRUE_PROBABILITY_COLUMNS, TRUE_PROBABILITY_TABLE, read_data_end
 from features.snapshots import training_table
 from features.validate import load_cohort
 
 log = logging.getLogger("lapse.training")
 
-PROGRAM_FILE = "program.json"
 
 
 class LabelledCohort(NamedTuple):
@@ -37,14 +35,6 @@ class TableBuilder(Protocol):
 
     def __call__(self, data_dir: Path, feature_config: FeatureConfig, label_config: LabelConfig) -> LabelledCohort:
         ...
-
-
-def program_feature_config(data_dir: str | Path, feature_config: FeatureConfig) -> FeatureConfig:
-    """`feature_config` with the program's recommended use from the folder's program.json, when it has one."""
-    program = Path(data_dir) / PROGRAM_FILE
-    if program.is_file():
-        return replace(feature_config, program=ProgramConfig.from_file(program))
-    return feature_config
 
 
 def local_training_table(data_dir: Path, feature_config: FeatureConfig, label_config: LabelConfig) -> LabelledCohort:

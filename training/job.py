@@ -21,7 +21,7 @@ from features.point_in_time import specs_for
 from models.metadata import META_FILE, ModelMetadata, write_metadata
 from models.pyfunc import SCORER_ARTIFACT, output_columns
 from models.scorer import save_scorer
-from training.data import TableBuilder, local_training_table, program_feature_config, read_true_probabilities
+from training.data import TableBuilder, local_training_table, read_true_probabilities
 from training.artifacts import (
     catalog_records, feature_distributions, importance_by_level, importance_table, json_ready, write_beeswarm,
     write_calibration_plot,
@@ -67,7 +67,6 @@ def load_training_data(data_dir: str | Path, feature_config: FeatureConfig = Fea
                        build_table: TableBuilder = local_training_table) -> TrainingData:
     """The folder's labelled training table (built by `build_table`) and, when given, its true probabilities."""
     data_dir = Path(data_dir)
-    feature_config = program_feature_config(data_dir, feature_config)
     labelled = build_table(data_dir, feature_config, label_config)
     if len(labelled.table) == 0:
         raise ValueError(f"{data_dir}: no eligible, uncensored snapshots to train on")

@@ -1,6 +1,7 @@
-"""Sub-commands of the lapse CLI: each module here is one command.
+"""Sub-commands of the lapse CLI: each module here is one job.
 
-A command module defines `register(subparsers)`, which adds its parser and sets
-`func=run` as a default, and `run(args) -> int`. Heavy libraries are imported
-inside `run`, so `lapse --help` stays fast.
+A command module defines NAME, a docstring (its help) and `command(...)`, a Typer function whose
+options carry their help and which returns the exit code. Heavy libraries are imported inside
+`command`, so `lapse --help` stays fast. User errors are raised (LapseError), not printed: the one
+handler in cli.main turns them into exit 2.
 """

@@ -1,34 +1,25 @@
-"""`lapse promote`: make the candidate model champion if it passes the gates against the current champion."""
+"""Re-score the candidate and champion versions of the registered model on the candidate run's temporal test
+set and move the champion alias only if the promotion gates pass ([promotion] in lapse.toml: AUC floor and
+largest drop against the champion, ECE, subgroup TPR gap). Gate results are logged as an MLflow run and as
+tags on the candidate version. Exit 0 when promoted (or already champion), 1 when refused, 2 when there is no
+candidate."""
 
 from __future__ import annotations
 
-import argparse
-import sys
+from typing import Annotated, Optional
 
+import typer
+
+from cli.options import ConfigFile
+from config import LapseError, load_settings
+
+NAME = "promote"
 EXIT_OK = 0
 EXIT_REFUSED = 1
-EXIT_NO_CANDIDATE = 2
 
 
-def register(subparsers) -> None:
-    """Add the `promote` sub-command."""
-    from config import PromotionGates, TrainingConfig
-
-    gates, training = PromotionGates(), TrainingConfig()
-    parser = subparsers.add_parser(
-        "promote",
-        help="move the champion alias to the candidate if it passes the promotion gates",
-        description=f"Re-score the '{training.candidate_alias}' and '{training.champion_alias}' versions of "
-        f"'{training.registered_model}' on the candidate run's temporal test set and move "
-        f"'{training.champion_alias}' only if: AUC is at least {gates.min_auc} and not more than "
-        f"{gates.max_auc_drop} below the champion's, ECE is at most {gates.max_ece}, and the largest "
-        f"subgroup TPR gap is at most {gates.max_subgroup_tpr_gap}. Gate results are logged as an MLflow run "
-        "and as tags on the candidate version. Exit 0 when promoted (or already champion), 1 when refused, "
-        "2 when there is no candidate.",
-    )
-    parser.add_argument("--override-reason", default=None, metavar="TEXT",
-                        help="promote even if gates fail; the reason is logged with the decision")
-    parser.set_defaults(func=run)
+class NoCandidate(LapseError):
+    """The registry has no candidate version to promote."""
 
 
 def format_decision(decision) -> list[str]:
@@ -52,14 +43,19 @@ def format_decision(decision) -> list[str]:
     return lines
 
 
-def run(args: argparse.Namespace) -> int:
+def command(
+    override_reason: Annotated[Optional[str], typer.Option(
+        "--override-reason", metavar="TEXT",
+        help="promote even if gates fail; the reason is logged with the decision")] = None,
+    config: ConfigFile = None,
+) -> int:
     """Gate and maybe promote; exit 0 when the candidate is champion afterwards, 1 when refused."""
     from training.promotion import promote
 
+    settings = load_settings(None, config)
     try:
-        decision = promote(override_reason=args.override_reason)
+        decision = promote(config=settings.training, gates=settings.promotion, override_reason=override_reason or None)
     except LookupError as exc:
-        print(f"lapse promote: {exc}", file=sys.stderr)
-        return EXIT_NO_CANDIDATE
+        raise NoCandidate(str(exc)) from None
     print("\n".join(format_decision(decision)))
     return EXIT_OK if decision.promoted or not decision.gates else EXIT_REFUSED

@@ -1,46 +1,25 @@
-"""`lapse train`: fit, calibrate and evaluate the dropout models on a data folder, tracked in MLflow."""
+"""Validate a data folder, build point-in-time training snapshots (or read the table `lapse features` wrote,
+--features), fit a baseline-only and a usage-aware logistic regression and XGBoost on a temporal split,
+calibrate on validation, log metrics and artifacts to MLflow (MLFLOW_TRACKING_URI, default SQLite under
+.lapse/) and register the XGBoost model with the registry's candidate alias. Exit 2 when the data is not
+usable."""
 
 from __future__ import annotations
 
-import argparse
 import os
-import sys
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Annotated, Optional
 
-from cli.arguments import as_of_days, positive_int
+import typer
 
-EXIT_OK = 0
-EXIT_BAD_INPUT = 2
+from cli.options import (AsOfDays, Calendar, ConfigFile, DataDir, DefinitionOption, Engine, EngineOption, Horizon,
+                         Scheduler, Workers, label_feature_flags)
+from cli.progress import job_steps
+from config import ConfigError, TrainingConfig, load_settings
 
-
-def register(subparsers) -> None:
-    """Add the `train` sub-command."""
-    from config import FeatureConfig, LabelConfig, TrainingConfig
-
-    features, labels, training = FeatureConfig(), LabelConfig(), TrainingConfig()
-    parser = subparsers.add_parser(
-        "train",
-        help="train, calibrate and evaluate the dropout models; register the candidate in MLflow",
-        description="Validate a data folder, build point-in-time training snapshots, fit a baseline-only and a "
-        "usage-aware logistic regression and XGBoost on a temporal split, calibrate on validation, log "
-        "metrics and artifacts to MLflow (MLFLOW_TRACKING_URI, default SQLite under .lapse/) and register "
-        f"the XGBoost model as '{training.registered_model}' with alias '{training.candidate_alias}'. "
-        "Exit 2 when the data is not usable.",
-    )
-    parser.add_argument("--data", type=Path, required=True, metavar="DIR",
-                        help="folder holding patients and events (meta.json gives data_end; truth.parquet, "
-                        "if present, gives the simulator's ceiling)")
-    parser.add_argument("--seed", type=int, default=training.seed, help=f"random seed (default: {training.seed})")
-    parser.add_argument("--as-of-days", type=as_of_days, default=features.as_of_days, metavar="D,D,...",
-                        help=f"snapshot days after enrolment (default: {','.join(map(str, features.as_of_days))})")
-    parser.add_argument("--horizon", type=positive_int, default=labels.horizon_days, metavar="DAYS",
-                        help=f"dropout horizon in days after the as-of time (default: {labels.horizon_days})")
-    parser.add_argument("--threads", type=positive_int, default=training.xgboost.nthread, metavar="N",
-                        help=f"threads for XGBoost training (default: {training.xgboost.nthread})")
-    from engines.options import add_engine_options
-
-    add_engine_options(parser)
-    parser.set_defaults(func=run)
+NAME = "train"
+_TRAINING = TrainingConfig()
 
 
 def format_summary(summary) -> list[str]:
@@ -66,32 +45,77 @@ def format_summary(summary) -> list[str]:
     return lines
 
 
-def run(args: argparse.Namespace) -> int:
+def _training_data(data: Path, features_file: Path | None, settings, step):
+    """TrainingData from the folder: the table built now, or the one `lapse features` wrote with these settings."""
+    import pandas as pd
+
+    from features.io import read_data_end
+    from features.validate import load_cohort
+    from training.job import TrainingData
+
+    from cli.tables import build_training_table, read_training_table
+
+    if features_file is None:
+        cohort, data_end, table = build_training_table(data, settings, step)
+    else:
+        step("reading and validating the tables")
+        cohort = load_cohort(data)
+        data_end = read_data_end(data, cohort.events)
+        step(f"reading {features_file}")
+        table = read_training_table(features_file, settings, data_end)
+    if len(table) == 0:
+        raise ConfigError(f"{data}: no eligible, uncensored snapshots to train on")
+    truth = None
+    truth_file = data / "truth.parquet"
+    if truth_file.is_file():
+        from simulation import true_dropout_probability
+
+        truth = true_dropout_probability(pd.read_parquet(truth_file), table[["patient_id", "as_of_day"]],
+                                         settings.labels)
+    return TrainingData(table, cohort.patients, truth, data_end, settings.features)
+
+
+def command(
+    data: DataDir,
+    features_file: Annotated[Optional[Path], typer.Option(
+        "--features", metavar="FILE", help="train on this table written by `lapse features` (refused when built "
+        "with other label or feature settings); default: build it from --data")] = None,
+    seed: Annotated[Optional[int], typer.Option(
+        "--seed", help=f"random seed, [training] seed (default: {_TRAINING.seed})")] = None,
+    as_of_days: AsOfDays = None,
+    horizon: Horizon = None,
+    definition: DefinitionOption = None,
+    calendar: Calendar = None,
+    threads: Annotated[Optional[int], typer.Option(
+        "--threads", metavar="N", min=1,
+        help=f"threads for XGBoost training, [training.xgboost] nthread (default: {_TRAINING.xgboost.nthread})")] = None,
+    config: ConfigFile = None,
+    engine: EngineOption = Engine.local,
+    scheduler: Scheduler = None,
+    workers: Workers = None,
+) -> int:
     """Train and log; print the run id, model version and headline metrics (exit 0), or the problem (exit 2)."""
     # Idle OpenMP threads otherwise spin and starve other work on a busy machine.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    from dataclasses import replace
+    flags = label_feature_flags(as_of_days, horizon, definition, calendar)
+    if seed is not None:
+        flags["--seed"] = (("training", "seed"), seed)
+    if threads is not None:
+        flags["--threads"] = (("training", "xgboost", "nthread"), threads)
+    settings = load_settings(data, config, flags)
+    if engine is Engine.dask:
+        if features_file is not None:
+            raise ConfigError("--features trains in this process: use it without --engine dask")
+        from engines.commands import train_on_dask
 
-    from config import FeatureConfig, LabelConfig, TrainingConfig
-    from features.validate import ContractError
-    from training.job import run_training
+        args = SimpleNamespace(data=data, scheduler=scheduler, workers=workers or settings.scale_out.workers)
+        summary = train_on_dask(args, settings.training, settings.features, settings.labels)
+    else:
+        from training.job import log_training_run
 
-    training = TrainingConfig()
-    config = replace(training, seed=args.seed, xgboost=replace(training.xgboost, nthread=args.threads))
-    features = replace(FeatureConfig(), as_of_days=args.as_of_days)
-    labels = replace(LabelConfig(), horizon_days=args.horizon)
-    try:
-        if getattr(args, "engine", "local") == "dask":
-            from engines.commands import train_on_dask
-
-            summary = train_on_dask(args, config, features, labels)
-        else:
-            summary = run_training(args.data, config, features, labels)
-    except ContractError as exc:
-        print(str(exc), file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except (ValueError, OSError) as exc:
-        print(f"lapse train: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        with job_steps("train", ["read", "build", "fit"]) as step:
+            training_data = _training_data(data, features_file, settings, step)
+            step("fitting, calibrating and logging to MLflow")
+            summary = log_training_run(training_data, settings.training, settings.labels)
     print("\n".join(format_summary(summary)))
-    return EXIT_OK
+    return 0

@@ -1,29 +1,21 @@
-"""`lapse validate`: check a data folder against the data contract and summarise it."""
+"""Check patients and events (Parquet or CSV) and the data folder's settings against the lapse data contract.
+Exit 0 with a summary when the data is usable, 2 with every problem found when not."""
 
 from __future__ import annotations
 
-import argparse
-import sys
-from pathlib import Path
+from typing import Annotated, Optional
 
-EXIT_OK = 0
-EXIT_BAD_DATA = 2
+import typer
+
+from cli.options import ConfigFile, DataDir
+from cli.progress import job_steps
+from config import ConfigError, LapseError
+
+NAME = "validate"
 
 
-def register(subparsers) -> None:
-    """Add the `validate` sub-command."""
-    parser = subparsers.add_parser(
-        "validate",
-        help="check a data folder against the data contract",
-        description="Check patients and events (Parquet or CSV) against the lapse data contract. "
-        "Exit 0 with a summary when the data is usable, 2 with every problem found when not.",
-    )
-    parser.add_argument("--data", type=Path, required=True, metavar="DIR",
-                        help="folder holding patients.parquet|csv and events.parquet|csv (and optionally program.json)")
-    parser.add_argument("--now", default=None, metavar="ISO",
-                        help="the current time for the 'no events in the future' rule, ISO 8601 with a time zone "
-                        "(default: the clock, UTC)")
-    parser.set_defaults(func=run)
+class DataProblems(LapseError):
+    """The data folder does not meet the contract; the message is the report of every problem."""
 
 
 def summarise(patients, events, extras: dict[str, list[str]]) -> list[str]:
@@ -50,44 +42,53 @@ def summarise(patients, events, extras: dict[str, list[str]]) -> list[str]:
     return lines
 
 
-def run(args: argparse.Namespace) -> int:
+def command(
+    data: DataDir,
+    now: Annotated[Optional[str], typer.Option(
+        "--now", metavar="ISO", help="the current time for the 'no events in the future' rule, ISO 8601 with a "
+        "time zone (default: the clock, UTC)")] = None,
+    config: ConfigFile = None,
+) -> int:
     """Validate the folder; print the summary (exit 0) or the report of every problem (exit 2)."""
+    from config import DEFAULT_PATHS, load_settings, settings_file
     from features.contract import EVENT_COLUMNS, PATIENT_COLUMNS
-    from features.validate import (
-        PROGRAM_FILE,
-        ContractError,
-        Problem,
-        as_utc,
-        check_program_file,
-        format_report,
-        load_cohort,
-    )
+    from features.validate import ContractError, Problem, as_utc, check_program_file, format_report, load_cohort
 
     try:
-        now = as_utc(args.now)
+        moment = as_utc(now)
     except ValueError:
-        print("lapse validate: --now must be an ISO 8601 time with a time zone, e.g. 2025-06-01T00:00:00Z",
-              file=sys.stderr)
-        return EXIT_BAD_DATA
-    data_dir: Path = args.data
+        raise ConfigError("--now must be an ISO 8601 time with a time zone, e.g. 2025-06-01T00:00:00Z") from None
     problems: list[Problem] = []
+    messages: list[str] = []
     cohort = None
-    try:
-        cohort = load_cohort(data_dir, now=now)
-    except ContractError as exc:
-        problems += exc.problems
-    program = data_dir / PROGRAM_FILE
-    if program.is_file():
-        problems += check_program_file(program)
-    if problems:
-        print(format_report(problems), file=sys.stderr)
-        return EXIT_BAD_DATA
+    with job_steps("validate", ["settings", "tables"]) as step:
+        step("reading the settings")
+        program = data / DEFAULT_PATHS.legacy_program_file
+        if program.is_file():
+            problems += check_program_file(program)
+        try:
+            source = settings_file(data, config)
+            if not problems:
+                load_settings(data, config)
+        except ConfigError as exc:
+            source = None
+            messages.append(str(exc))
+        step("checking the tables against the data contract")
+        try:
+            cohort = load_cohort(data, now=moment)
+        except ContractError as exc:
+            problems += exc.problems
+    if problems or messages:
+        raise DataProblems("\n".join(messages + ([format_report(problems)] if problems else [])))
     extras = {
         "patients": [c for c in cohort.patients.columns if c not in {c.name for c in PATIENT_COLUMNS}],
         "events": [c for c in cohort.events.columns if c not in {c.name for c in EVENT_COLUMNS}],
     }
-    print(f"{data_dir}: the data meets the lapse data contract.")
+    print(f"{data}: the data meets the lapse data contract.")
+    if source is not None:
+        print(f"settings read from {source}")
     if program.is_file():
-        print(f"program settings read from {program}")
+        print(f"program settings read from {program} (deprecated: use the [program] table of "
+              f"{DEFAULT_PATHS.config_file})")
     print("\n".join(summarise(cohort.patients, cohort.events, extras)))
-    return EXIT_OK
+    return 0

@@ -295,7 +295,7 @@ def test_cli_writes_the_folder_refuses_to_overwrite_and_replaces_with_force(tmp_
     done = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert {p.name for p in out.iterdir()} == {"patients.parquet", "events.parquet", "truth.parquet",
-                                               "true_probability.parquet", "meta.json"}
+                                               "true_probability.parquet", "meta.json", "lapse.toml"}
     assert "200 patients" in done.stdout
     meta = json.loads((out / "meta.json").read_text())
     assert meta["seed"] == 9 and meta["days"] == 30 and meta["parameters"]["n_patients"] == 200
