@@ -158,7 +158,8 @@ def subgroup_share_figure(levels: list[tuple[str, dict]], overall: dict | None, 
     ys = list(range(len(levels)))[::-1]
     for y, (_, s) in zip(ys, levels):
         if s["share"] is None:
-            ax.text(1, y, "suppressed", va="center", ha="left", color="#666", style="italic")
+            ax.text(1, y, "suppressed", va="center", ha="left", color="#555", style="italic", zorder=3,
+                    bbox={"facecolor": "white", "edgecolor": "none", "pad": 1})
             continue
         ax.plot([100 * s["lower"], 100 * s["upper"]], [y, y], color=COLOURS[0], linewidth=2, solid_capstyle="butt")
         ax.plot([100 * s["share"]], [y], "o", color=COLOURS[0], markersize=6)

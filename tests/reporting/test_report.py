@@ -25,6 +25,7 @@ from reporting.files import write_files
 from reporting.findings import key_findings
 from reporting.formats import date_words, month_span_words
 from reporting.html import SECTIONS
+from reporting.pdf import PdfUnavailable, write_pdf, write_pdf_or_reason
 from reporting.subgroups import complementary, subgroup_frame, suppress_shares, suppress_sizes
 from reporting.survival import kaplan_meier, median_survival, survival_at
 
@@ -488,3 +489,15 @@ def test_report_files_are_world_readable_whatever_the_umask(tmp_path):
         os.umask(old)
     assert {name: stat.S_IMODE(p.stat().st_mode) for name, p in paths.items()} == {
         "report.html": 0o644, "report.json": 0o644}
+
+
+def test_without_chromium_the_pdf_is_skipped_with_a_reason_and_an_earlier_pdf_is_kept(tmp_path):
+    html = tmp_path / "report.html"
+    html.write_text("<p>report</p>")
+    (tmp_path / "report.pdf").write_bytes(b"%PDF- earlier")
+    reason = write_pdf_or_reason(html, chromium=tmp_path / "no-chromium")
+    assert reason.startswith("lapse report: no PDF written:") and "no-chromium is not installed" in reason
+    with pytest.raises(PdfUnavailable):
+        write_pdf(html, chromium=tmp_path / "no-chromium")
+    assert (tmp_path / "report.pdf").read_bytes() == b"%PDF- earlier"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.html", "report.pdf"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import pytest
 from config import DEFAULT_PATHS
 from features.io import write_table
 from reporting.files import make_report
+from reporting.pdf import write_pdf, write_pdf_or_reason
 from simulation import simulate
 from simulation.settings import SimulationConfig
 
@@ -153,3 +155,14 @@ def test_screenshots(browser, report_file, artifacts):
         context.close()
         assert (artifacts / f"report-{width}-top.png").stat().st_size > 10_000
         assert height > 900
+
+
+def test_pdf_is_printed_by_chromium_and_world_readable(report_file):
+    pdf = write_pdf(report_file)
+    assert pdf == report_file.with_name("report.pdf")
+    data = pdf.read_bytes()
+    assert data.startswith(b"%PDF-")
+    assert len(data) > 50_000  # the figures are in it
+    assert stat.S_IMODE(pdf.stat().st_mode) == 0o644
+    assert write_pdf_or_reason(report_file) == str(pdf)
+
