@@ -70,7 +70,8 @@ class Formatter:
     def survival(self, p: dict) -> Markup:
         if p["survival"] is None:
             return SUPPRESSED
-        return Markup("{} {}").format(percent(p["survival"]), interval_span(f"({share_interval(p['lower'], p['upper'])})"))
+        limits = interval_span(f"({share_interval(p['lower'], p['upper'])})")
+        return Markup("{} {}").format(percent(p["survival"]), limits)
 
     def median_days(self, m: dict, curve_end: int | None) -> Markup:
         if curve_end is None:
