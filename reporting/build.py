@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy.stats import binomtest
 
 from config import LabelConfig, ProgramConfig, ReportConfig
 from reporting import elements
@@ -33,8 +34,12 @@ def build_report(
     labels: LabelConfig = LabelConfig(),
     config: ReportConfig = ReportConfig(),
     sources: dict[str, str] | None = None,
+    written_at: pd.Timestamp | None = None,
 ) -> dict:
-    """Return the engagement report for a cohort as a JSON-ready dict of aggregates only."""
+    """Return the engagement report for a cohort as a JSON-ready dict of aggregates only.
+
+    `written_at` (when the report was made) is shown on the page; without it the page says nothing of it.
+    """
     usage = elements.patient_usage(patients, events, data_end, program, labels, config)
     groups = subgroup_frame(patients, config).set_index("patient_id").reindex(usage["patient_id"])
     # Identifiers are not needed past this point (and slow every subset).
@@ -53,11 +58,12 @@ def build_report(
     assessable = usage[usage["dropout_assessable"]]
     dropout = _dropout_summary(km, config)
     dropout["n"] = _sizes([len(assessable)], m)[0]
-    dropout["events"] = _shares([elements.share(assessable["dropout_event"])], m)[0]
+    dropout["events"] = _shares([elements.share(assessable["dropout_event"])], m, config.confidence)[0]
     dropout["n_not_assessable_users"] = _sizes([int((usage["used"] & ~usage["dropout_assessable"]).sum())], m)[0]
     report = {
         "title": "Engagement report",
         "data_end": data_end.isoformat(),
+        "written_at": written_at.isoformat() if written_at is not None else None,
         "sources": sources or {},
         "settings": {
             "min_cell": m,
@@ -78,7 +84,7 @@ def build_report(
             "core_modules": program.core_modules,
         },
         "cohort": cohort,
-        "uptake": _suppress_element(elements.uptake(usage), m),
+        "uptake": _suppress_element(elements.uptake(usage), m, config.confidence),
         "level_of_use": {
             **_suppress_level(elements.level_of_use(usage), m),
             "histograms": {
@@ -86,10 +92,10 @@ def build_report(
             },
         },
         "duration": {
-            "weekly": _suppress_weekly([elements.weekly_activity(usage, config.weeks)], m)[0],
+            "weekly": _suppress_weekly([elements.weekly_activity(usage, config.weeks)], m, config.confidence)[0],
             "dropout": dropout,
         },
-        "completion": _shares([elements.completion(usage)], m)[0],
+        "completion": _shares([elements.completion(usage)], m, config.confidence)[0],
         "subgroups": [
             _breakdown(usage, groups[name], name, config)
             for name in config.subgroups
@@ -108,13 +114,13 @@ def _breakdown(usage: pd.DataFrame, labels: pd.Series, name: str, config: Report
     parts = [usage[values == level] for level in levels]
     up = [elements.uptake(p) for p in parts]
     level = [elements.level_of_use(p) for p in parts]
-    weekly = _suppress_weekly([elements.weekly_activity(p, config.weeks) for p in parts], m)
+    weekly = _suppress_weekly([elements.weekly_activity(p, config.weeks) for p in parts], m, config.confidence)
     kms = [elements.dropout_survival(p, config.confidence) for p in parts]
     km_n = _sizes([int(p["dropout_assessable"].sum()) for p in parts], m)
-    any_use = _shares([u["any_use"] for u in up], m)
-    within = _shares([u["within_days"] for u in up], m)
+    any_use = _shares([u["any_use"] for u in up], m, config.confidence)
+    within = _shares([u["within_days"] for u in up], m, config.confidence)
     first = _summaries([u["days_to_first_use"] for u in up], m)
-    completion = _shares([elements.completion(p) for p in parts], m)
+    completion = _shares([elements.completion(p) for p in parts], m, config.confidence)
     measures = {k: _summaries([lv[k] for lv in level], m) for k in LEVEL_MEASURES}
     n_window = _sizes([int(p["window_observed"].sum()) for p in parts], m)
     rows = []
@@ -172,8 +178,9 @@ def _sizes(sizes: list[int], min_cell: int) -> list[int | None]:
     return [None if hide else int(n) for n, hide in zip(sizes, mask)]
 
 
-def _shares(stats: list[dict], min_cell: int) -> list[dict]:
-    """Share dicts across the levels of one breakdown with small cells suppressed."""
+def _shares(stats: list[dict], min_cell: int, confidence: float) -> list[dict]:
+    """Share dicts across the levels of one breakdown with small cells suppressed; each shown share
+    carries its Wilson score interval (lower, upper) at `confidence`."""
     sizes = np.array([s["n"] for s in stats])
     counts = np.array([s["count"] for s in stats])
     size_mask = suppress_sizes(sizes, min_cell)
@@ -181,15 +188,24 @@ def _shares(stats: list[dict], min_cell: int) -> list[dict]:
     out = []
     for s, hide_n, hide in zip(stats, size_mask, share_mask):
         hidden = bool(hide) or s["share"] is None
+        lower, upper = (None, None) if hidden else _wilson(s["count"], s["n"], confidence)
         out.append(
             {
                 "n": None if hide_n else s["n"],
                 "count": None if hidden else s["count"],
                 "share": None if hidden else round(s["share"], SHARE_DIGITS),
+                "lower": lower,
+                "upper": upper,
                 "suppressed": bool(hide),
             }
         )
     return out
+
+
+def _wilson(count: int, n: int, confidence: float) -> tuple[float, float]:
+    """Wilson score interval of count / n (scipy), rounded like the shares."""
+    ci = binomtest(int(count), int(n)).proportion_ci(confidence_level=confidence, method="wilson")
+    return round(float(ci.low), SHARE_DIGITS), round(float(ci.high), SHARE_DIGITS)
 
 
 def _summaries(stats: list[dict], min_cell: int) -> list[dict]:
@@ -205,10 +221,10 @@ def _summaries(stats: list[dict], min_cell: int) -> list[dict]:
     return out
 
 
-def _suppress_element(uptake: dict, min_cell: int) -> dict:
+def _suppress_element(uptake: dict, min_cell: int, confidence: float) -> dict:
     return {
-        "any_use": _shares([uptake["any_use"]], min_cell)[0],
-        "within_days": _shares([uptake["within_days"]], min_cell)[0],
+        "any_use": _shares([uptake["any_use"]], min_cell, confidence)[0],
+        "within_days": _shares([uptake["within_days"]], min_cell, confidence)[0],
         "days_to_first_use": _summaries([uptake["days_to_first_use"]], min_cell)[0],
     }
 
@@ -217,13 +233,13 @@ def _suppress_level(level: dict, min_cell: int) -> dict:
     return {k: _summaries([v], min_cell)[0] for k, v in level.items()}
 
 
-def _suppress_weekly(per_level: list[list[dict]], min_cell: int) -> list[list[dict]]:
+def _suppress_weekly(per_level: list[list[dict]], min_cell: int, confidence: float) -> list[list[dict]]:
     """Weekly shares for each level of a breakdown, suppressed across the levels week by week."""
     weeks = len(per_level[0])
     out = [[{"week": w + 1} for w in range(weeks)] for _ in per_level]
     for w in range(weeks):
         for key in ("active", "dose_met"):
-            shown = _shares([rows[w][key] for rows in per_level], min_cell)
+            shown = _shares([rows[w][key] for rows in per_level], min_cell, confidence)
             for i, s in enumerate(shown):
                 out[i][w][key] = s
     return out

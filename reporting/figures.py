@@ -43,27 +43,20 @@ def _legend_or_note(ax, fontsize: float | None = None) -> None:
 
 
 @mpl.rc_context(_STYLE)
-def level_of_use_figure(histograms: dict) -> str:
-    """Histograms of sessions, minutes, modules and check-ins per patient (share of patients per bin)."""
-    fig = Figure(figsize=(11, 2.6))
-    axes = fig.subplots(1, len(LEVEL_MEASURES))
-    for ax, (name, title) in zip(axes, LEVEL_MEASURES.items()):
-        h = histograms[name]
-        ax.set_title(title)
-        if h["suppressed"] or not h["counts"]:
-            ax.text(0.5, 0.5, "too few patients", ha="center", va="center", transform=ax.transAxes)
-            continue
+def level_of_use_figure(h: dict, title: str) -> str:
+    """Histogram of one level-of-use measure per patient (share of patients per bin); small bins not drawn."""
+    fig = Figure(figsize=(4.8, 3))
+    ax = fig.subplots()
+    ax.set_title(title)
+    if h["suppressed"] or not h["counts"]:
+        ax.text(0.5, 0.5, "too few patients", ha="center", va="center", transform=ax.transAxes)
+    else:
         shown = [(x, c) for x, c in zip(h["lower_edges"], h["counts"]) if c is not None]
-        ax.bar(
-            [x for x, _ in shown],
-            [100 * c / h["n"] for _, c in shown],
-            width=h["width"] * 0.9,
-            align="edge",
-            color=COLOURS[0],
-        )
+        ax.bar([x for x, _ in shown], [100 * c / h["n"] for _, c in shown], width=h["width"] * 0.9, align="edge",
+               color=COLOURS[0])
         ax.set_xlabel(f"per patient (last bar: {h['lower_edges'][-1]:g} or more)")
         ax.set_ylabel("% of patients")
-    fig.subplots_adjust(left=0.05, right=0.99, bottom=0.22, top=0.88, wspace=0.3)
+    fig.subplots_adjust(left=0.14, right=0.97, bottom=0.17, top=0.9)
     return _png(fig)
 
 
@@ -115,32 +108,26 @@ def km_figure(dropout: dict, confidence: float) -> str:
     return _png(fig)
 
 
-def subgroup_km_figure(subgroups: list[dict]) -> str:
-    """Small multiples: Kaplan-Meier curves of each subgroup's shown levels."""
-    return _small_multiples(subgroups, _draw_km_panel)
+def subgroup_km_figures(subgroups: list[dict]) -> list[str]:
+    """One panel per subgroup: Kaplan-Meier curves of its shown levels."""
+    return [_panel(group, _draw_km_panel) for group in subgroups]
 
 
-def subgroup_weekly_figure(subgroups: list[dict]) -> str:
-    """Small multiples: weekly active share of each subgroup's shown levels."""
-    return _small_multiples(subgroups, _draw_weekly_panel)
+def subgroup_weekly_figures(subgroups: list[dict]) -> list[str]:
+    """One panel per subgroup: weekly active share of its shown levels."""
+    return [_panel(group, _draw_weekly_panel) for group in subgroups]
 
 
 @mpl.rc_context(_STYLE)
-def _small_multiples(subgroups: list[dict], draw) -> str:
-    n = max(1, len(subgroups))
-    cols = min(3, n)
-    rows = -(-n // cols)
-    fig = Figure(figsize=(11, 3 * rows))
-    axes = fig.subplots(rows, cols, squeeze=False)
-    for ax in axes.flat[len(subgroups):]:
-        ax.set_visible(False)
-    for ax, group in zip(axes.flat, subgroups):
-        draw(ax, group)
-        ax.set_title(group["label"])
-        ax.set_ylim(0, 100)
-        _legend_or_note(ax, fontsize=7)
-    height = 3 * rows  # inches; margins in inches below / above the panels
-    fig.subplots_adjust(left=0.06, right=0.99, bottom=0.55 / height, top=1 - 0.35 / height, wspace=0.25, hspace=0.5)
+def _panel(group: dict, draw) -> str:
+    # One small figure per subgroup, laid out by the page: two or three a row on a screen, one on a phone.
+    fig = Figure(figsize=(4.8, 3))
+    ax = fig.subplots()
+    draw(ax, group)
+    ax.set_title(group["label"])
+    ax.set_ylim(0, 100)
+    _legend_or_note(ax, fontsize=7)
+    fig.subplots_adjust(left=0.14, right=0.97, bottom=0.17, top=0.9)
     return _png(fig)
 
 
@@ -159,3 +146,34 @@ def _draw_weekly_panel(ax, group: dict) -> None:
             ax.plot([p[0] for p in points], [p[1] for p in points], marker=".", color=colour, label=level["level"])
     ax.set_xlabel("week since enrolment")
     ax.set_ylabel("% active")
+
+
+@mpl.rc_context({**_STYLE, "font.size": 10, "axes.spines.left": False})
+def subgroup_share_figure(levels: list[tuple[str, dict]], overall: dict | None, xlabel: str) -> str:
+    """Dot-and-interval chart of one share across the levels of one subgroup: a dot at the share and a line
+    over its confidence interval; a suppressed level is named and marked 'suppressed', never drawn.
+    `overall` (the all-patients share) is drawn as a dashed reference line when shown."""
+    fig = Figure(figsize=(4.8, 0.34 * len(levels) + 0.95))
+    ax = fig.subplots()
+    ys = list(range(len(levels)))[::-1]
+    for y, (_, s) in zip(ys, levels):
+        if s["share"] is None:
+            ax.text(1, y, "suppressed", va="center", ha="left", color="#555", style="italic", zorder=3,
+                    bbox={"facecolor": "white", "edgecolor": "none", "pad": 1})
+            continue
+        ax.plot([100 * s["lower"], 100 * s["upper"]], [y, y], color=COLOURS[0], linewidth=2, solid_capstyle="butt")
+        ax.plot([100 * s["share"]], [y], "o", color=COLOURS[0], markersize=6)
+        ax.text(100 * s["upper"] + 1.5, y, f"{100 * s['share']:.1f}%", va="center", ha="left", fontsize=9)
+    if overall is not None and overall["share"] is not None:
+        ax.axvline(100 * overall["share"], color="#888", linestyle="--", linewidth=1, label="all patients")
+        ax.legend(frameon=False, fontsize=8, loc="lower right", bbox_to_anchor=(1, 1), borderaxespad=0)
+    ax.set_yticks(ys, [label for label, _ in levels])
+    ax.tick_params(axis="y", length=0)
+    ax.set_ylim(-0.6, len(levels) - 0.4)
+    ax.set_xlim(0, 100)
+    ax.set_xlabel(xlabel)
+    ax.grid(axis="x", color="#ddd", linewidth=0.6)
+    ax.set_axisbelow(True)
+    height = 0.34 * len(levels) + 0.95
+    fig.subplots_adjust(left=0.3, right=0.97, bottom=0.5 / height, top=1 - 0.3 / height)
+    return _png(fig)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from contextlib import ExitStack
 from pathlib import Path
 from typing import NamedTuple
@@ -19,6 +20,8 @@ from reporting.html import render_html
 PROGRAM_FILE = "program.json"
 HTML_FILE = "report.html"
 JSON_FILE = "report.json"
+# The report is written to be shared: readable by everyone, whatever the process umask.
+FILE_MODE = 0o644
 
 
 class ReportInputError(ValueError):
@@ -67,12 +70,15 @@ def load_inputs(data_dir: str | Path) -> ReportInputs:
 
 
 def write_files(out_dir: str | Path, files: dict[str, str]) -> dict[str, Path]:
-    """Write each named text file into out_dir; all are fully written to temporary files first, then renamed."""
+    """Write each named text file into out_dir (mode 0644); all are fully written to temporary files first,
+    then renamed."""
     out_dir = Path(out_dir)
     with ExitStack() as stack:
         # Every file is written before any is renamed (the renames run as the stack unwinds).
         for name, text in files.items():
-            stack.enter_context(atomic_path(out_dir / name)).write_text(text, encoding="utf-8")
+            tmp = stack.enter_context(atomic_path(out_dir / name))
+            tmp.write_text(text, encoding="utf-8")
+            os.chmod(tmp, FILE_MODE)
     return {name: out_dir / name for name in files}
 
 
@@ -85,7 +91,8 @@ def make_report(
     """Build the report for a data folder and write report.html and report.json; returns their paths."""
     inputs = load_inputs(data_dir)
     report = build_report(
-        inputs.patients, inputs.events, inputs.data_end, inputs.program, labels, config, inputs.sources
+        inputs.patients, inputs.events, inputs.data_end, inputs.program, labels, config, inputs.sources,
+        written_at=pd.Timestamp.now(tz="UTC").floor("s"),
     )
     text = json.dumps(report, indent=1, allow_nan=False)
     return write_files(out_dir, {JSON_FILE: text + "\n", HTML_FILE: render_html(report)})

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
+import stat
 from dataclasses import replace
 from html.parser import HTMLParser
 from statistics import NormalDist
@@ -18,7 +20,12 @@ from config import LabelConfig, ProgramConfig, ReportConfig
 from simulation.settings import SimulationConfig
 from reporting import build_report, render_html
 from reporting import elements
+from reporting import html as html_module
+from reporting.files import write_files
+from reporting.findings import key_findings
+from reporting.formats import date_words, month_span_words
 from reporting.html import SECTIONS
+from reporting.pdf import PdfUnavailable, write_pdf, write_pdf_or_reason
 from reporting.subgroups import complementary, subgroup_frame, suppress_shares, suppress_sizes
 from reporting.survival import kaplan_meier, median_survival, survival_at
 
@@ -264,16 +271,20 @@ class PageParser(HTMLParser):
             self.text.append(data)
 
 
-def test_html_has_every_section_embedded_figures_and_no_external_assets(pages):
+def test_html_has_every_section_embedded_figures_and_no_external_assets(report, pages):
     html = pages["full"]
     page = PageParser()
     page.feed(html)
     assert page.headings == [title for _, title in SECTIONS]
-    assert len(page.images) == 5
+    # per subgroup (sex, age band, human support): uptake and completion charts, a weekly and a Kaplan-Meier
+    # panel; overall: four histograms, the weekly figure and the Kaplan-Meier curve
+    assert [g["variable"] for g in report["subgroups"]] == ["sex", "age_band", "human_support"]
+    assert len(page.images) == 3 * 4 + 4 + 2
     assert all(src.startswith("data:image/png;base64,") and len(src) > 1000 for src in page.images)
     assert not re.search(r"https?://", html)
     assert "<script" not in html and "<link" not in html
-    assert "Recommended use" in html.split("Uptake")[0]  # stated at the top
+    assert page.headings[0] == "Key findings"  # the findings come first, the methods last
+    assert page.headings[-1] == "Definitions and methods"
 
 
 def test_text_from_the_data_is_escaped_not_run(report):
@@ -396,3 +407,97 @@ def test_a_cohort_below_the_minimum_shows_only_suppressed_cells():
     assert all(w["active"]["count"] is None for w in rep["duration"]["weekly"])
     assert rep["level_of_use"]["histograms"]["sessions"]["suppressed"]
     json.dumps(rep, allow_nan=False)  # no NaN sneaks into the JSON
+
+
+# --- key findings, dates and file modes -------------------------------------------------------
+
+
+def _wilson(count: int, n: int) -> str:
+    """Wilson score interval written out by hand, formatted as the page writes a share interval."""
+    z = NormalDist().inv_cdf(0.975)
+    p = count / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return f"{100 * round(centre - half, 4):.1f}–{100 * round(centre + half, 4):.1f}%"
+
+
+def test_key_findings_state_each_element_with_its_figure_and_interval(report):
+    found = {f.key: f.text for f in key_findings(report)}
+    assert list(found) == ["recommended-use", "uptake", "level-of-use", "weekly-use", "time-to-dropout", "completion"]
+    assert found["recommended-use"] == ("2 sessions a week Patients are asked for 2 sessions a week and 1 module a "
+                                        "week; completing 2 core modules within 28 days counts as completion.")
+    # 6 of 7 used the program; 5 of 7 within 5 days
+    assert found["uptake"] == (f"85.7% (95% CI {_wilson(6, 7)}) used the program at least once: 6 of 7 enrolled "
+                               f"patients. Within 5 days of enrolment: 71.4% ({_wilson(5, 7)}) of the 7 observed "
+                               "that long.")
+    # sessions 4, 4, 0, 3, 3 and modules 2, 1, 0, 0, 2 over the 28-day window (see the level-of-use test)
+    assert found["level-of-use"] == ("3 sessions (IQR 3–4) per patient (median) in the first 28 days, among the 5 "
+                                     "observed that long. Modules completed: median 1 (IQR 0–2).")
+    # week 4: only zq2 of the 5 observed through it; week 1: 6 of 7
+    assert found["weekly-use"] == (f"20.0% (95% CI {_wilson(1, 5)}) were still active in week 4: 1 of the 5 "
+                                   f"observed through that week. In week 1: 85.7% ({_wilson(6, 7)}).")
+    # events at 10, 10, 13, 21, censored at 46: S(13) = 0.4 is the first <= 0.5. The lower band is 0.126 on day 10
+    # (first <= 0.5); the upper band stays above 0.5 (0.589 after day 21), so the upper limit is not reached.
+    z = NormalDist().inv_cdf(0.975)
+    se = math.sqrt(2 / (5 * 3) + 1 / (3 * 2)) / abs(math.log(0.4))
+    lo, hi = 0.4 ** math.exp(z * se), 0.4 ** math.exp(-z * se)
+    assert found["time-to-dropout"] == ("13 days (95% CI 10–not reached) median time to dropout (Kaplan-Meier) among "
+                                        "the 5 users who could be assessed. Not yet dropped out on day 14: 40.0% "
+                                        f"({100 * round(lo, 4):.1f}–{100 * round(hi, 4):.1f}%).")
+    # zq1 and zq7 completed 2 modules, of the 5 observed for 28 days
+    assert found["completion"] == (f"40.0% (95% CI {_wilson(2, 5)}) completed 2 or more core modules within 28 "
+                                   "days: 2 of the 5 observed that long.")
+
+
+def test_key_findings_of_a_cohort_below_the_minimum_say_suppressed():
+    patients, events = fixture_cohort()
+    rep = build_report(patients, events, DATA_END, PROGRAM, LABELS, replace(CONFIG, min_cell=100))
+    found = key_findings(rep)
+    assert found[0].figure == "2 sessions a week"  # the recommended use is not about patients
+    for f in found[1:]:
+        assert f.text == "suppressed Too few patients to show (a group or count under 100).", f.key
+
+
+def test_findings_come_first_on_the_page_and_dates_are_in_words(report):
+    rep = {**report, "written_at": "2026-12-02T07:05:00+00:00"}
+    page = PageParser()
+    page.feed(render_html(rep))
+    text = re.sub(r"\s+([.,])", r"\1", re.sub(r"\s+", " ", " ".join(page.text)))
+    assert text.index("85.7%") < text.index("Uptake by sex") < text.index("Table 1. Cohort")
+    assert "observed to 1 March 2026. Written 2 December 2026." in text
+    assert not re.search(r"\d{4}-\d{2}-\d{2}", text)  # no raw timestamps in what a reader sees
+    assert date_words("2025-12-30T00:00:00+00:00") == "30 December 2025"
+    assert month_span_words("2025-09", "2025-11") == "September to November 2025"
+    assert month_span_words("2025-12", "2026-01") == "December 2025 to January 2026"
+
+
+def test_subgroup_charts_mark_suppressed_levels_and_never_draw_them(report, small_cells_report):
+    # min_cell 1: every level shown with its interval; uptake by sex: female 3 of 4 (zq4 never used), male 2 of 2
+    alt = {g["variable"]: g for g in html_module._subgroup_charts(report)}["sex"]["charts"][0]["alt"]
+    assert alt == (f"Uptake by sex, 95% CI. female: 75.0% ({_wilson(3, 4)}); male: 100.0% ({_wilson(2, 2)}); "
+                   f"other: 100.0% ({_wilson(1, 1)}).")
+    # min_cell 2: "other" (1 patient) and "male" (2, hidden with it) are named as suppressed, not drawn
+    alt = {g["variable"]: g for g in html_module._subgroup_charts(small_cells_report)}["sex"]["charts"][0]["alt"]
+    assert "male: suppressed" in alt and "other: suppressed" in alt
+
+
+def test_report_files_are_world_readable_whatever_the_umask(tmp_path):
+    old = os.umask(0o077)
+    try:
+        paths = write_files(tmp_path / "out", {"report.html": "<p>x</p>", "report.json": "{}"})
+    finally:
+        os.umask(old)
+    assert {name: stat.S_IMODE(p.stat().st_mode) for name, p in paths.items()} == {
+        "report.html": 0o644, "report.json": 0o644}
+
+
+def test_without_chromium_the_pdf_is_skipped_with_a_reason_and_an_earlier_pdf_is_kept(tmp_path):
+    html = tmp_path / "report.html"
+    html.write_text("<p>report</p>")
+    (tmp_path / "report.pdf").write_bytes(b"%PDF- earlier")
+    reason = write_pdf_or_reason(html, chromium=tmp_path / "no-chromium")
+    assert reason.startswith("lapse report: no PDF written:") and "no-chromium is not installed" in reason
+    with pytest.raises(PdfUnavailable):
+        write_pdf(html, chromium=tmp_path / "no-chromium")
+    assert (tmp_path / "report.pdf").read_bytes() == b"%PDF- earlier"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.html", "report.pdf"]
