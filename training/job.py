@@ -226,9 +226,9 @@ def log_training_run(data: TrainingData, config: TrainingConfig = TrainingConfig
     """
     import mlflow
 
+    from features.covariates import subgroup_frame
     from models.pyfunc import SCORER_ARTIFACT
     from models.scorer import save_scorer
-    from training.fairness import subgroup_frame
     from training.fit import fit_and_evaluate
     from training.tracking import connect, ensure_experiment, tracking_uri
 

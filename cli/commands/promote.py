@@ -21,8 +21,8 @@ def register(subparsers) -> None:
         description=f"Re-score the '{training.candidate_alias}' and '{training.champion_alias}' versions of "
         f"'{training.registered_model}' on the candidate run's temporal test set and move "
         f"'{training.champion_alias}' only if: AUC is at least {gates.min_auc} and not more than "
-        f"{gates.max_auc_drop} below the champion's, ECE is at most {gates.max_ece}, and the largest "
-        f"subgroup TPR gap is at most {gates.max_subgroup_tpr_gap}. Gate results are logged as an MLflow run "
+        f"{gates.max_auc_drop} below the champion's, ECE is at most {gates.max_ece}, and no group of "
+        f"{', '.join(gates.fairness_attributes)} is served worse (docs/training.md). Gate results are logged as an MLflow run "
         "and as tags on the candidate version. Exit 0 when promoted (or already champion), 1 when refused, "
         "2 when there is no candidate.",
     )
