@@ -233,7 +233,10 @@ class PromotionGates:
     # Groups with fewer dropouts or fewer non-dropouts than these are "insufficient evidence", never failed.
     group_min_positives: int = 30
     group_min_negatives: int = 30
+    # Calibration is measured over up to this many risk bands (quantiles of the group's risks),
+    # each holding at least calibration_band_rows rows: fewer bands in a small group.
     calibration_bands: int = 10
+    calibration_band_rows: int = 30
     # Patient-level bootstrap: resamples and the interval's confidence.
     bootstrap_resamples: int = 400
     confidence: float = 0.95

@@ -214,11 +214,13 @@ def group_evidence(y: np.ndarray, risk: np.ndarray, threshold: float, groups: pd
             w = weights[:, mask]
             positives = int(y[mask].sum())
             auc, rest = pairs.group_and_rest(mask, weights)
-            calib, ratio = band_calibration(y[mask], risk[mask], w, gates.calibration_bands)
+            # Fewer bands in a small group: a band of a handful of rows is all sampling noise.
+            bands = max(1, min(gates.calibration_bands, int(mask.sum()) // gates.calibration_band_rows))
+            calib, ratio = band_calibration(y[mask], risk[mask], w, bands)
             auc_change = calibration_change = None
             if champ_pairs is not None:
                 champ_auc, _ = champ_pairs.group_and_rest(mask, weights)
-                champ_calib, _ = band_calibration(y[mask], champ[mask], w, gates.calibration_bands)
+                champ_calib, _ = band_calibration(y[mask], champ[mask], w, bands)
                 auc_change = _estimate(auc - champ_auc, conf)
                 calibration_change = _estimate(calib - champ_calib, conf)
             item = GroupEvidence(
