@@ -211,7 +211,7 @@ def group_evidence(y: np.ndarray, risk: np.ndarray, threshold: float, groups: pd
         values = groups[attribute].astype("str").to_numpy()
         for group in sorted(pd.unique(values)):
             mask = values == group
-            w = weights[:, mask]
+            w = weights[mask]
             positives = int(y[mask].sum())
             auc, rest = pairs.group_and_rest(mask, weights)
             # Fewer bands in a small group: a band of a handful of rows is all sampling noise.

@@ -49,23 +49,23 @@ def test_resamples_draw_patients_and_weighted_auc_matches_sklearn():
     y, risk, key, groups = _holdout(600)
     risk = np.round(risk, 2)  # ties on purpose
     weights = resample_weights(key, 50, seed=3)
-    assert weights.shape == (51, len(y)) and (weights[0] == 1).all()
+    assert weights.shape == (len(y), 51) and (weights[:, 0] == 1).all()
     np.testing.assert_array_equal(weights, resample_weights(key, 50, seed=3))  # seeded
     # Every row of a patient counts as often as the patient was drawn; each resample draws as many patients.
     first_row = np.unique(key, return_index=True)[1]
-    np.testing.assert_array_equal(weights[:, first_row][:, key], weights)
-    assert (weights[1:, first_row].sum(axis=1) == len(first_row)).all()
+    np.testing.assert_array_equal(weights[first_row][key], weights)
+    assert (weights[first_row, 1:].sum(axis=0) == len(first_row)).all()
 
     male = groups["sex"].to_numpy() == "male"
     auc, rest = PairCounts(risk, y, weights).group_and_rest(male, weights)
     for k in (0, 7, 50):
-        w = weights[k]
+        w = weights[:, k]
         assert auc[k] == pytest.approx(roc_auc_score(y[male], risk[male], sample_weight=w[male]), abs=1e-6)
         assert rest[k] == pytest.approx(roc_auc_score(y[~male], risk[~male], sample_weight=w[~male]), abs=1e-6)
 
 
 def test_calibration_error_is_centred_near_zero_for_true_risks_in_a_small_group():
-    ones = np.ones((1, 300), dtype=np.float32)
+    ones = np.ones((300, 1), dtype=np.float32)
     debiased, plain = [], []
     for seed in range(100):  # 100 groups of 300 rows whose risks are the truth
         rng = np.random.default_rng(seed)
