@@ -9,7 +9,7 @@ patient-level bootstrap interval, judged against tolerances (see docs/training.m
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -158,7 +158,7 @@ class FairnessReport:
         })
 
     def lines(self) -> list[str]:
-        """The verdict as readable lines: one per group, then the failing checks."""
+        """The verdict as readable lines: one per group, the inconclusive checks, then the failing ones."""
         out = [f"fairness evidence on {self.rows:,} holdout rows of {self.patients:,} patients "
                f"({self.resamples} {self.resampled}-level bootstrap resamples, {self.confidence:.0%} intervals)",
                f"  {'attribute':<15}{'group':<10}{'pos':>5}  {'AUC [CI]':<22}{'AUC gap to rest':<24}"
@@ -193,9 +193,9 @@ def group_evidence(y: np.ndarray, risk: np.ndarray, threshold: float, groups: pd
     """Bootstrap every group's AUC, calibration and TPR and judge them against the gates' tolerances.
 
     `groups` holds one text column per attribute aligned to `y` and `risk`; `patient_key` numbers
-    the patients (None: every row is resampled on its own). `champion`, when given, is the champion's
-    risks on the same rows and its threshold: each group's AUC and calibration error are then also
-    compared with the champion's on the same resamples.
+    the patients (None: every row is resampled on its own). `champion_risk`, when given, is the
+    champion's risks on the same rows: each group's AUC and calibration error are then also compared
+    with the champion's on the same resamples.
     """
     y = np.asarray(y, dtype=np.float64)
     risk = np.asarray(risk, dtype=np.float64)
@@ -230,7 +230,7 @@ def group_evidence(y: np.ndarray, risk: np.ndarray, threshold: float, groups: pd
                 _estimate(true_positive_rate(y[mask], flagged[mask], w), conf), auc_change, calibration_change)
             enough = positives >= gates.group_min_positives and int(mask.sum()) - positives >= gates.group_min_negatives
             if not enough:
-                evidence.append(GroupEvidence(**{**item.__dict__, "status": INSUFFICIENT}))
+                evidence.append(replace(item, status=INSUFFICIENT))
                 continue
             checks = [("AUC gap to rest", item.auc_gap, -gates.group_auc_gap, False),
                       ("calibration error", item.calibration_error, gates.group_calibration_error, True)]
@@ -245,7 +245,7 @@ def group_evidence(y: np.ndarray, risk: np.ndarray, threshold: float, groups: pd
                     where = ("wholly " + ("above" if higher_is_worse else "below")) if verdict == FAIL else "across"
                     findings.append(Finding(attribute, str(group), metric, verdict, f"{est} {where} {limit:g}"))
             status = FAIL if FAIL in verdicts else INCONCLUSIVE if INCONCLUSIVE in verdicts else PASS
-            evidence.append(GroupEvidence(**{**item.__dict__, "status": status}))
+            evidence.append(replace(item, status=status))
     tolerances = {"group_auc_gap": gates.group_auc_gap, "group_calibration_error": gates.group_calibration_error,
                   "group_regression": gates.group_regression}
     return FairnessReport(tuple(evidence), tuple(findings), len(y), len(np.unique(key)),
