@@ -107,9 +107,9 @@ def fairness_gates(report: FairnessReport, with_champion: bool) -> tuple[GateRes
                f"{counts['inconclusive']} inconclusive, {counts['insufficient evidence']} insufficient evidence")
 
     def gate(name: str, failures: list) -> GateResult:
-        shown = "; ".join(str(f) for f in failures[:MAX_DETAILED])
-        more = f"; and {len(failures) - MAX_DETAILED} more (fairness/verdict.txt)" if len(failures) > MAX_DETAILED else ""
-        detail = shown + more if failures else summary
+        hidden = len(failures) - MAX_DETAILED
+        more = f"; and {hidden} more (fairness/verdict.txt)" if hidden > 0 else ""
+        detail = "; ".join(str(f) for f in failures[:MAX_DETAILED]) + more if failures else summary
         return GateResult(name, not failures, float(len(failures)), 0.0, detail)
 
     vs_champion = [f for f in report.failures if f.metric.endswith("vs champion")]

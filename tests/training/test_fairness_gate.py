@@ -211,7 +211,8 @@ def test_fair_model_is_promoted_and_one_trained_to_ignore_a_group_is_refused(def
     assert run.info.status == "FINISHED" and run.data.tags["lapse.promotion"] == "refused"
     reasons = Path(client.download_artifacts(refused.run_id, "refusal.txt", str(tmp_path))).read_text()
     assert "subgroup_fairness: sex=male AUC gap to rest" in reasons
-    assert client.get_model_version(CONFIG.registered_model, unfair.model_version).tags["gate.subgroup_fairness"] == "fail"
+    tags = client.get_model_version(CONFIG.registered_model, unfair.model_version).tags
+    assert tags["gate.subgroup_fairness"] == "fail"
 
     # `lapse promote` reports the refusal with its exit code for a refusal (1; 2 means no candidate).
     done = subprocess.run([sys.executable, "-m", "cli", "promote"], capture_output=True, text=True, timeout=300,
