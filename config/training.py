@@ -84,10 +84,24 @@ class PromotionGates(Settings):
     # The candidate's AUC may be at most this much below the champion's.
     max_auc_drop: float = 0.005
     max_ece: float = 0.05
-    max_subgroup_tpr_gap: float = 0.10
-    # The TPR-gap gate covers these patient attributes. Human support is reported but not gated:
-    # it is an intervention that truly lowers risk, so even the simulator's true probabilities
-    # give a TPR gap of about 0.2 between supported and unsupported patients at one threshold.
-    gap_attributes: tuple[str, ...] = ("sex", "age_band", "education", "race_ethnicity")
     # Absolute floor, applied with or without a champion.
     min_auc: float = 0.60
+    # The fairness gate (docs/training.md) covers these patient attributes, every group of each.
+    fairness_attributes: tuple[str, ...] = ("sex", "age_band", "education", "race_ethnicity")
+    # A group fails when its whole interval says it is served worse than this:
+    # its AUC below everyone else's by more than group_auc_gap,
+    group_auc_gap: float = 0.05
+    # its calibration error (debiased RMS over risk bands) above group_calibration_error,
+    group_calibration_error: float = 0.05
+    # or, against the champion on the same rows, its AUC lower or its calibration error higher by more than this.
+    group_regression: float = 0.02
+    # Groups with fewer dropouts or fewer non-dropouts than these are "insufficient evidence", never failed.
+    group_min_positives: int = 30
+    group_min_negatives: int = 30
+    # Calibration is measured over up to this many risk bands (quantiles of the group's risks),
+    # each holding at least calibration_band_rows rows: fewer bands in a small group.
+    calibration_bands: int = 10
+    calibration_band_rows: int = 30
+    # Patient-level bootstrap: resamples and the interval's confidence.
+    bootstrap_resamples: int = 400
+    confidence: float = 0.95

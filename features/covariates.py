@@ -83,3 +83,43 @@ def encode_covariates(patients: pd.DataFrame) -> dict[str, np.ndarray]:
     for source in REFERRAL_SOURCES:
         out[f"referral_{source}"] = _category(referral, n, source, None)
     return out
+
+
+def age_band_labels(edges: tuple[int, ...]) -> list[str]:
+    """Band names for the lower edges: (18, 25) gives ['<18', '18-24', '25+']."""
+    edges = tuple(sorted(edges))
+    return [f"<{edges[0]}"] + [f"{lo}-{hi - 1}" for lo, hi in zip(edges, edges[1:])] + [f"{edges[-1]}+"]
+
+
+def age_band(age: pd.Series, edges: tuple[int, ...], missing: str = _UNKNOWN) -> pd.Series:
+    """The age band of every age (see `age_band_labels`); a missing or unreadable age reads `missing`."""
+    values = pd.to_numeric(age, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    labels = np.asarray(age_band_labels(edges), dtype=object)
+    out = labels[np.searchsorted(np.asarray(sorted(edges), dtype=np.float64), values, side="right")]
+    out[np.isnan(values)] = missing
+    return pd.Series(out, index=age.index, dtype="str")
+
+
+def subgroup_frame(patients: pd.DataFrame, attributes: tuple[str, ...], age_edges: tuple[int, ...],
+                   missing: str = _UNKNOWN) -> pd.DataFrame:
+    """patient_id plus one text column per attribute the patients table supports (others are left out).
+
+    `age_band` is the band of `age`; booleans read "yes"/"no"; other columns their text; a missing
+    value reads `missing`. The training metrics, the promotion gate and the engagement report all
+    group patients with this one function.
+    """
+    out = pd.DataFrame({"patient_id": patients["patient_id"].astype("str").to_numpy()})
+    for attribute in attributes:
+        if attribute == "age_band":
+            if "age" in patients.columns:
+                out[attribute] = age_band(patients["age"], age_edges, missing).to_numpy()
+            continue
+        if attribute not in patients.columns:
+            continue
+        column = patients[attribute]
+        if pd.api.types.is_bool_dtype(column):
+            text = column.map({True: "yes", False: "no"})
+        else:
+            text = column.astype("str")
+        out[attribute] = pd.Series(text.where(column.notna(), missing).to_numpy(), dtype="str")
+    return out

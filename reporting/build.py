@@ -11,12 +11,13 @@ import pandas as pd
 from scipy.stats import binomtest
 
 from config import LabelConfig, ProgramConfig, ReportConfig
+from features.covariates import subgroup_frame
 from reporting import elements
 from reporting.elements import LEVEL_MEASURES
 from reporting.subgroups import (
+    NOT_RECORDED,
     SUBGROUP_LABELS,
     level_order,
-    subgroup_frame,
     suppress_shares,
     suppress_sizes,
 )
@@ -41,7 +42,8 @@ def build_report(
     `written_at` (when the report was made) is shown on the page; without it the page says nothing of it.
     """
     usage = elements.patient_usage(patients, events, data_end, program, labels, config)
-    groups = subgroup_frame(patients, config).set_index("patient_id").reindex(usage["patient_id"])
+    groups = subgroup_frame(patients, config.subgroups, config.age_bands, NOT_RECORDED)
+    groups = groups.set_index("patient_id").reindex(usage["patient_id"])
     # Identifiers are not needed past this point (and slow every subset).
     usage = usage.drop(columns="patient_id")
     m = config.min_cell

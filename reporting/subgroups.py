@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from config import ReportConfig
+from features.covariates import age_band_labels
 
 NOT_RECORDED = "not recorded"
 SUBGROUP_LABELS: dict[str, str] = {
@@ -16,42 +17,6 @@ SUBGROUP_LABELS: dict[str, str] = {
     "program": "Program",
     "referral_source": "Referral source",
 }
-
-
-def age_band_labels(edges: tuple[int, ...]) -> list[str]:
-    """Band names for the lower edges: (18, 25) gives ['<18', '18-24', '25+']."""
-    labels = [f"<{edges[0]}"]
-    labels += [f"{lo}-{hi - 1}" for lo, hi in zip(edges[:-1], edges[1:])]
-    labels.append(f"{edges[-1]}+")
-    return labels
-
-
-def subgroup_frame(patients: pd.DataFrame, config: ReportConfig = ReportConfig()) -> pd.DataFrame:
-    """Return patient_id plus one text column per configured subgroup that the patients table supports.
-
-    Missing values become 'not recorded'; booleans become 'yes'/'no'; age becomes its band.
-    """
-    out = pd.DataFrame({"patient_id": patients["patient_id"].to_numpy()})
-    for name in config.subgroups:
-        if name == "age_band":
-            if "age" not in patients.columns:
-                continue
-            age = pd.to_numeric(patients["age"], errors="coerce").to_numpy(dtype=float)
-            labels = np.array(age_band_labels(config.age_bands), dtype=object)
-            band = labels[np.searchsorted(np.asarray(config.age_bands), age, side="right")]
-            values = np.where(np.isnan(age), NOT_RECORDED, band)
-        elif name in patients.columns:
-            column = patients[name]
-            if pd.api.types.is_bool_dtype(column) or column.dtype == "boolean":
-                values = column.map({True: "yes", False: "no"})
-            else:
-                values = column.astype("str")
-                values = values.where(column.notna(), NOT_RECORDED)
-            values = pd.Series(values).fillna(NOT_RECORDED).to_numpy(dtype=object)
-        else:
-            continue
-        out[name] = pd.Series(values, dtype="str")
-    return out
 
 
 def level_order(name: str, levels: list[str], config: ReportConfig = ReportConfig()) -> list[str]:

@@ -25,6 +25,8 @@ LABEL = "dropout"
 TRUTH = "true_probability"
 # Holdout columns holding subgroup labels are named with this prefix (features may share the names).
 GROUP_PREFIX = "subgroup."
+# Holdout column numbering the test patients 0..n-1 (not their ids): the fairness gate resamples patients by it.
+PATIENT_KEY = "patient_key"
 
 
 @dataclass
@@ -208,6 +210,7 @@ def fit_and_evaluate(table: pd.DataFrame, feature_names: list[str], baseline_fea
 
     holdout = table.loc[split.test, ["as_of_day", *feature_names, LABEL]].reset_index(drop=True)
     holdout = pd.concat([holdout, test_groups.add_prefix(GROUP_PREFIX).reset_index(drop=True)], axis=1)
+    holdout[PATIENT_KEY] = pd.factorize(table.loc[split.test, "patient_id"])[0]
     if truth is not None:
         holdout[TRUTH] = np.asarray(truth, dtype=np.float64)[split.test]
 

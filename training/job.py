@@ -26,7 +26,7 @@ from training.artifacts import (
     catalog_records, feature_distributions, importance_by_level, importance_table, json_ready, write_beeswarm,
     write_calibration_plot,
 )
-from training.fairness import subgroup_frame
+from features.covariates import subgroup_frame
 from training.fit import MODEL_NAMES, XGBOOST, fit_and_evaluate
 from training.tracking import connect, ensure_experiment, tracking_uri
 

@@ -1,6 +1,6 @@
 """Re-score the candidate and champion versions of the registered model on the candidate run's temporal test
 set and move the champion alias only if the promotion gates pass ([promotion] in lapse.toml: AUC floor and
-largest drop against the champion, ECE, subgroup TPR gap). Gate results are logged as an MLflow run and as
+largest drop against the champion, ECE, and no group of patients served worse: docs/training.md). Gate results are logged as an MLflow run and as
 tags on the candidate version. Exit 0 when promoted (or already champion), 1 when refused, 2 when there is no
 candidate."""
 

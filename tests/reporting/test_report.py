@@ -25,8 +25,9 @@ from reporting.files import write_files
 from reporting.findings import key_findings
 from reporting.formats import date_words, month_span_words
 from reporting.html import SECTIONS
+from features.covariates import subgroup_frame
 from reporting.pdf import PdfUnavailable, write_pdf, write_pdf_or_reason
-from reporting.subgroups import complementary, subgroup_frame, suppress_shares, suppress_sizes
+from reporting.subgroups import NOT_RECORDED, complementary, suppress_shares, suppress_sizes
 from reporting.survival import kaplan_meier, median_survival, survival_at
 
 DATA_END = pd.Timestamp("2026-03-01", tz="UTC")
@@ -237,7 +238,7 @@ def test_subgroup_breakdown_suppresses_small_groups(report, small_cells_report, 
 def test_subgroup_frame_bands_ages_and_names_missing_values():
     patients, _ = fixture_cohort()
     patients = patients.assign(age=pd.array([30, None, 22, 70, 17, 35, 50], dtype="Int64"))
-    frame = subgroup_frame(patients, ReportConfig()).set_index("patient_id")
+    frame = subgroup_frame(patients, ReportConfig().subgroups, ReportConfig().age_bands, NOT_RECORDED).set_index("patient_id")
     assert frame.loc[["zq1", "zq2", "zq4", "zq5"], "age_band"].tolist() == ["25-34", "not recorded", "65+", "<18"]
     assert frame.loc["zq1", "human_support"] == "yes"
     assert "program" not in frame.columns  # not in the data: listed as not provided

@@ -19,7 +19,8 @@ import pytest
 
 from config import PromotionGates, TrainingConfig, XGBoostParams
 from models.calibration import fit_platt
-from training.fairness import age_band, largest_gap, subgroup_table, tpr_gaps
+from features.covariates import age_band
+from training.fairness import largest_gap, subgroup_table, tpr_gaps
 from training.metrics import (
     calibration_slope_intercept, evaluate, expected_calibration_error, precision_recall_at_capacity, sigmoid,
     threshold_at_capacity,
@@ -30,11 +31,12 @@ from training.splits import temporal_split
 REPO = Path(__file__).resolve().parents[2]
 MODEL = "lapse-dropout"
 N_PATIENTS = 2500
-# One thread keeps the tests steady on a busy machine. The ECE and TPR-gap limits are loosened:
-# on the few hundred day-7 test rows of a small cohort both carry several points of sampling noise,
-# and these tests are about the gate's mechanics (the AUC comparison does the refusing).
+# One thread keeps the tests steady on a busy machine. The ECE limit is loosened: on the few hundred
+# day-7 test rows of a small cohort it carries several points of sampling noise, and these tests are
+# about the gate's mechanics (the AUC comparison does the refusing; tests/training/test_fairness_gate.py
+# covers the fairness gate on the default cohort).
 CONFIG = replace(TrainingConfig(), xgboost=replace(XGBoostParams(), nthread=1))
-TEST_GATES = replace(PromotionGates(), max_ece=0.10, max_subgroup_tpr_gap=0.30)
+TEST_GATES = replace(PromotionGates(), max_ece=0.10)
 
 
 # ---------------------------------------------------------------- pure pieces
@@ -118,10 +120,10 @@ def test_subgroup_tpr_gap_and_age_bands():
 
 def test_gates_boundaries():
     gates = PromotionGates()
-    # Human support truly changes risk, so its TPR gap is reported but not gated.
+    # TPR gaps are reported but gated by none of these (the fairness gate is tests/training/test_fairness_gate.py).
     good = {"auc": 0.80, "ece": 0.02, "largest_tpr_gap": 0.25, "tpr_gap.sex": 0.05, "tpr_gap.human_support": 0.25}
     assert all(g.passed for g in evaluate_gates(good, None, gates))
-    assert {g.name for g in evaluate_gates(good, None, gates)} == {"min_auc", "ece", "subgroup_tpr_gap"}
+    assert {g.name for g in evaluate_gates(good, None, gates)} == {"min_auc", "ece"}
     by_name = {g.name: g.passed for g in evaluate_gates(good, {"auc": 0.804}, gates)}
     assert by_name["auc_vs_champion"]  # 0.004 below: allowed
     by_name = {g.name: g.passed for g in evaluate_gates(good, {"auc": 0.81}, gates)}
@@ -287,7 +289,7 @@ def test_pyfunc_predicts_risk_and_additive_contributions(good_run, store, tmp_pa
 
 
 def test_same_data_and_seed_give_the_same_metrics(good_run, store, cohort_dir):
-    from training.fairness import subgroup_frame
+    from features.covariates import subgroup_frame
     from training.fit import fit_and_evaluate
     from training.job import feature_sets, load_training_data
 
@@ -338,6 +340,8 @@ def test_promote_good_candidate_then_refuse_a_worse_one(good_run, store, cohort_
     assert tags["gate.auc_vs_champion"] == "fail" and tags["promotion_decision"] == "refuse"
     decision_run = client.get_run(refused.run_id)
     assert decision_run.data.tags["decision"] == "refuse"
+    # A refusal is a decision, recorded by a finished run, not a failed one.
+    assert decision_run.info.status == "FINISHED" and decision_run.data.tags["lapse.promotion"] == "refused"
     assert decision_run.data.metrics["gate.auc_vs_champion.passed"] == 0.0
     assert decision_run.data.metrics["champion.auc"] == pytest.approx(refused.champion_metrics["auc"])
 
