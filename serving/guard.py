@@ -166,12 +166,13 @@ class RequestGuard:
         if path in self.admin_paths:
             if not self.keys.is_admin(token):
                 status = 403 if self.keys.is_client(token) else 401
-                if status == 401:
+                if status == 401 and token:
                     self.failures.failed(client)
                 await _respond(send, status, error_body("this endpoint needs the admin key"), challenge)
                 return
         elif not self.keys.is_client(token):
-            self.failures.failed(client)
+            if token:  # a key was tried and is wrong (a call without any key guesses nothing)
+                self.failures.failed(client)
             await _respond(send, 401, error_body("a valid API key is needed: Authorization: Bearer <key>"), challenge)
             return
 

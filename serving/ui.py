@@ -165,7 +165,7 @@ class ClinicianPage(Starlette):
         self.sessions = Sessions(keys if keys is not None else KeyRing.from_env(), config.session_hours)
         self.failures = FailureLimiter(settings.failed_auth_limit, settings.failed_auth_window_s)
         self.sources: Sources | None = None
-        self._overview: tuple[float, object, dict] | None = None
+        self._overview: tuple[float, object, bytes] | None = None
         self._overview_lock: anyio.Lock | None = None
         super().__init__(routes=[
             Route("/", self.page, methods=["GET"]),
@@ -185,18 +185,19 @@ class ClinicianPage(Starlette):
         self.sessions.bind(engine)
         self.sources = Sources(model, engine, CohortSource(data_dir, self.config.data_check_seconds), top_reasons)
 
-    def _signed_in(self, request: Request) -> bool:
-        return self.sessions.valid(request.cookies.get(COOKIE))
+    async def _signed_in(self, request: Request) -> bool:
+        # A database read: done in a worker thread, off the event loop /score is answered on.
+        return await anyio.to_thread.run_sync(self.sessions.valid, request.cookies.get(COOKIE))
 
     # --- pages ---------------------------------------------------------------------------------
 
     async def page(self, request: Request) -> Response:
-        if not self._signed_in(request):
+        if not await self._signed_in(request):
             return _secure(RedirectResponse(f"{_base(request)}/login", status_code=303))
         return _secure(FileResponse(STATIC / "ui.html", media_type="text/html"))
 
     async def login_form(self, request: Request) -> Response:
-        if self._signed_in(request):
+        if await self._signed_in(request):
             return _secure(RedirectResponse(f"{_base(request)}/", status_code=303))
         return _secure(HTMLResponse(login_html()))
 
@@ -240,15 +241,15 @@ class ClinicianPage(Starlette):
 
     # --- JSON the page reads ---------------------------------------------------------------------
 
-    def _gate(self, request: Request) -> Response | None:
-        if not self._signed_in(request):
+    async def _gate(self, request: Request) -> Response | None:
+        if not await self._signed_in(request):
             return _error(401, "sign in first")
         if self.sources is None or self.sources.engine() is None:
             return _error(503, "the service is still starting; try again shortly")
         return None
 
     async def overview(self, request: Request) -> Response:
-        refused = self._gate(request)
+        refused = await self._gate(request)
         if refused is not None:
             return refused
         from .ui_data import latest_two, patient_list, recompute
@@ -265,23 +266,25 @@ class ClinicianPage(Starlette):
                 log.warning("clinician page: reasons for the list not recomputed (%s)", type(error).__name__)
                 return {}
 
-        def build() -> dict:
-            return patient_list(latest_two(sources.engine()), self.config.list_limit, explain)
+        def build() -> bytes:
+            listing = patient_list(latest_two(sources.engine()), self.config.list_limit, explain)
+            listing["tiers"] = [name for name, _ in model.tiers] if model else sorted({p["tier"] for p in
+                                                                                      listing["patients"]})
+            listing["model"] = None if model is None else {"name": model.name, "version": model.version}
+            listing["horizon_days"] = None
+            if model is not None:
+                from .scoring import horizon_days
 
-        listing = await self._cached_overview(model, build)
-        listing["tiers"] = [name for name, _ in model.tiers] if model else sorted({p["tier"] for p in
-                                                                                  listing["patients"]})
-        listing["model"] = None if model is None else {"name": model.name, "version": model.version}
-        listing["horizon_days"] = None
-        if model is not None:
-            from .scoring import horizon_days
+                listing["horizon_days"] = horizon_days(model)
+            listing["timeline_available"] = sources.cohort.configured
+            return json.dumps(listing, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
 
-            listing["horizon_days"] = horizon_days(model)
-        listing["timeline_available"] = sources.cohort.configured
-        return _json(listing)
+        body = await self._cached_overview(model, build)
+        return _secure(Response(body, media_type="application/json"))
 
-    async def _cached_overview(self, model: ServedModel | None, build: Callable[[], dict]) -> dict:
-        """The patient list, built in a worker thread at most once per `overview_cache_s` (loads share it)."""
+    async def _cached_overview(self, model: ServedModel | None, build: Callable[[], bytes]) -> bytes:
+        """The patient list as JSON, built and encoded in a worker thread at most once per `overview_cache_s`
+        (concurrent loads share one build), so page loads do not take the event loop from /score."""
         if self._overview_lock is None:
             self._overview_lock = anyio.Lock()
         async with self._overview_lock:
@@ -290,10 +293,10 @@ class ClinicianPage(Starlette):
             if cached is None or cached[1] != version or time.monotonic() - cached[0] > self.settings.overview_cache_s:
                 cached = (time.monotonic(), version, await anyio.to_thread.run_sync(build))
                 self._overview = cached
-        return {**cached[2], "patients": list(cached[2]["patients"])}
+        return cached[2]
 
     async def patient(self, request: Request) -> Response:
-        refused = self._gate(request)
+        refused = await self._gate(request)
         if refused is not None:
             return refused
         if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
@@ -322,7 +325,7 @@ class ClinicianPage(Starlette):
         return _json(view)
 
     async def model_card(self, request: Request) -> Response:
-        refused = self._gate(request)
+        refused = await self._gate(request)
         if refused is not None:
             return refused
         model = self.sources.model()
