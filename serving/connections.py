@@ -8,7 +8,9 @@ has no header timeout at all: a connection that never finishes its headers stays
   its previous answer, else it is closed (this also ends idle keep-alive connections);
 - a worker holds at most `max_connections` open connections; one more is answered
   429 Too Many Requests with Retry-After and closed at once;
-- both are settings (serving/settings.py `Hardening`), installed with `install()` before uvicorn
+- on SIGTERM uvicorn waits for requests in flight at most `drain_timeout_s` (BentoML leaves that
+  wait unbounded and its process manager waits a day), then closes them;
+- all are settings (serving/settings.py `Hardening`), installed with `install()` before uvicorn
   loads its configuration (the service module calls it when the worker imports it).
 """
 
@@ -41,6 +43,9 @@ class GuardedH11Protocol(H11Protocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._deadline: asyncio.TimerHandle | None = None
+        # The server's own config object: BentoML cannot pass a graceful-shutdown bound, so it is set here.
+        if self.config.timeout_graceful_shutdown is None:
+            self.config.timeout_graceful_shutdown = max(int(self.settings.drain_timeout_s), 1)
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
