@@ -13,15 +13,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import queue
 import threading
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import sqlalchemy as sa
 from pydantic_core import to_json
+
+from .logging import redacted_traceback
 
 METADATA = sa.MetaData()
 DECISIONS = sa.Table(
@@ -49,6 +52,7 @@ _ZERO = timedelta(0)
 SYNC_MODES = {"full": "FULL", "normal": "NORMAL"}
 # Rows committed in one transaction at most; more wait for the next one.
 _MAX_GROUP_ROWS = 20_000
+log = logging.getLogger("lapse.serving.decision_log")
 
 
 @dataclass(frozen=True)
@@ -81,7 +85,7 @@ class DecisionLogError(RuntimeError):
     """The decision log could not record a decision (the reply must not be sent)."""
 
 
-def make_engine(url: str, sync: str = "full") -> sa.Engine:
+def make_engine(url: str, sync: str = "full", busy_ms: int = 30_000) -> sa.Engine:
     """An engine for the decision log; SQLite gets a WAL journal and, with sync "full", a flush on every commit."""
     if sync not in SYNC_MODES:
         raise ValueError(f"decision log sync must be one of {', '.join(SYNC_MODES)}, not {sync!r}")
@@ -89,14 +93,14 @@ def make_engine(url: str, sync: str = "full") -> sa.Engine:
         database = sa.engine.make_url(url).database
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(url, connect_args={"timeout": 30})
+        engine = sa.create_engine(url, connect_args={"timeout": busy_ms / 1000})
 
         @sa.event.listens_for(engine, "connect")
         def _pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001 - DB-API objects
             cursor = dbapi_connection.cursor()
+            cursor.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute(f"PRAGMA synchronous={SYNC_MODES[sync]}")
-            cursor.execute("PRAGMA busy_timeout=30000")
             cursor.close()
 
         return engine
@@ -118,21 +122,91 @@ def add_missing_columns(engine: sa.Engine) -> None:
                     raise
 
 
-class DecisionLog:
-    """Append decisions durably; `write` returns only once they are committed."""
+def _settle(future: Future, result: int | None = None, error: BaseException | None = None) -> None:
+    """Complete a waiter's future unless it is already done (its request may have given up)."""
+    try:
+        if error is None:
+            future.set_result(result)
+        else:
+            future.set_exception(error)
+    except InvalidStateError:
+        pass
 
-    def __init__(self, url: str, sync: str = "full") -> None:
+
+class DecisionLog:
+    """Append decisions durably; `write` returns only once they are committed.
+
+    The writer thread never stops while the log is open: a failed commit is reported to its waiters
+    (they answer 503) and marks the log unhealthy with the reason (`problem`, shown by /readyz); while
+    unhealthy, new decisions are refused at once and the store is tried again every `retry_s` seconds,
+    so the service recovers by itself once the store is writable again (also when it was not at start).
+    A waiter whose request was cancelled before its commit began is skipped; a commit already under way
+    finishes (committed or rolled back) whatever happened to its request.
+    """
+
+    def __init__(self, url: str, sync: str = "full", busy_ms: int = 30_000, retry_s: float = 2.0) -> None:
+        if sync not in SYNC_MODES:
+            raise ValueError(f"decision log sync must be one of {', '.join(SYNC_MODES)}, not {sync!r}")
         self.url = url
-        self.engine = make_engine(url, sync)
-        METADATA.create_all(self.engine)
-        add_missing_columns(self.engine)
-        insert = DECISIONS.insert().compile(dialect=self.engine.dialect, column_keys=list(ROW_COLUMNS))
-        # Drivers with positional parameters take the rows as tuples directly (SQLite: the fast path).
-        self._positional = self.engine.dialect.paramstyle in ("qmark", "numeric", "format")
-        self._insert_sql = str(insert)
+        self.sync = sync
+        self.busy_ms = busy_ms
+        self.retry_s = retry_s
+        self.engine: sa.Engine | None = None
+        self.problem: str | None = "the decision log is being opened"
+        self._positional = True
+        self._insert_sql = ""
+        self._closing = False
         self._queue: queue.SimpleQueue[tuple[list[Decision], Future] | None] = queue.SimpleQueue()
+        self._opened = threading.Event()
         self._writer = threading.Thread(target=self._run, name="decision-log-writer", daemon=True)
         self._writer.start()
+        # Open in the writer, but give a healthy store the chance to be ready before the first request.
+        self._opened.wait(timeout=max(busy_ms / 1000, 1.0) + 5.0)
+
+    @property
+    def healthy(self) -> bool:
+        """Whether the last attempt to reach the store succeeded."""
+        return self.problem is None
+
+    def _open(self) -> None:
+        if self.engine is None:
+            engine = make_engine(self.url, self.sync, self.busy_ms)
+            try:
+                METADATA.create_all(engine)
+                add_missing_columns(engine)
+            except Exception:
+                engine.dispose()
+                raise
+            insert = DECISIONS.insert().compile(dialect=engine.dialect, column_keys=list(ROW_COLUMNS))
+            # Drivers with positional parameters take the rows as tuples directly (SQLite: the fast path).
+            self._positional = engine.dialect.paramstyle in ("qmark", "numeric", "format")
+            self._insert_sql = str(insert)
+            self.engine = engine
+
+    def _probe(self) -> None:
+        """Open the store if needed and check that a write could start now (raises if not)."""
+        self._open()
+        if self.engine.dialect.name == "sqlite":
+            raw = self.engine.raw_connection()
+            try:
+                raw.cursor().execute("BEGIN IMMEDIATE")
+                raw.rollback()
+            finally:
+                raw.close()
+        else:
+            with self.engine.connect() as connection:
+                connection.execute(sa.text("SELECT 1"))
+
+    def _recover(self) -> None:
+        try:
+            self._probe()
+        except Exception as error:  # noqa: BLE001 - the reason is shown by /readyz, the store retried
+            self.problem = f"the decision log cannot be written ({type(error).__name__}); retrying"
+        else:
+            if self.problem is not None:
+                log.warning("decision log: writable again")
+            self.problem = None
+        self._opened.set()
 
     def submit(self, decisions: list[Decision]) -> Future:
         """Queue decisions for the writer; the future completes once they are committed."""
@@ -140,8 +214,8 @@ class DecisionLog:
         if not decisions:
             future.set_result(0)
             return future
-        if not self._writer.is_alive():
-            future.set_exception(DecisionLogError("the decision log writer has stopped"))
+        if self.problem is not None or self._closing:
+            future.set_exception(DecisionLogError(self.problem or "the decision log is closing"))
             return future
         self._queue.put((list(decisions), future))
         return future
@@ -156,46 +230,74 @@ class DecisionLog:
 
     def _run(self) -> None:
         while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            group = [item]
-            rows = len(item[0])
-            while rows < _MAX_GROUP_ROWS:
+            try:
+                if self.problem is not None:
+                    self._recover()
                 try:
-                    more = self._queue.get_nowait()
+                    item = self._queue.get(timeout=None if self.problem is None else self.retry_s)
                 except queue.Empty:
-                    break
-                if more is None:
-                    self._commit(group)
+                    continue
+                if item is None:
                     return
-                group.append(more)
-                rows += len(more[0])
-            self._commit(group)
+                group = [item]
+                rows = len(item[0])
+                stop = False
+                while rows < _MAX_GROUP_ROWS:
+                    try:
+                        more = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if more is None:
+                        stop = True
+                        break
+                    group.append(more)
+                    rows += len(more[0])
+                self._commit(group)
+                if stop:
+                    return
+            except Exception as error:  # noqa: BLE001 - the writer must outlive any failure
+                self.problem = f"the decision log writer failed ({type(error).__name__}); retrying"
+                log.error("decision log writer: %s", redacted_traceback(error))
 
     def _commit(self, group: list[tuple[list[Decision], Future]]) -> None:
+        # A waiter cancelled before its commit begins has already answered (504): its rows are not written.
+        # Once running, a future can no longer be cancelled, so its outcome is always delivered.
+        live = [(decisions, future) for decisions, future in group if future.set_running_or_notify_cancel()]
+        if not live:
+            return
+        if self.problem is not None or self.engine is None:
+            failure = DecisionLogError(self.problem or "the decision log is not open")
+            for _, future in live:
+                _settle(future, error=failure)
+            return
         decided_at = datetime.now(timezone.utc).isoformat()
-        rows = [d.row(decided_at) for decisions, _ in group for d in decisions]
+        count = sum(len(decisions) for decisions, _ in live)
         try:
+            rows = [d.row(decided_at) for decisions, _ in live for d in decisions]
             with self.engine.begin() as connection:
                 if self._positional:
                     connection.exec_driver_sql(self._insert_sql, rows)
                 else:
                     connection.execute(DECISIONS.insert(), [dict(zip(ROW_COLUMNS, r)) for r in rows])
         except Exception as error:  # noqa: BLE001 - every waiting caller must learn of the failure
-            failure = DecisionLogError(f"decision log commit failed ({type(error).__name__})")
-            for _, future in group:
-                future.set_exception(failure)
+            self.problem = f"the decision log commit failed ({type(error).__name__}); retrying"
+            log.error("decision log: commit of %d decision(s) failed (%s); answering 503 until it is writable",
+                      count, type(error).__name__)
+            failure = DecisionLogError(self.problem)
+            for _, future in live:
+                _settle(future, error=failure)
             return
-        for decisions, future in group:
-            future.set_result(len(decisions))
+        for decisions, future in live:
+            _settle(future, result=len(decisions))
 
     def close(self) -> None:
         """Finish queued writes and release the database."""
+        self._closing = True
         if self._writer.is_alive():
             self._queue.put(None)
-            self._writer.join(timeout=30)
-        self.engine.dispose()
+            self._writer.join(timeout=max(self.busy_ms / 1000, 1.0) + 5.0)
+        if self.engine is not None:
+            self.engine.dispose()
 
 
 def read_decisions(url: str) -> list[dict[str, object]]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import signal
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -16,8 +18,26 @@ from features.contract import OWN_ENGAGEMENT, EventType
 
 from .launcher import base_url, start_service, stop_service, wait_ready
 from .payloads import json_value
+from .settings import hardening
 from .ui import page_url
 
+
+class Stopped(Exception):
+    """SIGTERM or SIGINT arrived: stop the demo's server and leave."""
+
+
+@contextmanager
+def stop_on_signals():
+    """Turn SIGTERM and SIGINT into `Stopped` while the demo runs, so its server is always stopped."""
+    def raise_stopped(signum, _frame) -> None:  # noqa: ANN001 - signal handler signature
+        raise Stopped(signal.Signals(signum).name)
+
+    previous = {sig: signal.signal(sig, raise_stopped) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def demo_key(work: Path) -> str:
@@ -86,41 +106,52 @@ def serve_demo(data_dir: Path, work: Path, port: int) -> int:
     cohort = load_cohort(data_dir)
     as_of = read_data_end(data_dir, cohort.events)
     key = demo_key(work)
+    work.mkdir(parents=True, exist_ok=True)
     config = replace(ServingConfig(), port=port, data_dir=str(data_dir),
                      decision_log_url=f"sqlite:///{work / 'demo-decisions.db'}")
     log = (work / "demo-service.log").open("ab")
-    process = start_service(config, env={**os.environ, "LAPSE_API_KEYS": key}, output=log)
-    url = base_url(config)
-    try:
-        wait_ready(url, process, timeout=180)
-        ids = active_patients(cohort.patients, cohort.events, as_of)
-        items = request_items(cohort.patients, cohort.events, ids, as_of)
-        headers = {"Authorization": f"Bearer {key}"}
-        triggered = 0
-        with httpx.Client(base_url=url, headers=headers, timeout=120) as client:
-            for batch in batches(items, config.max_batch_size, config.max_body_bytes // 2):
-                answer = client.post("/score", json={"patients": batch})
-                answer.raise_for_status()
-                triggered += sum(r["support"]["trigger"] for r in answer.json()["results"])
-            sample = min(items, key=lambda item: len(item["events"]))
-            request_file = work / "demo-request.json"
-            request_file.write_text(json.dumps({"patients": [sample]}, indent=2))
-            reply = client.post("/score", json={"patients": [sample]})
-        print(f"scored {len(items):,} patients still engaged at {as_of:%Y-%m-%d}; "
-              f"support triggered for {triggered:,}")
-        print("\nSample request (simulated patient):")
-        print(f"  curl -s -X POST {url}/score -H 'Authorization: Bearer {key}' "
-              f"-H 'Content-Type: application/json' -d @{request_file}")
-        print("Answer:")
-        print(json.dumps(reply.json(), indent=2))
-        print(f"\nRisk service:    {url}  (API key in {work / 'demo-api-key'} unless LAPSE_API_KEYS is set)")
-        print(f"Clinician page:  {page_url(url)}  (sign in with the API key: {key})")
-        print(f"OpenAPI spec:    {url}/docs.json")
-        print("Serving until Ctrl-C.", flush=True)
-        process.wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        stop_service(process)
-        log.close()
+    with stop_on_signals():
+        try:
+            process = start_service(config, env={**os.environ, "LAPSE_API_KEYS": key}, output=log)
+        except Stopped:
+            log.close()
+            return 0
+        try:
+            _run_demo(process, config, cohort, as_of, key, work)
+        except (Stopped, KeyboardInterrupt):
+            pass
+        finally:
+            stop_service(process, timeout=hardening().drain_timeout_s)
+            log.close()
     return 0
+
+
+def _run_demo(process, config: ServingConfig, cohort, as_of: pd.Timestamp, key: str, work: Path) -> None:
+    """Fill the decision log, print the sample call, then wait for the server (until a signal stops the demo)."""
+    url = base_url(config)
+    wait_ready(url, process, timeout=180)
+    ids = active_patients(cohort.patients, cohort.events, as_of)
+    items = request_items(cohort.patients, cohort.events, ids, as_of)
+    headers = {"Authorization": f"Bearer {key}"}
+    triggered = 0
+    with httpx.Client(base_url=url, headers=headers, timeout=120) as client:
+        for batch in batches(items, config.max_batch_size, config.max_body_bytes // 2):
+            answer = client.post("/score", json={"patients": batch})
+            answer.raise_for_status()
+            triggered += sum(r["support"]["trigger"] for r in answer.json()["results"])
+        sample = min(items, key=lambda item: len(item["events"]))
+        request_file = work / "demo-request.json"
+        request_file.write_text(json.dumps({"patients": [sample]}, indent=2))
+        reply = client.post("/score", json={"patients": [sample]})
+    print(f"scored {len(items):,} patients still engaged at {as_of:%Y-%m-%d}; "
+          f"support triggered for {triggered:,}")
+    print("\nSample request (simulated patient):")
+    print(f"  curl -s -X POST {url}/score -H 'Authorization: Bearer {key}' "
+          f"-H 'Content-Type: application/json' -d @{request_file}")
+    print("Answer:")
+    print(json.dumps(reply.json(), indent=2))
+    print(f"\nRisk service:    {url}  (API key in {work / 'demo-api-key'} unless LAPSE_API_KEYS is set)")
+    print(f"Clinician page:  {page_url(url)}  (sign in with the API key: {key})")
+    print(f"OpenAPI spec:    {url}/docs.json")
+    print("Serving until Ctrl-C.", flush=True)
+    process.wait()

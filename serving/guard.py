@@ -3,18 +3,27 @@
 It runs as an ASGI middleware so a refused request never reaches BentoML's handlers (which
 log pydantic errors with the offending input): 401 without a valid key, 413 for a body over
 the limit, 415 for a body that is not JSON, and 422 naming the field path and the rule for
-a body that breaks the request model (the batch limit included).
+a body that breaks the request model (the batch limit included). Wrong keys are counted per client:
+past `Hardening.failed_auth_limit` in the window, the client gets 429 with Retry-After. Validated
+batches are range-checked (serving/bounds.py): a patient with an impossible value is left out and
+named in the reply's `errors`, the others are scored; a request where nothing can be scored is a 422.
+Error replies never repeat a client's field names beyond a short, safe form.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from . import bounds
 from .auth import KeyRing, bearer_token
+from .ratelimit import FailureLimiter, client_of
+from .settings import Hardening
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -32,14 +41,25 @@ class BodyTooLarge(Exception):
     """The request body is over the configured limit."""
 
 
+_SAFE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+_UNNAMED = "(a name not shown)"
+
+
 def field_path(loc: tuple[Any, ...]) -> str:
-    """A pydantic error location as a readable path: patients[0].features.age."""
+    """A pydantic error location as a readable path: patients[0].features.age.
+
+    A part that is not a short identifier (an unknown field or dict key the client made up) is not
+    repeated back: it may be long, or data in the wrong place.
+    """
     path = ""
     for part in loc:
         if isinstance(part, int):
             path += f"[{part}]"
         else:
-            path += f".{part}" if path else str(part)
+            text = str(part)
+            if text == "[key]" or not _SAFE_NAME.fullmatch(text):
+                text = _UNNAMED if text != "[key]" else "(key)"
+            path += f".{text}" if path else text
     return path or "(body)"
 
 
@@ -59,7 +79,7 @@ def error_body(message: str, problems: list[dict[str, str]] | None = None) -> by
     return json.dumps(body).encode("utf-8")
 
 
-async def _respond(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]] = ()) -> None:
+async def _respond(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | tuple = ()) -> None:
     await send(
         {
             "type": "http.response.start",
@@ -112,6 +132,7 @@ class RequestGuard:
         max_body_bytes: int,
         keys: KeyRing | None = None,
         open_prefixes: tuple[str, ...] = (),
+        settings: Hardening = Hardening(),
     ) -> None:
         self.app = app
         self.models = dict(models)
@@ -120,6 +141,9 @@ class RequestGuard:
         self.open_prefixes = ("/static_content/", "/assets/", *open_prefixes)
         self.max_body_bytes = max_body_bytes
         self.keys = keys if keys is not None else KeyRing.from_env()
+        self.settings = settings
+        self.failures = FailureLimiter(settings.failed_auth_limit, settings.failed_auth_window_s)
+        self.earliest = datetime.fromisoformat(settings.earliest_time)
 
     def _is_open(self, path: str) -> bool:
         return path in self.open_paths or path.startswith(self.open_prefixes)
@@ -130,15 +154,25 @@ class RequestGuard:
             return
         path = scope["path"]
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        client = client_of(scope)
+        wait = self.failures.retry_after(client)
+        if wait is not None:
+            await _respond(send, 429, error_body("too many failed attempts with wrong keys; wait and try again"),
+                           [(b"retry-after", str(wait).encode())])
+            return
         self.keys.refresh()
         token = bearer_token(headers.get("authorization"))
         challenge = [(b"www-authenticate", b'Bearer realm="lapse"')]
         if path in self.admin_paths:
             if not self.keys.is_admin(token):
                 status = 403 if self.keys.is_client(token) else 401
+                if status == 401 and token:
+                    self.failures.failed(client)
                 await _respond(send, status, error_body("this endpoint needs the admin key"), challenge)
                 return
         elif not self.keys.is_client(token):
+            if token:  # a key was tried and is wrong (a call without any key guesses nothing)
+                self.failures.failed(client)
             await _respond(send, 401, error_body("a valid API key is needed: Authorization: Bearer <key>"), challenge)
             return
 
@@ -159,10 +193,17 @@ class RequestGuard:
             await _respond(send, 413, error_body(f"request body is over the limit of {self.max_body_bytes} bytes"))
             return
         try:
-            scope[VALIDATED] = model.model_validate_json(body or b"{}")
+            validated = model.model_validate_json(body or b"{}")
         except ValidationError as error:
             await _respond(send, 422, error_body("the request breaks the rules below", problems_of(error)))
             return
+        validated, rejected = self._in_range(validated)
+        if validated is None:
+            await _respond(send, 422, error_body("the request breaks the rules below", rejected))
+            return
+        scope[VALIDATED] = validated
+        if rejected:
+            send = _with_errors(send, rejected)
 
         replayed = False
 
@@ -174,6 +215,55 @@ class RequestGuard:
             return await receive()
 
         await self.app(scope, replay, send)
+
+    def _in_range(self, request: BaseModel) -> tuple[BaseModel | None, list[dict[str, Any]]]:
+        """The request without its out-of-range patients, and their problems; (None, problems) if none is left."""
+        if hasattr(request, "patient"):
+            problems = bounds.patient_problems(request.patient, "patient", self.earliest)
+            return (None, problems) if problems else (request, [])
+        items = getattr(request, "patients", None)
+        if not items:
+            return request, []
+        duplicates = bounds.duplicate_problems(items)
+        if duplicates:
+            return None, duplicates
+        bad = bounds.batch_problems(items, self.earliest)
+        if not bad:
+            return request, []
+        if len(bad) == len(items):
+            return None, [p for problems in bad.values() for p in problems]
+        kept = [item for i, item in enumerate(items) if i not in bad]
+        errors = [{"index": i, "patient_id": items[i].patient_id, "problems": problems} for i, problems in bad.items()]
+        return request.model_copy(update={"patients": kept}), errors
+
+
+def _with_errors(send: Send, errors: list[dict[str, Any]]) -> Send:
+    """`send` that adds `errors` (the patients left out) to a successful JSON answer."""
+    held: Message | None = None
+    chunks: list[bytes] = []
+
+    async def wrapped(message: Message) -> None:
+        nonlocal held
+        if message["type"] == "http.response.start":
+            if message["status"] != 200:
+                await send(message)
+                return
+            held = message
+            return
+        if held is None:
+            await send(message)
+            return
+        chunks.append(message.get("body", b""))
+        if message.get("more_body", False):
+            return
+        answer = json.loads(b"".join(chunks))
+        answer["errors"] = errors
+        body = json.dumps(answer).encode("utf-8")
+        headers = [(k, v) for k, v in held.get("headers", []) if k.lower() != b"content-length"]
+        await send({**held, "headers": [*headers, (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+    return wrapped
 
 
 def validated_input(model: type[M]) -> type[M]:

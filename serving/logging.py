@@ -3,16 +3,28 @@
 Exception messages are where submitted values leak: pydantic's ValidationError quotes the
 offending input, a KeyError quotes the key, a ValueError whatever its author put in it.
 The filter keeps the exception's type and the code path (file, line, function) and drops
-every message, so a log line says what broke and where, never with what.
+every message, so a log line says what broke and where, never with what. Every log line has its
+control characters escaped (a request path with %0a cannot forge a line, %00 cannot write a NUL),
+and an uncaught exception in any thread is logged through the same filter (`install_thread_hook`).
 """
 
 from __future__ import annotations
 
 import logging
+import re
+import threading
 import traceback
 from types import TracebackType
 
 WITHHELD = "(message withheld: it may quote submitted values)"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+log = logging.getLogger("lapse.serving")
+
+
+def escape_controls(text: str) -> str:
+    """`text` with every control character written as an escape (\\n, \\x00), so it stays one log line."""
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1] if m.group() not in "\u2028\u2029"
+                        else f"\\u{ord(m.group()):04x}", text)
 
 
 def _describe(exc: BaseException) -> str:
@@ -67,6 +79,11 @@ class RedactValues(logging.Filter):
                 record.args = {k: _describe(v) if isinstance(v, BaseException) else v for k, v in record.args.items()}
             else:
                 record.args = tuple(_describe(a) if isinstance(a, BaseException) else a for a in record.args)
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a broken format must not break logging
+            message = f"(unformattable log message from {record.name})"
+        record.msg, record.args = escape_controls(message), None
         return True
 
 
@@ -85,3 +102,16 @@ def install_redaction(level: int = logging.INFO) -> None:
         if not any(isinstance(f, RedactValues) for f in handler.filters):
             handler.addFilter(RedactValues())
     logging.getLogger("lapse").setLevel(level)
+
+
+def _thread_failed(args: threading.ExceptHookArgs) -> None:
+    if args.exc_type is SystemExit or args.exc_value is None:
+        return
+    name = args.thread.name if args.thread is not None else "unknown"
+    # The traceback is redacted here, so it stays redacted even if no handler carries the filter.
+    log.error("uncaught exception in thread %s\n%s", name, redacted_traceback(args.exc_value))
+
+
+def install_thread_hook() -> None:
+    """Send every thread's uncaught exception through the redacting logger instead of raw stderr."""
+    threading.excepthook = _thread_failed

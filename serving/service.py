@@ -21,11 +21,12 @@ from starlette.responses import JSONResponse, Response
 from config import DEFAULT_PATHS
 from models.loaded import LoadedModel
 
-from . import scoring
+from . import connections, scoring
 from .decision_log import Decision, DecisionLog, DecisionLogError
+from .edge import Edge
 from .guard import RequestGuard, validated_input
-from .logging import install_redaction
 from .inputs import InputProblems
+from .logging import install_redaction, install_thread_hook
 from .model_store import ModelStore
 from .schemas import (
     Explanation,
@@ -40,10 +41,14 @@ from .schemas import (
     TriageRequest,
     TriageResponse,
 )
-from .settings import decision_log_url, serving_config
+from .settings import decision_log_url, hardening, serving_config
 from .ui import ClinicianPage
 
 CONFIG = serving_config()
+HARDENING = hardening()
+# uvicorn is started by BentoML after this module is imported: its connections get a header deadline
+# and a cap from here on (serving/connections.py).
+connections.install(HARDENING)
 # Requests with more patients than this, or with raw events, are scored in a worker thread.
 _INLINE_PATIENTS = 32
 OPEN_PATHS = frozenset({"/", "/livez", "/healthz", "/readyz", "/metrics", "/docs.json", "/schema.json"})
@@ -51,8 +56,17 @@ OPEN_PATHS = frozenset({"/", "/livez", "/healthz", "/readyz", "/metrics", "/docs
 OPEN_PREFIXES = ("/ui/",)
 ADMIN_PATHS = frozenset({"/admin/reload"})
 card_app = FastAPI(title="lapse model card", docs_url=None, redoc_url=None, openapi_url=None)
-clinician_page = ClinicianPage()
+clinician_page = ClinicianPage(settings=HARDENING)
 Work = Callable[[LoadedModel, datetime], tuple[scoring.Answer, list[Decision]]]
+
+
+# The decision log of this worker, once the service has started (the edge's /readyz reads its health).
+_HEALTH: list[DecisionLog] = []
+
+
+def _problem() -> str | None:
+    """Why this worker cannot answer now, or None."""
+    return _HEALTH[0].problem if _HEALTH else None
 
 
 def _unavailable(message: str) -> JSONResponse:
@@ -72,6 +86,8 @@ def _programs(items: list[PatientIn]) -> list[str | None]:
     name="lapse",
     workers=CONFIG.workers,
     traffic={"timeout": CONFIG.request_timeout_s},
+    # BentoML labels its request metrics by raw path (unbounded); serving/edge.py counts by route instead.
+    metrics={"enabled": False, "namespace": "bentoml_service"},
     logging={"access": {"enabled": True, "request_content_length": True, "response_content_length": True}},
     # No trace exporter is configured, and building the unsampled spans costs about 0.5 ms a request.
     tracing={"excluded_urls": [r"."]},
@@ -83,13 +99,16 @@ class RiskService:
 
     def __init__(self) -> None:
         install_redaction()
+        install_thread_hook()
         self.store = ModelStore(CONFIG, DEFAULT_PATHS.tracking_uri)
-        self.decision_log = DecisionLog(decision_log_url(CONFIG), CONFIG.decision_log_sync)
+        self.decision_log = DecisionLog(decision_log_url(CONFIG), CONFIG.decision_log_sync,
+                                        HARDENING.decision_log_busy_ms, HARDENING.decision_log_retry_s)
+        _HEALTH.append(self.decision_log)
         self.warm = False
         self.store.reload()
         self._warm_up()
         self.store.start_polling(CONFIG.poll_seconds)
-        clinician_page.attach(lambda: self.store.current, self.decision_log.engine, CONFIG.data_dir or None,
+        clinician_page.attach(lambda: self.store.current, lambda: self.decision_log.engine, CONFIG.data_dir or None,
                               CONFIG.top_reasons)
 
     def _warm_up(self) -> None:
@@ -98,7 +117,7 @@ class RiskService:
             self.warm = True
 
     def __is_ready__(self) -> bool:
-        return self.warm and self.store.current is not None
+        return self.warm and self.store.current is not None and self.decision_log.healthy
 
     async def _answer(self, items: list[PatientIn], work: Work) -> Any:
         """Run `work` with the current model, commit its decisions, then send its answer."""
@@ -179,6 +198,8 @@ class RiskService:
         return scoring.model_card(model)
 
 
+# Added first, so it runs before the guard: every reply, refusals included, gets its headers and metrics.
+RiskService.add_asgi_middleware(Edge, problem=_problem)
 RiskService.add_asgi_middleware(
     RequestGuard,
     models={"/score": ScoreRequest, "/explain": ExplainRequest, "/triage": TriageRequest,
@@ -187,4 +208,5 @@ RiskService.add_asgi_middleware(
     open_paths=OPEN_PATHS | {"/ui"},
     open_prefixes=OPEN_PREFIXES,
     max_body_bytes=CONFIG.max_body_bytes,
+    settings=HARDENING,
 )

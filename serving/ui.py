@@ -2,22 +2,21 @@
 
 `ClinicianPage` is a Starlette app mounted by the service; the service attaches its own model
 store, decision log and data folder to it on start-up, so the page and the API answer from the
-same objects. Sign-in takes one of the service's API keys and keeps a signed session in an
-HttpOnly, SameSite=Strict cookie (the key itself never leaves the server after the form post);
-the HTML page redirects to the sign-in form without a session and the JSON answers 401.
+same objects. Sign-in takes one of the service's API keys and opens a server-side session
+(serving/sessions.py) named by a signed, HttpOnly, SameSite=Strict cookie (the key itself never
+leaves the server after the form post); the HTML page redirects to the sign-in form without a
+session and the JSON answers 401. Failed sign-ins are limited per client (429 with Retry-After);
+a POST must carry an Origin equal to the configured public origin or the address the server is
+bound to (the Host header is not trusted). The overview is built in a worker thread and reused for
+`Hardening.overview_cache_s`, so loading the page does not slow /score down.
 Patient identifiers travel in request bodies, not URLs, so access logs carry none.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import html
 import json
 import logging
-import secrets
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,13 +36,15 @@ from models.loaded import LoadedModel
 
 from .auth import KeyRing
 from .card_view import model_card_view
+from .ratelimit import FailureLimiter
+from .sessions import Sessions, SessionsUnavailable
+from .settings import Hardening
 from .timeline import CohortSource
 from .ui_data import latest_two, patient_list, patient_view, recompute
 
 log = logging.getLogger("lapse.serving.ui")
 STATIC = Path(__file__).resolve().parent / "static"
 COOKIE = "lapse_session"
-_SESSION_CONTEXT = b"lapse clinician page session v1"
 _PATIENT_ID_MAX = 128
 SECURITY_HEADERS = {
     "content-security-policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
@@ -56,78 +57,12 @@ SECURITY_HEADERS = {
 }
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-class Sessions:
-    """Signed sessions: the cookie holds an expiry, a random nonce and a MAC keyed by the API key's digest.
-
-    Any worker process can check a cookie without shared state; removing a key from the key ring
-    ends its sessions at once. Signing out revokes the nonce in this process.
-    """
-
-    def __init__(self, keys: KeyRing, hours: float) -> None:
-        self.keys = keys
-        self.seconds = hours * 3600.0
-        self._revoked: dict[str, float] = {}
-        self._lock = threading.Lock()
-
-    @staticmethod
-    def _mac(key_digest: bytes, payload: str) -> bytes:
-        signing_key = hmac.new(key_digest, _SESSION_CONTEXT, hashlib.sha256).digest()
-        return hmac.new(signing_key, payload.encode("ascii"), hashlib.sha256).digest()
-
-    def issue(self, key: str) -> str | None:
-        """A session token for a valid client key, or None for a key the service does not accept."""
-        self.keys.refresh()
-        if not self.keys.is_client(key):
-            return None
-        payload = f"v1.{int(time.time() + self.seconds)}.{_b64(secrets.token_bytes(18))}"
-        digest = hashlib.sha256(key.encode("utf-8")).digest()
-        return f"{payload}.{_b64(self._mac(digest, payload))}"
-
-    def valid(self, token: str | None) -> bool:
-        """Whether `token` is an unexpired, unrevoked session signed with a key the service still accepts."""
-        if not token or len(token) > 200:
-            return False
-        payload, _, mac_text = token.rpartition(".")
-        parts = payload.split(".")
-        if len(parts) != 3 or parts[0] != "v1" or not parts[1].isdigit():
-            return False
-        if not (time.time() < int(parts[1]) <= time.time() + self.seconds + 60):
-            return False
-        with self._lock:
-            if parts[2] in self._revoked:
-                return False
-        try:
-            mac = base64.urlsafe_b64decode(mac_text + "=" * (-len(mac_text) % 4))
-        except ValueError:
-            return False
-        self.keys.refresh()
-        found = False
-        for digest in self.keys.client:
-            found |= hmac.compare_digest(self._mac(digest, payload), mac)
-        return found
-
-    def revoke(self, token: str | None) -> None:
-        """End a session in this process (the browser's cookie is cleared too)."""
-        if not token:
-            return
-        parts = token.split(".")
-        if len(parts) == 4 and parts[1].isdigit():
-            now = time.time()
-            with self._lock:
-                self._revoked = {n: t for n, t in self._revoked.items() if t > now}
-                self._revoked[parts[2]] = float(parts[1])
-
-
 @dataclass
 class Sources:
     """The service objects the page answers from."""
 
     model: Callable[[], LoadedModel | None]
-    decision_engine: Any  # sqlalchemy Engine of the decision log
+    engine: Callable[[], Any]  # the decision log's sqlalchemy Engine now (None while it cannot be opened)
     cohort: CohortSource
     top_reasons: int
 
@@ -160,13 +95,30 @@ async def _body(request: Request, limit: int) -> bytes | None:
     return b"".join(chunks)
 
 
-def _same_origin(request: Request) -> bool:
-    """Whether a form post comes from this page (browsers send Origin on every POST; its absence is allowed)."""
+def allowed_origins(public_origin: str, server: tuple[str, int] | None) -> set[str]:
+    """The origins a state-changing request may come from: the configured one, else the bound address."""
+    if public_origin:
+        return {public_origin.rstrip("/")}
+    if not server:
+        return set()
+    host, port = server
+    hosts = {f"[{host}]" if ":" in host else host}
+    if host in ("127.0.0.1", "::1"):
+        hosts.add("localhost")
+    out = {f"{scheme}://{h}:{port}" for scheme in ("http", "https") for h in hosts}
+    if port == 80:
+        out |= {f"http://{h}" for h in hosts}
+    if port == 443:
+        out |= {f"https://{h}" for h in hosts}
+    return out
+
+
+def _same_origin(request: Request, public_origin: str) -> bool:
+    """Whether a POST comes from this page: browsers send Origin on every POST, so none is refused."""
     origin = request.headers.get("origin")
-    if origin is None:
-        return True
-    host = request.headers.get("host", "")
-    return origin in (f"http://{host}", f"https://{host}")
+    if not origin:
+        return False
+    return origin.rstrip("/") in allowed_origins(public_origin, request.scope.get("server"))
 
 
 def _base(request: Request) -> str:
@@ -208,10 +160,15 @@ def login_html(message: str | None = None) -> str:
 class ClinicianPage(Starlette):
     """The /ui sub-application; answers 503 until the service attaches its objects."""
 
-    def __init__(self, config: ClinicianPageConfig = ClinicianPageConfig(), keys: KeyRing | None = None) -> None:
+    def __init__(self, config: ClinicianPageConfig = ClinicianPageConfig(), keys: KeyRing | None = None,
+                 settings: Hardening = Hardening()) -> None:
         self.config = config
+        self.settings = settings
         self.sessions = Sessions(keys if keys is not None else KeyRing.from_env(), config.session_hours)
+        self.failures = FailureLimiter(settings.failed_auth_limit, settings.failed_auth_window_s)
         self.sources: Sources | None = None
+        self._overview: tuple[float, object, bytes] | None = None
+        self._overview_lock: anyio.Lock | None = None
         super().__init__(routes=[
             Route("/", self.page, methods=["GET"]),
             Route("/login", self.login_form, methods=["GET"]),
@@ -225,28 +182,36 @@ class ClinicianPage(Starlette):
 
     def attach(self, model: Callable[[], LoadedModel | None], decision_engine: Any, data_dir: str | Path | None,
                top_reasons: int) -> None:
-        """Answer from the service's model store, decision log engine and data folder."""
-        self.sources = Sources(model, decision_engine, CohortSource(data_dir, self.config.data_check_seconds),
-                               top_reasons)
+        """Answer from the service's model store, decision log engine (or a function giving it) and data folder."""
+        engine = decision_engine if callable(decision_engine) else (lambda: decision_engine)
+        self.sessions.bind(engine)
+        self.sources = Sources(model, engine, CohortSource(data_dir, self.config.data_check_seconds), top_reasons)
 
-    def _signed_in(self, request: Request) -> bool:
-        return self.sessions.valid(request.cookies.get(COOKIE))
+    async def _signed_in(self, request: Request) -> bool:
+        # A database read: done in a worker thread, off the event loop /score is answered on.
+        return await anyio.to_thread.run_sync(self.sessions.valid, request.cookies.get(COOKIE))
 
     # --- pages ---------------------------------------------------------------------------------
 
     async def page(self, request: Request) -> Response:
-        if not self._signed_in(request):
+        if not await self._signed_in(request):
             return _secure(RedirectResponse(f"{_base(request)}/login", status_code=303))
         return _secure(FileResponse(STATIC / "ui.html", media_type="text/html"))
 
     async def login_form(self, request: Request) -> Response:
-        if self._signed_in(request):
+        if await self._signed_in(request):
             return _secure(RedirectResponse(f"{_base(request)}/", status_code=303))
         return _secure(HTMLResponse(login_html()))
 
     async def login(self, request: Request) -> Response:
-        if not _same_origin(request):
+        if not _same_origin(request, self.settings.public_origin):
             return _secure(HTMLResponse(login_html("Sign in from this page."), status_code=403))
+        client = request.client.host if request.client else "unknown"
+        wait = self.failures.retry_after(client)
+        if wait is not None:
+            response = HTMLResponse(login_html("Too many attempts. Wait a few minutes, then try again."),
+                                    status_code=429, headers={"retry-after": str(wait)})
+            return _secure(response)
         body = await _body(request, self.config.max_body_bytes)
         if body is None:
             return _secure(HTMLResponse(login_html("That was too long to be an access key."), status_code=413))
@@ -254,8 +219,13 @@ class ClinicianPage(Starlette):
             key = parse_qs(body.decode("utf-8"), max_num_fields=4).get("key", [""])[0].strip()
         except (UnicodeDecodeError, ValueError):
             key = ""
-        token = self.sessions.issue(key) if key else None
+        try:
+            token = await anyio.to_thread.run_sync(self.sessions.issue, key) if key else None
+        except SessionsUnavailable:
+            return _secure(HTMLResponse(login_html("Sign-in is unavailable right now; try again shortly."),
+                                        status_code=503, headers={"retry-after": "5"}))
         if token is None:
+            self.failures.failed(client)
             return _secure(HTMLResponse(login_html("That access key was not accepted. Check it and try again."),
                                         status_code=401))
         response = RedirectResponse(f"{_base(request)}/", status_code=303)
@@ -264,24 +234,24 @@ class ClinicianPage(Starlette):
         return _secure(response)
 
     async def logout(self, request: Request) -> Response:
-        if not _same_origin(request):
+        if not _same_origin(request, self.settings.public_origin):
             return _error(403, "sign out from the page itself")
-        self.sessions.revoke(request.cookies.get(COOKIE))
+        await anyio.to_thread.run_sync(self.sessions.revoke, request.cookies.get(COOKIE))
         response = RedirectResponse(f"{_base(request)}/login", status_code=303)
         response.delete_cookie(COOKIE, path=f"{_base(request)}/", httponly=True, samesite="strict")
         return _secure(response)
 
     # --- JSON the page reads ---------------------------------------------------------------------
 
-    def _gate(self, request: Request) -> Response | None:
-        if not self._signed_in(request):
+    async def _gate(self, request: Request) -> Response | None:
+        if not await self._signed_in(request):
             return _error(401, "sign in first")
-        if self.sources is None:
+        if self.sources is None or self.sources.engine() is None:
             return _error(503, "the service is still starting; try again shortly")
         return None
 
     async def overview(self, request: Request) -> Response:
-        refused = self._gate(request)
+        refused = await self._gate(request)
         if refused is not None:
             return refused
         sources = self.sources
@@ -296,19 +266,33 @@ class ClinicianPage(Starlette):
                 log.warning("clinician page: reasons for the list not recomputed (%s)", type(error).__name__)
                 return {}
 
-        def build() -> dict:
-            return patient_list(latest_two(sources.decision_engine), self.config.list_limit, explain)
+        def build() -> bytes:
+            listing = patient_list(latest_two(sources.engine()), self.config.list_limit, explain)
+            listing["tiers"] = [name for name, _ in model.tiers] if model else sorted({p["tier"] for p in
+                                                                                      listing["patients"]})
+            listing["model"] = None if model is None else {"name": model.name, "version": model.version}
+            listing["horizon_days"] = None if model is None else model.horizon_days
+            listing["timeline_available"] = sources.cohort.configured
+            return json.dumps(listing, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
 
-        listing = await anyio.to_thread.run_sync(build)
-        listing["tiers"] = [name for name, _ in model.tiers] if model else sorted({p["tier"] for p in
-                                                                                  listing["patients"]})
-        listing["model"] = None if model is None else {"name": model.name, "version": model.version}
-        listing["horizon_days"] = None if model is None else model.horizon_days
-        listing["timeline_available"] = sources.cohort.configured
-        return _json(listing)
+        body = await self._cached_overview(model, build)
+        return _secure(Response(body, media_type="application/json"))
+
+    async def _cached_overview(self, model: LoadedModel | None, build: Callable[[], bytes]) -> bytes:
+        """The patient list as JSON, built and encoded in a worker thread at most once per `overview_cache_s`
+        (concurrent loads share one build), so page loads do not take the event loop from /score."""
+        if self._overview_lock is None:
+            self._overview_lock = anyio.Lock()
+        async with self._overview_lock:
+            cached = self._overview
+            version = None if model is None else model.version
+            if cached is None or cached[1] != version or time.monotonic() - cached[0] > self.settings.overview_cache_s:
+                cached = (time.monotonic(), version, await anyio.to_thread.run_sync(build))
+                self._overview = cached
+        return cached[2]
 
     async def patient(self, request: Request) -> Response:
-        refused = self._gate(request)
+        refused = await self._gate(request)
         if refused is not None:
             return refused
         if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
@@ -325,7 +309,7 @@ class ClinicianPage(Starlette):
         sources = self.sources
         try:
             view = await anyio.to_thread.run_sync(
-                patient_view, sources.decision_engine, patient_id, sources.model(), sources.cohort,
+                patient_view, sources.engine(), patient_id, sources.model(), sources.cohort,
                 sources.top_reasons, self.config.timeline_days)
         except Exception as error:  # noqa: BLE001 - say what broke, never with which values
             log.warning("clinician page: patient view failed (%s)", type(error).__name__)
@@ -335,7 +319,7 @@ class ClinicianPage(Starlette):
         return _json(view)
 
     async def model_card(self, request: Request) -> Response:
-        refused = self._gate(request)
+        refused = await self._gate(request)
         if refused is not None:
             return refused
         model = self.sources.model()

@@ -159,10 +159,12 @@ def one_feature_item(store: Store, patient_id: str = "pat-1") -> dict:
 # --- health, model card ----------------------------------------------------------------
 
 
-def test_health_readiness_and_metrics_are_open(server):
-    for path in ("/livez", "/healthz", "/readyz", "/metrics"):
+def test_health_and_readiness_are_open_and_metrics_need_the_admin_key(server):
+    for path in ("/livez", "/healthz", "/readyz"):
         assert httpx.get(server.url + path).status_code == 200, path
-    assert "bentoml" in httpx.get(server.url + "/metrics").text
+    assert httpx.get(server.url + "/metrics").status_code == 401
+    scrape = httpx.get(server.url + "/metrics", headers={"Authorization": f"Bearer {ADMIN}"})
+    assert scrape.status_code == 200 and "lapse_http_requests_total" in scrape.text
 
 
 def test_model_card_describes_the_served_version(client, server):

@@ -251,3 +251,61 @@ def test_lapse_serve_refuses_to_start_without_client_keys(capsys, monkeypatch):
         monkeypatch.delenv(name, raising=False)
     assert main(["serve", "--port", "3999"]) == 2
     assert "LAPSE_API_KEYS" in capsys.readouterr().err
+
+
+# --- issue 12: hostile input, without a server ------------------------------------------------------------
+
+
+def test_log_lines_escape_control_characters():
+    logger, stream = _capture()
+    logger.info("GET %s", "/x\nFORGED-LINE admin\x00\x1b[31m\u2028")
+    text = stream.getvalue()
+    assert text.count("\n") == 1 and "\x00" not in text and "\x1b" not in text and "\u2028" not in text
+    assert "\\nFORGED-LINE" in text and "\\x00" in text
+
+
+def test_made_up_names_are_not_repeated_in_field_paths():
+    assert field_path(("patients", 0, "features", "n" * 10_000)) == "patients[0].features.(a name not shown)"
+    assert field_path(("patients", 0, "features", "x\ny", "[key]")) == "patients[0].features.(a name not shown).(key)"
+    assert field_path(("patients", 2, "as_of")) == "patients[2].as_of"
+
+
+def test_wrong_keys_are_limited_per_client_in_a_sliding_window():
+    from serving.ratelimit import FailureLimiter
+
+    limiter = FailureLimiter(limit=3, window_s=0.5)
+    for _ in range(3):
+        assert limiter.retry_after("10.0.0.1") is None
+        limiter.failed("10.0.0.1")
+    assert limiter.retry_after("10.0.0.1") == 1 and limiter.retry_after("10.0.0.2") is None
+    time.sleep(0.6)
+    assert limiter.retry_after("10.0.0.1") is None
+
+
+def test_feature_ranges_follow_units_and_the_data_contract():
+    from serving.bounds import FLOAT32_MAX, feature_problems, feature_ranges
+
+    ranges = feature_ranges()
+    assert ranges["age"] == (12.0, 110.0) and ranges["male"] == (0.0, 1.0) and ranges["latest_mood"] == (0.0, 10.0)
+    assert ranges["sessions_7d"] == (0.0, FLOAT32_MAX) and ranges["phq9_change"] == (-27.0, 27.0)
+    assert ranges["activity_slope_14d"] == (-FLOAT32_MAX, FLOAT32_MAX)
+    problems = feature_problems({"sessions_7d": -1e6, "age": 40.0, "unknown_x": 1e308, "n" * 100: 1e39,
+                                 "latest_mood": None}, "patients[0]")
+    assert [p["field"] for p in problems] == ["patients[0].features.sessions_7d", "patients[0].features.unknown_x",
+                                             "patients[0].features"]
+    assert all("1e" not in p["rule"] or "3.4e38" in p["rule"] for p in problems)
+
+
+def test_the_gate_scores_the_good_patients_of_a_batch_and_names_the_bad_one():
+    guard, seen = _guarded_app(max_body=1 << 20)
+    auth = {"Content-Type": "application/json", "Authorization": "Bearer good"}
+    good = {"patient_id": "p1", "features": {"age": 30.0}}
+    bad = {"patient_id": "p2", "features": {"age": -3.0}}
+    reply = _call(guard, "/score", json.dumps({"patients": [good, bad]}).encode(), auth)
+    assert reply.status_code == 200
+    assert [p.patient_id for p in seen[-1].patients] == ["p1"]
+    assert reply.json()["errors"][0]["problems"][0]["field"] == "patients[1].features.age"
+    only_bad = _call(guard, "/score", json.dumps({"patients": [bad]}).encode(), auth)
+    assert only_bad.status_code == 422 and len(seen) == 1
+    twice = _call(guard, "/score", json.dumps({"patients": [good, good]}).encode(), auth)
+    assert twice.status_code == 422 and twice.json()["problems"][0]["type"] == "duplicate_patient"

@@ -184,15 +184,17 @@ def test_without_a_session_pages_redirect_to_sign_in_and_data_answers_401(served
 
         elsewhere = client.post("/ui/login", data={"key": KEY}, headers={"origin": "https://elsewhere.example"})
         assert elsewhere.status_code == 403 and "set-cookie" not in elsewhere.headers
-        wrong = client.post("/ui/login", data={"key": "not-the-key"})
+        here = {"origin": served.url}  # browsers send Origin on every POST; one without it is refused
+        assert client.post("/ui/login", data={"key": KEY}).status_code == 403
+        wrong = client.post("/ui/login", data={"key": "not-the-key"}, headers=here)
         assert wrong.status_code == 401 and "set-cookie" not in wrong.headers
-        good = client.post("/ui/login", data={"key": KEY})
+        good = client.post("/ui/login", data={"key": KEY}, headers=here)
         assert good.status_code == 303 and good.headers["location"].endswith("/ui/")
         cookie = good.headers["set-cookie"]
         assert "HttpOnly" in cookie and re.search(r"SameSite=strict", cookie, re.I) and "Path=/ui/" in cookie
         assert KEY not in cookie and KEY not in good.headers["location"]
         assert client.get("/ui/api/overview").status_code == 200
-        signed_out = client.post("/ui/logout")
+        signed_out = client.post("/ui/logout", headers=here)
         assert signed_out.status_code == 303
         client.cookies.clear()
         assert client.get("/ui/api/overview").status_code == 401
@@ -361,7 +363,8 @@ def test_without_a_data_folder_the_page_shows_the_logged_factors_and_says_the_ti
     app.attach(lambda: model, engine, None, 5)
     try:
         with TestClient(app, base_url="http://127.0.0.1") as client:
-            assert client.post("/login", data={"key": KEY}, follow_redirects=False).status_code == 303
+            assert client.post("/login", data={"key": KEY}, headers={"origin": "http://127.0.0.1"},
+                               follow_redirects=False).status_code == 303
             listing = client.get("/api/overview").json()
             assert listing["timeline_available"] is False
             top = listing["patients"][0]

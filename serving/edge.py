@@ -1,0 +1,160 @@
+"""The outermost of lapse's middlewares: security headers, metrics by route, the index page, readiness.
+
+- Every reply gets security headers (a CSP, nosniff, frame-ancestors 'none', no referrer leaks) and
+  `Cache-Control: no-store` (answers carry patient data; nothing here is worth caching).
+- Request counts and durations are labelled by route template, never by the requested path: an
+  unknown path is counted as "other", so random paths cannot grow the metrics without bound.
+  `GET /metrics` needs the admin key or the metrics key (LAPSE_METRICS_KEY).
+- `/` is a local page without scripts (BentoML's index loads Google Tag Manager and a Swagger UI
+  from a CDN; its assets are not served). The OpenAPI document stays at /docs.json.
+- `GET /readyz` answers 503 with the reason while the decision log cannot be written.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import os
+import time
+from collections.abc import Callable
+from hashlib import sha256
+from typing import Any
+
+from .auth import KeyRing, bearer_token
+from .guard import Receive, Scope, Send
+
+METRICS_KEY_ENV = "LAPSE_METRICS_KEY"
+API_HEADERS = {
+    b"content-security-policy": b"default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+    b"x-content-type-options": b"nosniff",
+    b"x-frame-options": b"DENY",
+    b"referrer-policy": b"no-referrer",
+    b"cache-control": b"no-store",
+    b"cross-origin-resource-policy": b"same-origin",
+}
+ROUTES = ("/score", "/explain", "/triage", "/admin/reload", "/model", "/livez", "/healthz", "/readyz",
+          "/metrics", "/", "/docs.json", "/schema.json", "/ui/", "/ui/login", "/ui/logout", "/ui/api/overview",
+          "/ui/api/patient", "/ui/api/model")
+BLOCKED_PREFIXES = ("/static_content/", "/assets/")
+INDEX = b"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>lapse risk service</title></head>
+<body><h1>lapse risk service</h1>
+<p>Dropout risk, reasons and support decisions over HTTP. Every call needs an API key
+(<code>Authorization: Bearer &lt;key&gt;</code>).</p>
+<ul><li><a href="/docs.json">OpenAPI document (JSON)</a></li><li><a href="/ui/">Clinician page</a></li></ul>
+</body></html>
+"""
+
+
+def route_of(path: str) -> str:
+    """The route template a path belongs to; "other" for any path the service does not answer."""
+    if path in ROUTES:
+        return path
+    if path == "/ui":
+        return "/ui/"
+    if path.startswith("/ui/static/"):
+        return "/ui/static/{file}"
+    return "other"
+
+
+class RouteMetrics:
+    """Request counters and durations by route template, in BentoML's (multi-process) registry."""
+
+    def __init__(self) -> None:
+        from bentoml._internal.container import BentoMLContainer
+
+        self.client = BentoMLContainer.metrics_client.get()
+        self.requests = self.client.Counter(name="lapse_http_requests_total", documentation="HTTP requests answered",
+                                            labelnames=["route", "method", "status"])
+        self.seconds = self.client.Histogram(name="lapse_http_request_duration_seconds",
+                                             documentation="time to answer, by route",
+                                             labelnames=["route", "method"])
+
+    def observe(self, route: str, method: str, status: int, seconds: float) -> None:
+        method = method if method in ("GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS") else "other"
+        self.requests.labels(route=route, method=method, status=str(status)).inc()
+        self.seconds.labels(route=route, method=method).observe(seconds)
+
+    def render(self) -> tuple[bytes, str]:
+        return self.client.generate_latest(), self.client.CONTENT_TYPE_LATEST
+
+
+async def _reply(send: Send, status: int, body: bytes, content_type: bytes,
+                 extra: list[tuple[bytes, bytes]] = ()) -> None:
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", content_type), (b"content-length", str(len(body)).encode()), *extra]})
+    await send({"type": "http.response.body", "body": body})
+
+
+class Edge:
+    """ASGI middleware: headers on every reply, route metrics, /metrics behind a key, index, readiness."""
+
+    def __init__(self, app: Callable[..., Any], *, problem: Callable[[], str | None] = lambda: None,
+                 keys: KeyRing | None = None, metrics_key: str | None = None) -> None:
+        self.app = app
+        self.problem = problem
+        self.keys = keys if keys is not None else KeyRing.from_env()
+        key = metrics_key if metrics_key is not None else os.environ.get(METRICS_KEY_ENV, "").strip()
+        self.metrics_key = sha256(key.encode()).digest() if key else None
+        self._metrics: RouteMetrics | None = None
+
+    @property
+    def metrics(self) -> RouteMetrics:
+        if self._metrics is None:  # made on first use: BentoML's registry exists only inside the server
+            self._metrics = RouteMetrics()
+        return self._metrics
+
+    def _may_scrape(self, scope: Scope) -> bool:
+        token = None
+        for name, value in scope.get("headers", []):
+            if name.lower() == b"authorization":
+                token = bearer_token(value.decode("latin-1"))
+        if not token:
+            return False
+        if self.metrics_key is not None and hmac.compare_digest(sha256(token.encode()).digest(), self.metrics_key):
+            return True
+        return self.keys.is_admin(token)
+
+    async def _own(self, scope: Scope, send: Send) -> bool:
+        """Answer the requests the edge serves itself; False for everything else."""
+        path, method = scope["path"], scope.get("method", "GET")
+        if path.startswith(BLOCKED_PREFIXES):
+            await _reply(send, 404, b'{"error": "not found"}', b"application/json")
+        elif path == "/" and method in ("GET", "HEAD"):
+            await _reply(send, 200, INDEX, b"text/html; charset=utf-8")
+        elif path == "/metrics":
+            if not self._may_scrape(scope):
+                await _reply(send, 401, b'{"error": "metrics need the admin or metrics key"}', b"application/json",
+                             [(b"www-authenticate", b'Bearer realm="lapse"')])
+            else:
+                body, kind = self.metrics.render()
+                await _reply(send, 200, body, kind.encode())
+        elif path == "/readyz" and (reason := self.problem()) is not None:
+            await _reply(send, 503, json.dumps({"error": reason}).encode(), b"application/json",
+                         [(b"retry-after", b"5")])
+        else:
+            return False
+        return True
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def secured(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                present = {name.lower() for name, _ in message.get("headers", [])}
+                extra = [(k, v) for k, v in API_HEADERS.items() if k not in present]
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
+            await send(message)
+
+        try:
+            if not await self._own(scope, secured):
+                await self.app(scope, receive, secured)
+        finally:
+            self.metrics.observe(route_of(scope["path"]), scope.get("method", "GET"), status,
+                                 time.perf_counter() - started)
