@@ -30,6 +30,9 @@ def command(
     weeks: Annotated[Optional[int], typer.Option(
         "--weeks", metavar="K", help=f"weeks of duration of use to report, [report] weeks (default {_DEFAULTS.weeks})")]
     = None,
+    pdf: Annotated[bool, typer.Option(
+        "--pdf", help="also print report.pdf with Debian's chromium (skipped, with the reason, when it is missing)")]
+    = False,
     config: ConfigFile = None,
 ) -> int:
     """Build and write the report; print the paths (exit 0) or why the data cannot be used (exit 2)."""
@@ -40,6 +43,7 @@ def command(
     from reporting.build import build_report
     from reporting.files import HTML_FILE, JSON_FILE, ReportInputError, load_inputs, write_files
     from reporting.html import render_html
+    from reporting.pdf import write_pdf_or_reason
 
     flags = {flag: (("report", key), value) for flag, key, value in
              (("--min-cell", "min_cell", min_cell), ("--weeks", "weeks", weeks)) if value is not None}
@@ -62,4 +66,6 @@ def command(
                                   HTML_FILE: render_html(report)})
     for path in paths.values():
         print(path)
+    if pdf:
+        print(write_pdf_or_reason(paths[HTML_FILE]))
     return 0
