@@ -35,7 +35,7 @@ def build_training_table(data_dir: Path, settings: LapseSettings, step: Step):
     from features.validate import load_cohort
 
     step("reading and validating the tables")
-    cohort = load_cohort(data_dir)
+    cohort = load_cohort(data_dir, declared=settings.events)
     data_end = read_data_end(data_dir, cohort.events)
     step("building point-in-time features and labels")
     table = training_table(cohort.patients, cohort.events, data_end, feature_config=settings.features,

@@ -66,7 +66,7 @@ def training_table(patients: pd.DataFrame, events: pd.DataFrame, data_end, days:
         snaps = (pd.concat([snaps, extra], ignore_index=True)
                  .drop_duplicates(["patient_id", "as_of"])
                  .sort_values(["patient_id", "as_of"], kind="stable", ignore_index=True))
-    labels = compute_labels(events, snaps, data_end, label_config)
+    labels = compute_labels(events, snaps, data_end, label_config, feature_config.events)
     keep = (labels["eligible"] & ~labels["censored"]).to_numpy()
     snaps = snaps.loc[keep].reset_index(drop=True)
     features = compute_features(patients, events, snaps[["patient_id", "as_of"]], feature_config)

@@ -39,7 +39,7 @@ class TableBuilder(Protocol):
 
 def local_training_table(data_dir: Path, feature_config: FeatureConfig, label_config: LabelConfig) -> LabelledCohort:
     """Validate the folder's tables and build the labelled training table in this process."""
-    cohort = load_cohort(data_dir)
+    cohort = load_cohort(data_dir, declared=feature_config.events)
     data_end = read_data_end(data_dir, cohort.events)
     table = training_table(cohort.patients, cohort.events, data_end, days=feature_config.as_of_days,
                            feature_config=feature_config, label_config=label_config)

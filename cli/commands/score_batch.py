@@ -75,7 +75,7 @@ def _run_local(data: Path, out: Path, as_of: str | None, model, settings, step) 
     from features.validate import load_cohort
 
     step("reading and validating the tables")
-    cohort = load_cohort(data)
+    cohort = load_cohort(data, declared=settings.events)
     moment = _as_of(as_of, read_data_end(data, cohort.events))
     step("scoring the active patients")
     scores = score_cohort(cohort.patients, cohort.events, moment, model, settings.serving.top_reasons)

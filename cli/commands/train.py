@@ -63,7 +63,7 @@ def _training_data(data: Path, features_file: Path | None, settings, step):
         cohort, data_end, table = build_training_table(data, settings, step)
     else:
         step("reading and validating the tables")
-        cohort = load_cohort(data)
+        cohort = load_cohort(data, declared=settings.events)
         data_end = read_data_end(data, cohort.events)
         step(f"reading {features_file}")
         table = read_training_table(features_file, settings, data_end)
