@@ -450,7 +450,13 @@ def validate_tables(
     return Cohort(_frame(pt, PATIENT_COLUMNS), _frame(et, declared_columns(EVENT_COLUMNS, declared)))
 
 
-def _read_failure(path: Path, exc: Exception) -> str:
+def parse_table(raw: pd.DataFrame, columns: tuple[Column, ...], source: str) -> tuple[pd.DataFrame, list[Problem]]:
+    """Any table against its columns (e.g. the external labels): the canonical frame and every problem."""
+    table, problems = _parse_table(raw, columns, source)
+    return _frame(table, columns), problems
+
+
+def read_failure(path: Path, exc: Exception) -> str:
     kind = "CSV" if path.suffix == ".csv" else "Parquet"
     if isinstance(exc, pd.errors.EmptyDataError):
         return "is empty (not even a header line)"
@@ -476,7 +482,7 @@ def read_tables(data_dir: str | Path) -> tuple[dict[str, tuple[pd.DataFrame, str
         try:
             frame = read_raw_table(path)
         except (OSError, ValueError, pa.ArrowException) as exc:
-            problems.append(Problem(str(path), None, "unreadable", _read_failure(path, exc)))
+            problems.append(Problem(str(path), None, "unreadable", read_failure(path, exc)))
             continue
         if path.suffix == ".csv" and not isinstance(frame.index, pd.RangeIndex):
             # pandas turns the surplus leading fields into an index when every row is longer.
