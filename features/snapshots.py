@@ -31,19 +31,19 @@ def snapshot_times(patients: pd.DataFrame, days: Iterable[int]) -> pd.DataFrame:
     return _as_of_frame(patients["patient_id"].iloc[which], enrolled[which] + day * DAY_US, day)
 
 
-def calendar_snapshot_times(patients: pd.DataFrame, end, every_days: int = 7) -> pd.DataFrame:
-    """As-of times shared by all patients: every `every_days` from the midnight (UTC) before the first
-    enrolment up to `end`, for each patient those strictly after their enrolment; as_of_day is whole
-    days since enrolment."""
+def calendar_snapshot_times(patients: pd.DataFrame, end, every_days: int = 7, start=None) -> pd.DataFrame:
+    """As-of times shared by all patients: every `every_days` from `start` (default: the midnight, UTC, before
+    the first enrolment) up to `end`, for each patient those strictly after their enrolment; as_of_day is
+    whole days since enrolment. One calendar date: start = end."""
     if every_days < 1:
         raise ValueError("calendar snapshots need every_days >= 1")
     enrolled = micros(patients["enrolled_at"], "patients.enrolled_at")
     if len(enrolled) == 0:
         return _as_of_frame(patients["patient_id"], np.zeros(0, np.int64), np.zeros(0, np.int64))
     step = every_days * DAY_US
-    start = (int(enrolled.min()) // DAY_US) * DAY_US
+    start = (int(enrolled.min()) // DAY_US) * DAY_US if start is None else instant_us(start)
     last = (instant_us(end) - start) // step
-    first = (enrolled - start) // step + 1  # first calendar point strictly after enrolment
+    first = np.maximum((enrolled - start) // step + 1, 0)  # first calendar point strictly after enrolment
     n = np.maximum(last - first + 1, 0)
     which = np.repeat(np.arange(len(patients)), n)
     k = np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n) + first[which]
@@ -74,10 +74,12 @@ def training_table(patients: pd.DataFrame, events: pd.DataFrame, data_end, days:
         dropout = labels["dropout"].to_numpy(dtype=np.int64)
     else:
         check_label_config(label_config)
-        snaps = snapshot_times(patients, feature_config.as_of_days if days is None else days)
-        if calendar:
-            extra = calendar_snapshot_times(patients, data_end, feature_config.calendar_every_days)
-            snaps = (pd.concat([snaps, extra], ignore_index=True)
+        days = feature_config.as_of_days if days is None else days
+        snaps = snapshot_times(patients, days) if len(days) else None
+        if calendar or snaps is None:
+            extra = calendar_snapshot_times(patients, feature_config.calendar_end or data_end,
+                                            feature_config.calendar_every_days, feature_config.calendar_start)
+            snaps = (pd.concat([s for s in (snaps, extra) if s is not None], ignore_index=True)
                      .drop_duplicates(["patient_id", "as_of"])
                      .sort_values(["patient_id", "as_of"], kind="stable", ignore_index=True))
         computed = compute_labels(events, snaps, data_end, label_config, feature_config.events)

@@ -102,7 +102,9 @@ class ModelMetadata(_Part):
 
     def feature_config(self) -> FeatureConfig:
         """The feature settings the model was trained with (the program's pace and the as-of days)."""
-        return FeatureConfig(as_of_days=self.as_of_days, program=self.program, events=self.events)
+        # A model trained on calendar snapshots only has no as-of days.
+        return FeatureConfig(as_of_days=self.as_of_days, calendar=not self.as_of_days, program=self.program,
+                             events=self.events)
 
 
 def write_metadata(path: str | Path, metadata: ModelMetadata) -> Path:

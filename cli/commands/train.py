@@ -13,8 +13,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from cli.options import (AsOfDays, Calendar, ConfigFile, DataDir, DefinitionOption, Engine, EngineOption, Horizon,
-                         Scheduler, Workers, label_feature_flags)
+from cli.options import (AsOfDates, AsOfDays, Calendar, ConfigFile, DataDir, DefinitionOption, EligibleWithin, Engine,
+                         EngineOption, EveryDays, Horizon, Scheduler, Workers, label_feature_flags)
 from cli.progress import job_steps
 from config import ConfigError, TrainingConfig, load_settings
 
@@ -90,6 +90,9 @@ def command(
     horizon: Horizon = None,
     definition: DefinitionOption = None,
     calendar: Calendar = None,
+    as_of_dates: AsOfDates = None,
+    every_days: EveryDays = None,
+    eligible_within: EligibleWithin = None,
     threads: Annotated[Optional[int], typer.Option(
         "--threads", metavar="N", min=1,
         help=f"threads for XGBoost training, [training.xgboost] nthread (default: {_TRAINING.xgboost.nthread})")] = None,
@@ -101,7 +104,8 @@ def command(
     """Train and log; print the run id, model version and headline metrics (exit 0), or the problem (exit 2)."""
     # Idle OpenMP threads otherwise spin and starve other work on a busy machine.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    flags = label_feature_flags(as_of_days, horizon, definition, calendar)
+    flags = label_feature_flags(as_of_days, horizon, definition, calendar, as_of_dates, every_days,
+                                eligible_within)
     if seed is not None:
         flags["--seed"] = (("training", "seed"), seed)
     if threads is not None:
