@@ -12,7 +12,8 @@ from typing import Annotated
 import typer
 
 from cli.options import (AsOfDates, AsOfDays, Calendar, ConfigFile, DataDir, DefinitionOption, EligibleWithin, Engine,
-                         EngineOption, EveryDays, Horizon, Scheduler, Workers, label_feature_flags)
+                         EngineOption, EveryDays, Horizon, Scheduler, Workers, label_feature_flags,
+                         refuse_on_dask)
 from cli.progress import job_steps
 from config import ConfigError, load_settings
 
@@ -44,6 +45,7 @@ def command(
     settings = load_settings(data, config, label_feature_flags(as_of_days, horizon, definition, calendar, as_of_dates, every_days,
                                 eligible_within))
     if engine is Engine.dask:
+        refuse_on_dask(data, settings)
         from engines.commands import run_features
 
         return run_features(SimpleNamespace(

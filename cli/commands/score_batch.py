@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 import typer
 
 from cli.options import (AsOfDates, ConfigFile, DataDir, EligibleWithin, Engine, EngineOption, EveryDays, Scheduler,
-                         Workers, parse_dates)
+                         Workers, parse_dates, refuse_on_dask)
 from cli.progress import job_steps
 from config import ConfigError, RegistryConfig, ServingConfig, load_settings
 
@@ -72,6 +72,7 @@ def command(
         model = load_served_model(tracking_uri(), alias or settings.registry.champion_alias,
                                   settings.registry.registered_model)
         if engine is Engine.dask:
+            refuse_on_dask(data, settings, snapshots=False)
             tiers = _run_dask(data, out, dates[0].isoformat() if dates else as_of, scheduler, model, settings)
         else:
             tiers = _run_local(data, out, as_of, model, settings, step, dates, eligible_within)
