@@ -18,14 +18,15 @@ VALUE_KINDS = ("none", "duration", "score", "count")
 # lapse's own event types (features.contract.EventType holds the same names; config sits below features).
 LAPSE_TYPES = ("session", "module_completed", "exercise_completed", "mood_checkin", "phq9", "gad7",
                "message_to_coach", "message_from_coach", "reminder_sent", "reminder_opened", "discontinued")
-TYPE_NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
+TYPE_NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")  # a type as lapse names it (a feature name's stem)
+SOURCE_NAME = re.compile(r"[a-z][a-z0-9_.-]{0,39}")  # a type as the program's export names it
 
 
 class EventTypeDeclaration(Settings):
     """One of the program's event types: what it becomes, whether it is own engagement, what its value means."""
 
     name: str
-    # One of lapse's types, or the program's own name for it (default: the declared name itself).
+    # One of lapse's types, or the program's own name for it (default: the declared name, . and - as _).
     maps_to: str = ""
     # Only for a type of the program's own: does the patient do it (counts as engagement)?
     own_engagement: bool = True
@@ -37,8 +38,8 @@ class EventTypeDeclaration(Settings):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        if not TYPE_NAME.fullmatch(value.strip().lower()):
-            raise ValueError("an event type name is a letter then letters, digits or _ (at most 40)")
+        if not SOURCE_NAME.fullmatch(value.strip().lower()):
+            raise ValueError("an event type name is a letter then letters, digits, _, . or - (at most 40)")
         return value.strip().lower()
 
     @field_validator("value")
@@ -50,10 +51,15 @@ class EventTypeDeclaration(Settings):
 
     @model_validator(mode="after")
     def _target(self) -> "EventTypeDeclaration":
-        target = self.maps_to.strip().lower() or self.name
+        target = self.maps_to.strip().lower() or re.sub(r"[.-]", "_", self.name)
         if not TYPE_NAME.fullmatch(target):
             raise ValueError("maps_to is one of lapse's event types or a name of letters, digits and _")
         object.__setattr__(self, "maps_to", target)
+        defaults = {"own_engagement": True, "value": "none", "words": ""}  # what a dumped declaration carries
+        fixed = sorted(name for name, default in defaults.items() if getattr(self, name) != default)
+        if target in LAPSE_TYPES and fixed:
+            raise ValueError(f"maps to lapse's type {target}, whose engagement, value and words are lapse's: "
+                             f"leave out {', '.join(fixed)}")
         return self
 
     @property

@@ -7,6 +7,7 @@ writes the declaration to paste into lapse.toml (type names are vocabulary, not 
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import replace
 from functools import lru_cache
@@ -89,7 +90,7 @@ def suggestion(raw_types: pd.Series, types: Parsed, values: Parsed) -> str | Non
         kind = "none" if len(v) == 0 else ("count" if bool(np.all(np.mod(v, 1) == 0)) else "score")
         key = re.sub(r"[^a-z0-9_]", "_", name)
         blocks.append("\n".join([
-            f"[events.types.{key}]",
+            f"[events.types.{key if key == name else json.dumps(name)}]",
             f'maps_to = "{key}"'.ljust(32) + "# its own name, or one of lapse's types (e.g. \"session\")",
             "own_engagement = true".ljust(32) + "# the patient's own use of the program?",
             f'value = "{kind}"'.ljust(32) + f"# what its value means: {', '.join(VALUE_KINDS)}"]))

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import numpy as np
-import pyarrow as pa
 
 from config import EventsConfig, EventTypeDeclaration
 from features.contract import OWN_ENGAGEMENT, EventType
@@ -20,12 +19,9 @@ class Vocabulary:
     own: np.ndarray
     declared: tuple[EventTypeDeclaration, ...]  # the program's own types, in code order after lapse's
 
-    @property
-    def arrow(self) -> pa.Array:
-        return pa.array(self.names, type=pa.string())
-
-    @property
+    @cached_property
     def codes(self) -> dict[str, int]:
+        """Type name -> code."""
         return {name: code for code, name in enumerate(self.names)}
 
 
@@ -38,5 +34,3 @@ def vocabulary(events: EventsConfig = EventsConfig()) -> Vocabulary:
     own.flags.writeable = False
     return Vocabulary(names, own, declared)
 
-
-LAPSE_VOCABULARY = vocabulary()

@@ -110,3 +110,20 @@ def test_declared_own_engagement_keeps_a_patient_engaged_for_the_inactivity_labe
     unknown = compute_labels(events, as_of, START + pd.Timedelta(days=30), labels)
     assert declared["eligible"].iloc[0] and declared["dropout"].iloc[0] == 0
     assert not unknown["eligible"].iloc[0]  # without the declaration the quiz is nobody's engagement
+
+
+def test_a_type_named_with_dots_is_suggested_quoted_and_read_under_a_feature_safe_name(tmp_path, capsys):
+    data = _write_program(tmp_path / "program", types=("page.view", "page.view", "session", "session"))
+    (data / "lapse.toml").write_text('[events.columns]\npatient_id = "user"\n')
+    assert main(["validate", "--data", str(data)]) == 2
+    err = capsys.readouterr().err
+    assert '[events.types."page.view"]\nmaps_to = "page_view"' in err
+    (data / "lapse.toml").write_text((data / "lapse.toml").read_text() + err[err.index("[events.types."):])
+    assert main(["validate", "--data", str(data)]) == 0
+    assert re.search(r"page_view\s+2\n", capsys.readouterr().out)
+
+
+def test_a_type_mapped_onto_lapse_s_vocabulary_cannot_redefine_it(tmp_path):
+    (tmp_path / "lapse.toml").write_text('[events.types.login]\nmaps_to = "session"\nvalue = "count"\n')
+    with pytest.raises(ConfigError, match="leave out value"):
+        load_settings(tmp_path)
