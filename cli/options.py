@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
+import pandas as pd
 import typer
 
 from config import FeatureConfig, LabelConfig, ScaleOutConfig
@@ -41,6 +43,18 @@ Calendar = Annotated[Optional[bool], typer.Option(
     "--calendar/--no-calendar", show_default=False,
     help=f"also take snapshots every {_FEATURES.calendar_every_days} calendar days, [features] calendar "
     "(default: off)")]
+AsOfDates = Annotated[Optional[str], typer.Option(
+    "--as-of-dates", metavar="DATE[..DATE]",
+    help="calendar as-of dates instead of days since enrolment: one date (YYYY-MM-DD, midnight UTC, or ISO 8601 "
+    "with a zone), or every --every-days from the first date to the second; [features] calendar_start and "
+    "calendar_end (add --as-of-days to keep days since enrolment too)")]
+EveryDays = Annotated[Optional[int], typer.Option(
+    "--every-days", metavar="N", min=1,
+    help=f"days between calendar as-of dates, [features] calendar_every_days (default: {_FEATURES.calendar_every_days})")]
+EligibleWithin = Annotated[Optional[int], typer.Option(
+    "--eligible-within", metavar="DAYS", min=1,
+    help="a patient is active (eligible) with own engagement within this many days before the as-of time, [labels] "
+    f"engaged_within_days (default: {_LABELS.engaged_within_days})")]
 EngineOption = Annotated[Engine, typer.Option(
     "--engine", help="local: this process, tables in memory; dask: patient partitions on a Dask cluster "
     "(needs the lapse[dask] extra and Parquet tables)")]
@@ -63,13 +77,68 @@ def parse_days(text: str | None) -> tuple[int, ...] | None:
                                  param_hint="--as-of-days") from None
 
 
+def _instant(text: str) -> datetime:
+    stamp = pd.Timestamp(text.strip())
+    if stamp.tz is None:
+        if stamp != stamp.normalize():
+            raise ValueError(text)
+        stamp = stamp.tz_localize("UTC")  # a date alone is its midnight, UTC
+    return stamp.to_pydatetime()
+
+
+def parse_dates(text: str | None) -> tuple[datetime, datetime] | None:
+    """`DATE` or `DATE..DATE` as (first, last) time-zone-aware instants; a date alone is midnight UTC."""
+    if text is None:
+        return None
+    parts = text.split("..")
+    try:
+        if len(parts) > 2 or not all(p.strip() for p in parts):
+            raise ValueError(text)
+        first, last = _instant(parts[0]), _instant(parts[-1])
+    except ValueError:
+        raise typer.BadParameter("as-of dates are one date (2026-03-01) or two joined by .. "
+                                 "(2026-01-01..2026-03-01); a time needs a zone (2026-03-01T09:00:00Z)",
+                                 param_hint="--as-of-dates") from None
+    if last < first:
+        raise typer.BadParameter("the second date is before the first", param_hint="--as-of-dates")
+    return first, last
+
+
 def label_feature_flags(as_of_days: str | None, horizon: int | None, definition: Definition | None,
-                        calendar: bool | None) -> dict:
-    """The label and feature settings given on the command line, for `config.load_settings`."""
+                        calendar: bool | None, as_of_dates: str | None = None, every_days: int | None = None,
+                        eligible_within: int | None = None) -> dict:
+    """The label and feature settings given on the command line, for `config.load_settings`.
+
+    `--as-of-dates` turns calendar snapshots on between its dates and, unless --as-of-days is given too,
+    takes no snapshots at days since enrolment.
+    """
+    dates = parse_dates(as_of_dates)
+    days = parse_days(as_of_days)
     flags = {
-        "--as-of-days": (("features", "as_of_days"), parse_days(as_of_days)),
+        "--as-of-days": (("features", "as_of_days"), () if dates and days is None else days),
         "--horizon": (("labels", "horizon_days"), horizon),
         "--definition": (("labels", "definition"), definition.value if definition else None),
-        "--calendar": (("features", "calendar"), calendar),
+        "--calendar": (("features", "calendar"), True if dates else calendar),
+        "--as-of-dates": (("features", "calendar_start"), dates[0] if dates else None),
+        "--as-of-dates ": (("features", "calendar_end"), dates[1] if dates else None),
+        "--every-days": (("features", "calendar_every_days"), every_days),
+        "--eligible-within": (("labels", "engaged_within_days"), eligible_within),
     }
     return {flag: given for flag, given in flags.items() if given[1] is not None}
+
+
+def refuse_on_dask(data: Path, settings, snapshots: bool = True) -> None:
+    """The Dask engine reads lapse's own contract and label rule: a declared vocabulary, external labels or
+    calendar bounds run on the local engine (refused here rather than ignored on the cluster)."""
+    from config import ConfigError
+    from features.external_labels import labels_file
+
+    if settings.events.types or settings.events.columns != type(settings.events.columns)():
+        raise ConfigError("a declared [events] vocabulary or column names run on the local engine: "
+                          "use --engine local")
+    if snapshots and labels_file(data) is not None:
+        raise ConfigError(f"{data}: external labels (the labels table) run on the local engine: use --engine local")
+    calendar_bounds = settings.features.calendar_start or settings.features.calendar_end
+    if snapshots and (calendar_bounds or not settings.features.as_of_days):
+        raise ConfigError("--as-of-dates runs on the local engine: use --engine local")
+

@@ -30,16 +30,19 @@ def table_settings(settings: LapseSettings, data_end: pd.Timestamp) -> dict:
 
 def build_training_table(data_dir: Path, settings: LapseSettings, step: Step):
     """Validate the folder and build its training table with these settings; returns (cohort, data_end, table)."""
+    from features.external_labels import load_labels
     from features.io import read_data_end
     from features.snapshots import training_table
     from features.validate import load_cohort
 
     step("reading and validating the tables")
-    cohort = load_cohort(data_dir)
+    cohort = load_cohort(data_dir, declared=settings.events)
     data_end = read_data_end(data_dir, cohort.events)
-    step("building point-in-time features and labels")
+    labels = load_labels(data_dir, cohort.patients)
+    step("building point-in-time features at the labelled times" if labels is not None
+         else "building point-in-time features and labels")
     table = training_table(cohort.patients, cohort.events, data_end, feature_config=settings.features,
-                           label_config=settings.labels, calendar=settings.features.calendar)
+                           label_config=settings.labels, calendar=settings.features.calendar, labels=labels)
     table.attrs[RECORD] = json.loads(json.dumps(table_settings(settings, data_end)))
     return cohort, data_end, table
 

@@ -4,6 +4,7 @@ See docs/configuration.md for the file, the environment variables and their prec
 """
 
 from config.errors import ConfigError, LapseError
+from config.events import EventColumns, EventsConfig, EventTypeDeclaration
 from config.features import FeatureConfig
 from config.labels import LabelConfig
 from config.loader import load_settings, settings_file
@@ -17,7 +18,8 @@ from config.settings import LapseSettings
 from config.training import PromotionGates, TrainingConfig, XGBoostParams
 
 __all__ = [
-    "DEFAULT_PATHS", "REPO_ROOT", "ClinicianPageConfig", "ConfigError", "FeatureConfig", "LabelConfig",
+    "DEFAULT_PATHS", "REPO_ROOT", "ClinicianPageConfig", "ConfigError", "EventColumns", "EventTypeDeclaration",
+    "EventsConfig", "FeatureConfig", "LabelConfig",
     "LapseError", "LapseSettings", "Paths", "ProgramConfig", "PromotionGates", "RegistryConfig", "ReportConfig",
     "ScaleOutConfig", "ServingConfig", "TrainingConfig", "XGBoostParams", "load_settings", "settings_file",
 ]

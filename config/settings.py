@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import BaseModel, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from config.events import EventsConfig
 from config.features import FeatureConfig
 from config.labels import LabelConfig
 from config.program import ProgramConfig
@@ -20,7 +21,7 @@ ENV_PREFIX = "LAPSE_"
 ENV_NESTED_DELIMITER = "__"
 
 # Tables whose settings another domain carries: (domain, its field, the table that sets it).
-SHARED_TABLES = (("features", "program", "program"), ("training", "registry", "registry"),
+SHARED_TABLES = (("features", "program", "program"), ("features", "events", "events"), ("training", "registry", "registry"),
                  ("serving", "registry", "registry"))
 
 
@@ -38,6 +39,7 @@ class LapseSettings(BaseSettings):
     labels: LabelConfig = Field(default_factory=LabelConfig)
     features: FeatureConfig = Field(default_factory=FeatureConfig)
     program: ProgramConfig = Field(default_factory=ProgramConfig)
+    events: EventsConfig = Field(default_factory=EventsConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     promotion: PromotionGates = Field(default_factory=PromotionGates)
     registry: RegistryConfig = Field(default_factory=RegistryConfig)

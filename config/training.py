@@ -38,6 +38,9 @@ class TrainingConfig(Settings):
     test_fraction: float = Field(0.2, gt=0, lt=1)
     # Share of the patients enrolled before the test cohorts used for early stopping and calibration.
     validation_fraction: float = Field(0.2, gt=0, lt=1)
+    # Training stops (exit 2, nothing registered) when train, validation or test holds fewer than this many
+    # dropouts or fewer than this many non-dropouts: metrics and calibration on fewer are noise.
+    min_class_rows: int = Field(20, ge=1)
     # The as-of day whose test metrics are the headline (and the promotion gates); pooled if absent.
     headline_day: int = 7
     # Outreach capacities: precision and recall among the top share of risks.

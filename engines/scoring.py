@@ -12,7 +12,7 @@ import json
 import numpy as np
 import pandas as pd
 
-from config import LabelConfig, ServingConfig
+from config import EventsConfig, LabelConfig, ServingConfig
 from engines.features import canonical_partition
 from features.labels import compute_labels
 from features.point_in_time import compute_features
@@ -36,12 +36,13 @@ def score_meta() -> pd.DataFrame:
 
 
 def active_patients(patients: pd.DataFrame, events: pd.DataFrame, as_of: pd.Timestamp,
-                    label_config: LabelConfig) -> pd.DataFrame:
-    """(patient_id, as_of) of patients enrolled by `as_of` and eligible under the label definition then."""
+                    label_config: LabelConfig, events_config: EventsConfig = EventsConfig()) -> pd.DataFrame:
+    """(patient_id, as_of) of patients enrolled by `as_of` and eligible under the label definition then
+    (own engagement includes the program's declared own-engagement types, `events_config`)."""
     enrolled = patients.loc[patients["enrolled_at"] <= as_of, "patient_id"]
     frame = pd.DataFrame({"patient_id": enrolled.array,
                           "as_of": pd.Series(as_of, index=range(len(enrolled))).astype("datetime64[us, UTC]").array})
-    labels = compute_labels(events, frame, as_of, label_config)
+    labels = compute_labels(events, frame, as_of, label_config, events_config)
     return frame.loc[labels["eligible"].to_numpy()].reset_index(drop=True)
 
 
@@ -52,9 +53,15 @@ def _reasons_json(reasons: list[Reason]) -> str:
 
 
 def score_cohort(patients: pd.DataFrame, events: pd.DataFrame, as_of: pd.Timestamp, model: LoadedModel,
-                 top_reasons: int = 5) -> pd.DataFrame:
-    """Risk, tier, support decision and top reasons (JSON) for every active patient of canonical tables."""
-    rows = active_patients(patients, events, as_of, model.label_config)
+                 top_reasons: int = 5, engaged_within_days: int | None = None) -> pd.DataFrame:
+    """Risk, tier, support decision and top reasons (JSON) for every active patient of canonical tables.
+
+    Active: eligible under the model's label definition, or with own engagement within `engaged_within_days`.
+    """
+    label_config = model.label_config
+    if engaged_within_days is not None:
+        label_config = label_config.model_copy(update={"engaged_within_days": engaged_within_days})
+    rows = active_patients(patients, events, as_of, label_config, model.feature_config.events)
     if len(rows) == 0:
         return score_meta()
     features = compute_features(patients, events, rows, config=model.feature_config)

@@ -188,6 +188,8 @@ def build_features(config: FeatureConfig = FeatureConfig()) -> tuple[FeatureSpec
                     "{value:.0%} of reminders opened", missing="No reminders sent yet", group="support",
                     description="reminders opened / reminders sent since enrolment"))
 
+    specs += declared_specs(config)
+
     add(FeatureSpec("age", "Age at enrolment", "years", "patient", "Aged {value:.0f}", missing="Age not recorded",
                     group="baseline", description="age in years at enrolment"))
     add(FeatureSpec("male", "Male", "flag", "patient", "Male", "Not male", "Sex not recorded", group="baseline",
@@ -216,6 +218,51 @@ def build_features(config: FeatureConfig = FeatureConfig()) -> tuple[FeatureSpec
                         f"Not referred by {words}", "Referral route not recorded", group="baseline",
                         description=f"1 if referral source is '{source}'"))
     return tuple(specs)
+
+
+def declared_specs(config: FeatureConfig) -> list[FeatureSpec]:
+    """Catalog entries of the program's own declared event types, worded from the declaration ([events])."""
+    windows: list[int | None] = [*config.windows_days, None]
+    trend, week = max(config.windows_days), 7
+    out: list[FeatureSpec] = []
+    for declared in config.events.own_types():
+        name, words = declared.maps_to, declared.label
+        one = f"{name.replace('_', ' ')} event"
+        level = "usage" if declared.own_engagement else "intervention"
+        for days in windows:
+            suffix, when = _window_words(days)
+            out.append(FeatureSpec(f"{name}_{suffix}", f"{words[0].upper()}{words[1:]} {when}", "events", level,
+                                   f"{{value:.0f}} {words} {when}", group="declared",
+                                   description=f"number of {name} events {when} (declared in [events])"))
+        out.append(FeatureSpec(f"days_since_last_{name}", f"Days since the last {one}", "days", level,
+                               f"No {one} for {{value:.0f}} day{{s}}", group="declared",
+                               description=f"days since the last {name} event; days since enrolment if none yet"))
+        if declared.own_engagement:
+            for days in config.windows_days:
+                out.append(FeatureSpec(f"{name}_active_days_{days}d", f"Days with {words} in the last {days} days",
+                                       "days", level, f"{words[0].upper()}{words[1:]} on {{value:.0f}} day{{s}} "
+                                       f"in the last {days} days", group="declared",
+                                       description=f"days with at least one {name} event in the last {days} days"))
+            out.append(FeatureSpec(f"{name}_trend_{trend}d", f"Trend in daily {words} over the last {trend} days",
+                                   "events/day per day", level,
+                                   f"Daily {words} changing by {{value:+.2f}} a day over the last {trend} days",
+                                   missing=f"Too early to see a trend in {words}", group="declared",
+                                   description=f"least-squares slope of {name} events per day over the last {trend} "
+                                               "days (only days since enrolment; needs 2 days)"))
+        if declared.value != "none":
+            how = "Average" if declared.value == "score" else "Total"
+            what = f"{how} {name.replace('_', ' ')} {declared.value}"
+            out.append(FeatureSpec(f"{name}_value_{week}d", f"{what} in the last {week} days", declared.value, level,
+                                   f"{what} {{value:.1f}} in the last {week} days",
+                                   missing=f"No {name.replace('_', ' ')} {declared.value} in the last {week} days",
+                                   group="declared", description=f"{what.lower()} of {name} events in the last "
+                                                                 f"{week} days"))
+            out.append(FeatureSpec(f"{name}_value_change_{week}d", f"Change in {what.lower()} against the week before",
+                                   declared.value, level, f"{what} changed by {{value:+.1f}} against the week before",
+                                   missing=f"Too few {name.replace('_', ' ')} values to see a change",
+                                   group="declared", description=f"{what.lower()} in the last {week} days minus "
+                                                                 f"in the {week} days before"))
+    return out
 
 
 # Referral routes encoded as flags; any other recorded value sets all of them to 0.

@@ -66,11 +66,12 @@ def encode(values: pd.Series | np.ndarray, universe: pd.Index | np.ndarray | pd.
     return np.asarray(found.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
 
 
-def type_codes(values: pd.Series | np.ndarray | Sequence[str]) -> np.ndarray:
-    """Position of each event type in EventType as int8, -1 for an unknown type."""
+def type_codes(values: pd.Series | np.ndarray | Sequence[str], names: tuple[str, ...] = TYPES) -> np.ndarray:
+    """Position of each event type in `names` (EventType, then any declared types) as int8, -1 if unknown."""
     if not hasattr(values, "dtype"):
         values = np.asarray(values, dtype=object)
-    return encode(values, _TYPES_ARROW).astype(np.int8)
+    vocabulary = _TYPES_ARROW if names is TYPES else pa.array(names, type=pa.string())
+    return encode(values, vocabulary).astype(np.int8)
 
 
 def patient_chunks(n_patients: int, ev_codes: np.ndarray, ev_times: np.ndarray) -> list[tuple[int, int]]:
@@ -119,7 +120,8 @@ class EventIndex:
     """Sorted, per-type views of the events of patients 0..n_patients-1 for point-in-time queries."""
 
     def __init__(self, codes: np.ndarray, times: np.ndarray, types: np.ndarray, values: np.ndarray,
-                 n_patients: int, streams: tuple[str, ...] = (*TYPES, OWN)):
+                 n_patients: int, streams: tuple[str, ...] = (*TYPES, OWN), names: tuple[str, ...] = TYPES,
+                 own_codes: np.ndarray = OWN_CODES):
         keep = (codes >= 0) & (types >= 0)
         if not keep.all():
             codes, times, types, values = codes[keep], times[keep], types[keep], values[keep]
@@ -135,13 +137,13 @@ class EventIndex:
         columns = {"key": key, "time": times, "value": values, "code": codes}
         self.streams: dict[str, Stream] = {}
         if OWN in streams:
-            self.streams[OWN] = Stream(columns, np.flatnonzero(OWN_CODES[types]))
-        wanted = [TYPES.index(s) for s in streams if s != OWN]
+            self.streams[OWN] = Stream(columns, np.flatnonzero(own_codes[types]))
+        wanted = [names.index(s) for s in streams if s != OWN]
         if wanted:
             by_type = np.argsort(types.astype(np.uint8), kind="stable")
-            bounds = np.concatenate([[0], np.cumsum(np.bincount(types, minlength=len(TYPES)))])
+            bounds = np.concatenate([[0], np.cumsum(np.bincount(types, minlength=len(names)))])
             for t in wanted:
-                self.streams[TYPES[t]] = Stream(columns, by_type[bounds[t]:bounds[t + 1]])
+                self.streams[names[t]] = Stream(columns, by_type[bounds[t]:bounds[t + 1]])
 
     def query_key(self, codes: np.ndarray, times: np.ndarray) -> np.ndarray:
         """Keys for (patient, time) pairs, clipped so that out-of-range times still count correctly."""
@@ -158,11 +160,16 @@ class EventIndex:
 
 
 def indexed_chunks(row_codes: np.ndarray, ev_codes: np.ndarray, ev_times: np.ndarray, ev_types: np.ndarray,
-                   ev_values: np.ndarray, n_patients: int, streams: tuple[str, ...] = (*TYPES, OWN)):
+                   ev_values: np.ndarray, n_patients: int, streams: tuple[str, ...] | None = None,
+                   names: tuple[str, ...] = TYPES, own_codes: np.ndarray = OWN_CODES):
     """Yield (lo, hi, rows, EventIndex) per range of patient codes whose event keys fit in int64.
+
+    `names` is the vocabulary the type codes index (lapse's types by default) and `own_codes` which are own
+    engagement; `streams` the streams to build (every type and own engagement by default).
 
     `rows` selects the query rows of patients lo..hi-1 (a full slice when one range covers all).
     """
+    streams = (*names, OWN) if streams is None else streams
     chunks = patient_chunks(n_patients, ev_codes, ev_times)
     for lo, hi in chunks:
         if len(chunks) == 1:
@@ -170,4 +177,5 @@ def indexed_chunks(row_codes: np.ndarray, ev_codes: np.ndarray, ev_times: np.nda
         else:
             ev = (ev_codes >= lo) & (ev_codes < hi)
             rows = np.flatnonzero((row_codes >= lo) & (row_codes < hi))
-        yield lo, hi, rows, EventIndex(ev_codes[ev] - lo, ev_times[ev], ev_types[ev], ev_values[ev], hi - lo, streams)
+        yield lo, hi, rows, EventIndex(ev_codes[ev] - lo, ev_times[ev], ev_types[ev], ev_values[ev], hi - lo, streams,
+                                       names, own_codes)

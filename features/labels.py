@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from config import LabelConfig
+from config import EventsConfig, LabelConfig
 from features.contract import EventType
 from features.event_index import DAY_US, OWN, encode, indexed_chunks, micros, type_codes
+from features.vocabulary import vocabulary
 
 DEFINITIONS = ("inactivity", "discontinuation", "either")
 _DISCONTINUED = EventType.DISCONTINUED.value
@@ -35,8 +36,11 @@ def check_label_config(config: LabelConfig) -> None:
 
 
 def compute_labels(events: pd.DataFrame, as_of: pd.DataFrame, data_end,
-                   config: LabelConfig = LabelConfig()) -> pd.DataFrame:
-    """Eligibility, censoring and the dropout label (1/0, NaN if not labelled) per (patient_id, as_of) row."""
+                   config: LabelConfig = LabelConfig(), events_config: EventsConfig = EventsConfig()) -> pd.DataFrame:
+    """Eligibility, censoring and the dropout label (1/0, NaN if not labelled) per (patient_id, as_of) row.
+
+    Own engagement is lapse's own-engagement types and the program's declared ones (`events_config`).
+    """
     check_label_config(config)
     for column in ("patient_id", "as_of"):
         if column not in as_of:
@@ -51,14 +55,15 @@ def compute_labels(events: pd.DataFrame, as_of: pd.DataFrame, data_end,
     horizon = config.horizon_days * DAY_US
     ev_codes = encode(events["patient_id"], universe)
     ev_times = micros(events["timestamp"], "events.timestamp")
-    ev_types = type_codes(events["event_type"])
+    vocab = vocabulary(events_config)
+    ev_types = type_codes(events["event_type"], vocab.names)
     ev_values = np.zeros(len(events))
 
     eligible = np.zeros(len(as_of), dtype=bool)
     inactive = np.zeros(len(as_of), dtype=bool)
     discontinued = np.zeros(len(as_of), dtype=bool)
     for lo, _, rows, ix in indexed_chunks(codes, ev_codes, ev_times, ev_types, ev_values, len(universe),
-                                          streams=(OWN, _DISCONTINUED)):
+                                          streams=(OWN, _DISCONTINUED), names=vocab.names, own_codes=vocab.own):
         c, t = codes[rows] - lo, T[rows]
         own_now = ix.upto(OWN, ix.query_key(c, t))
         own_recent = own_now - ix.upto(OWN, ix.query_key(c, t - config.engaged_within_days * DAY_US))

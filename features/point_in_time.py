@@ -25,6 +25,7 @@ from features.catalog import FEATURES, FeatureSpec, build_features
 from features.covariates import encode_covariates
 from features.event_index import NAT, TYPE_CODES, encode, indexed_chunks, micros, text_array, type_codes
 from features.usage import usage_features
+from features.vocabulary import vocabulary
 
 
 def specs_for(config: FeatureConfig) -> tuple[FeatureSpec, ...]:
@@ -65,7 +66,9 @@ def _matrix(layout: _Layout, covariates: dict[str, np.ndarray], enrolled: np.nda
             n_patients: int, config: FeatureConfig) -> np.ndarray:
     """Every feature (rows, catalog order) of every query row (columns): patient code and time T."""
     matrix = np.empty((len(layout.names), len(row_codes)), dtype=np.float64)
-    for lo, hi, rows, ix in indexed_chunks(row_codes, ev_codes, ev_times, ev_types, ev_values, n_patients):
+    vocab = vocabulary(config.events)
+    for lo, hi, rows, ix in indexed_chunks(row_codes, ev_codes, ev_times, ev_types, ev_values, n_patients,
+                                           names=vocab.names, own_codes=vocab.own):
         codes = row_codes[rows]
         usage = usage_features(ix, codes - lo, T[rows], enrolled[lo:hi], covariates["baseline_phq9"][lo:hi],
                                covariates["baseline_gad7"][lo:hi], config)
@@ -101,7 +104,7 @@ def compute_features(patients: pd.DataFrame, events: pd.DataFrame, as_of: pd.Dat
     enrolled = micros(patients["enrolled_at"], "patients.enrolled_at")
     ev_codes = encode(events["patient_id"], universe)
     ev_times = micros(events["timestamp"], "events.timestamp")
-    ev_types = type_codes(events["event_type"])
+    ev_types = type_codes(events["event_type"], vocabulary(config.events).names)
     ev_values = (events["value"].to_numpy(dtype=np.float64, na_value=np.nan) if "value" in events
                  else np.full(len(events), np.nan))
     covariates = encode_covariates(patients)
@@ -119,8 +122,8 @@ def compute_features_one(patient: pd.DataFrame, times_us: np.ndarray, event_type
 
     `patient` is a one-row patients table (`enrolled_at` and whichever baseline columns are known);
     `times_us` the event times as int64 microseconds since the epoch (UTC), in any order;
-    `event_types` their type names (str or EventType) or codes (positions in EventType), a type
-    outside the vocabulary being ignored as in `compute_features`; `values` float64, NaN where none;
+    `event_types` their type names (str or EventType) or codes (positions in EventType, then the declared
+    types of `config.events`), a type outside the vocabulary being ignored as in `compute_features`; `values` float64, NaN where none;
     `as_of_us` the prediction time in microseconds since the epoch. Equal to the row
     `compute_features` gives for the same inputs. Validation (the data contract) is the caller's:
     check the tables first.
@@ -131,10 +134,11 @@ def compute_features_one(patient: pd.DataFrame, times_us: np.ndarray, event_type
     times = np.asarray(times_us, dtype=np.int64)
     values = np.asarray(values, dtype=np.float64)
     types = np.asarray(event_types)
+    type_code = TYPE_CODES if not config.events.types else vocabulary(config.events).codes
     if types.dtype.kind not in "iu":  # names: a dict look-up beats Arrow on a few hundred short strings
-        types = np.fromiter((TYPE_CODES.get(t, -1) for t in types.tolist()), dtype=np.int8, count=len(types))
-    elif len(types) and (types.min() < 0 or types.max() >= len(TYPE_CODES)):
-        types = np.where((types >= 0) & (types < len(TYPE_CODES)), types, -1)
+        types = np.fromiter((type_code.get(t, -1) for t in types.tolist()), dtype=np.int8, count=len(types))
+    elif len(types) and (types.min() < 0 or types.max() >= len(type_code)):
+        types = np.where((types >= 0) & (types < len(type_code)), types, -1)
     if not len(times) == len(types) == len(values):
         raise ValueError(f"times_us, event_types and values differ in length "
                          f"({len(times)}, {len(types)}, {len(values)})")

@@ -31,19 +31,19 @@ def snapshot_times(patients: pd.DataFrame, days: Iterable[int]) -> pd.DataFrame:
     return _as_of_frame(patients["patient_id"].iloc[which], enrolled[which] + day * DAY_US, day)
 
 
-def calendar_snapshot_times(patients: pd.DataFrame, end, every_days: int = 7) -> pd.DataFrame:
-    """As-of times shared by all patients: every `every_days` from the midnight (UTC) before the first
-    enrolment up to `end`, for each patient those strictly after their enrolment; as_of_day is whole
-    days since enrolment."""
+def calendar_snapshot_times(patients: pd.DataFrame, end, every_days: int = 7, start=None) -> pd.DataFrame:
+    """As-of times shared by all patients: every `every_days` from `start` (default: the midnight, UTC, before
+    the first enrolment) up to `end`, for each patient those strictly after their enrolment; as_of_day is
+    whole days since enrolment. One calendar date: start = end."""
     if every_days < 1:
         raise ValueError("calendar snapshots need every_days >= 1")
     enrolled = micros(patients["enrolled_at"], "patients.enrolled_at")
     if len(enrolled) == 0:
         return _as_of_frame(patients["patient_id"], np.zeros(0, np.int64), np.zeros(0, np.int64))
     step = every_days * DAY_US
-    start = (int(enrolled.min()) // DAY_US) * DAY_US
+    start = (int(enrolled.min()) // DAY_US) * DAY_US if start is None else instant_us(start)
     last = (instant_us(end) - start) // step
-    first = (enrolled - start) // step + 1  # first calendar point strictly after enrolment
+    first = np.maximum((enrolled - start) // step + 1, 0)  # first calendar point strictly after enrolment
     n = np.maximum(last - first + 1, 0)
     which = np.repeat(np.arange(len(patients)), n)
     k = np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n) + first[which]
@@ -51,28 +51,45 @@ def calendar_snapshot_times(patients: pd.DataFrame, end, every_days: int = 7) ->
     return _as_of_frame(patients["patient_id"].iloc[which], as_of, (as_of - enrolled[which]) // DAY_US)
 
 
+def labelled_times(patients: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
+    """The snapshot rows of external labels (patient_id, as_of, dropout): as_of_day is whole days since enrolment."""
+    enrolled = micros(patients.set_index("patient_id")["enrolled_at"].reindex(labels["patient_id"].to_numpy()),
+                      "patients.enrolled_at")
+    as_of = micros(labels["as_of"], "labels.as_of")
+    return _as_of_frame(labels["patient_id"], as_of, (as_of - enrolled) // DAY_US)
+
+
 def training_table(patients: pd.DataFrame, events: pd.DataFrame, data_end, days: Iterable[int] | None = None,
                    feature_config: FeatureConfig = FeatureConfig(), label_config: LabelConfig = LabelConfig(),
-                   calendar: bool = False) -> pd.DataFrame:
+                   calendar: bool = False, labels: pd.DataFrame | None = None) -> pd.DataFrame:
     """Features and dropout label at each snapshot, only for eligible rows whose horizon is observed.
 
     Columns: patient_id, as_of, as_of_day, enrolled_at, every feature in catalog order, dropout (0/1).
-    `calendar=True` adds snapshots every `feature_config.calendar_every_days` calendar days.
+    `calendar=True` adds snapshots every `feature_config.calendar_every_days` calendar days. With external
+    `labels` (patient_id, as_of, dropout; see features.external_labels) the snapshots are the labelled times
+    and the outcomes are the given ones: lapse's own label rule is not applied.
     """
-    check_label_config(label_config)
-    snaps = snapshot_times(patients, feature_config.as_of_days if days is None else days)
-    if calendar:
-        extra = calendar_snapshot_times(patients, data_end, feature_config.calendar_every_days)
-        snaps = (pd.concat([snaps, extra], ignore_index=True)
-                 .drop_duplicates(["patient_id", "as_of"])
-                 .sort_values(["patient_id", "as_of"], kind="stable", ignore_index=True))
-    labels = compute_labels(events, snaps, data_end, label_config)
-    keep = (labels["eligible"] & ~labels["censored"]).to_numpy()
-    snaps = snaps.loc[keep].reset_index(drop=True)
+    if labels is not None:
+        snaps = labelled_times(patients, labels)
+        dropout = labels["dropout"].to_numpy(dtype=np.int64)
+    else:
+        check_label_config(label_config)
+        days = feature_config.as_of_days if days is None else days
+        snaps = snapshot_times(patients, days) if len(days) else None
+        if calendar or snaps is None:
+            extra = calendar_snapshot_times(patients, feature_config.calendar_end or data_end,
+                                            feature_config.calendar_every_days, feature_config.calendar_start)
+            snaps = (pd.concat([s for s in (snaps, extra) if s is not None], ignore_index=True)
+                     .drop_duplicates(["patient_id", "as_of"])
+                     .sort_values(["patient_id", "as_of"], kind="stable", ignore_index=True))
+        computed = compute_labels(events, snaps, data_end, label_config, feature_config.events)
+        keep = (computed["eligible"] & ~computed["censored"]).to_numpy()
+        snaps = snaps.loc[keep].reset_index(drop=True)
+        dropout = computed["dropout"].to_numpy()[keep].astype(np.int64)
     features = compute_features(patients, events, snaps[["patient_id", "as_of"]], feature_config)
     enrolled = patients.set_index("patient_id")["enrolled_at"]
     table = pd.concat([snaps, features.drop(columns=["patient_id", "as_of"])], axis=1)
     table.insert(3, "enrolled_at", enrolled.reindex(snaps["patient_id"]).array)
-    table["dropout"] = labels["dropout"].to_numpy()[keep].astype(np.int64)
+    table["dropout"] = dropout
     return table
 

@@ -12,6 +12,7 @@ import numpy as np
 
 from config import FeatureConfig
 from features.contract import EventType as ET
+from features.declared import daily_slope, declared_features, level_window_days
 from features.event_index import DAY_US, OWN, EventIndex
 from features.windows import RowWindows, expand, prefix, take
 
@@ -23,7 +24,8 @@ NEVER = np.iinfo(np.int64).min  # a time before every event
 
 def window_days(config: FeatureConfig) -> tuple[int, ...]:
     """Every look-back window (days before the as-of time) some feature needs, ascending."""
-    return tuple(sorted({*config.windows_days, WEEK_DAYS, config.recent_share_days}))
+    declared = level_window_days() if config.events.own_types() else ()
+    return tuple(sorted({*config.windows_days, WEEK_DAYS, config.recent_share_days, *declared}))
 
 
 def _volume(w: RowWindows, config: FeatureConfig, first_of_day: np.ndarray) -> dict[str, np.ndarray]:
@@ -96,16 +98,8 @@ def _shape(w: RowWindows, f: dict[str, np.ndarray], config: FeatureConfig,
     started_days = -(-w.elapsed // DAY_US)
     out: dict[str, np.ndarray] = {}
 
-    # Least-squares slope of own-engagement events per day, over the window's days since enrolment:
-    # with L days and events j_e days back, slope = 6 ((L - 1) N - 2 sum j_e) / (L (L^2 - 1)).
-    bins = np.minimum(np.maximum(started_days, 0), trend)
-    rows, ev = expand(w.lo(OWN, trend), w.hi(OWN))
-    day_back = (w.T[rows] - own.time[ev]) // DAY_US
-    inside = day_back < bins[rows]
-    n_events = np.bincount(rows[inside], minlength=w.n_rows)
-    sum_back = np.bincount(rows[inside], weights=day_back[inside], minlength=w.n_rows)
-    slope = 6.0 * ((bins - 1) * n_events - 2.0 * sum_back) / (bins * (bins * bins - 1))
-    out[f"activity_slope_{trend}d"] = np.where(bins >= 2, slope, np.nan)
+    # Least-squares slope of own-engagement events per day, over the window's days since enrolment.
+    out[f"activity_slope_{trend}d"] = daily_slope(w, OWN, trend)
 
     # One entry per active patient-day: runs of consecutive days and the gaps between days.
     d_key, d_day, d_code = own.key[first_of_day], own_day[first_of_day], own.code[first_of_day]
@@ -225,4 +219,6 @@ def usage_features(ix: EventIndex, codes: np.ndarray, T: np.ndarray, enrolled: n
         f.update(_shape(w, f, config, own_day, first_of_day))
         f.update(_clinical(w, config, baseline_phq9, baseline_gad7))
         f.update(_support(w))
+        if config.events.types:
+            f.update(declared_features(w, config, enrolled))
     return f

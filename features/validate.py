@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-from config import LapseError
+from config import EventsConfig, LapseError
 from features import parsing
 from features.contract import (
     EVENT_COLUMNS,
@@ -29,6 +29,7 @@ from features.contract import (
     EventType,
     ValueRule,
 )
+from features.declaration import declared_columns, declared_rules, rename_to_contract, suggestion
 from features.io import TableNotFound, find_table, read_raw_table
 from features.parsing import Parsed
 
@@ -223,8 +224,8 @@ def _unknown_types_message(unknown: tuple[tuple[str, int], ...], known: tuple[st
         parts.append(f"{_plural(unnamed, 'row')} with other values, not shown (not shaped like a type name, "
                      "or too many distinct values to be a vocabulary)")
     return (f"has event types that are not in lapse's vocabulary: {', '.join(parts)}. "
-            f"lapse knows {', '.join(known)} (any case); map each type to one of these in the export or "
-            "drop those rows (new event types cannot be declared yet)")
+            f"lapse knows {', '.join(known)} (any case); declare each type in the [events] table of lapse.toml "
+            "(a suggested declaration follows in the notes; docs/bring-your-own-data.md), or drop those rows")
 
 
 def _tidy_columns(raw: pd.DataFrame, source: str, contract_names: set[str]) -> tuple[pd.DataFrame, list[Problem]]:
@@ -286,9 +287,10 @@ def _frame(table: _Table, columns: tuple[Column, ...]) -> pd.DataFrame:
     return pd.DataFrame(data, index=pd.RangeIndex(len(table.raw)))
 
 
-def _value_problems(types: Parsed, values: Parsed, source: str) -> list[Problem]:
-    """Each event type's rule for `value` (VALUE_RULES), checked for all rows at once."""
-    rules: list[ValueRule] = [VALUE_RULES[EventType(t)] for t in _EVENT_TYPES]
+def _value_problems(types: Parsed, values: Parsed, source: str, declared: EventsConfig) -> list[Problem]:
+    """Each event type's rule for `value` (VALUE_RULES, then the declared types'), checked for all rows at once."""
+    rules: list[ValueRule] = [VALUE_RULES[EventType(t)] for t in _EVENT_TYPES] + declared_rules(declared)
+    names = (*_EVENT_TYPES, *(t.maps_to for t in declared.own_types()))
     # Codes index the rule arrays; the extra last slot (code -1) is "type unknown: no rule".
     codes = types.codes
     required = np.array([r.required for r in rules] + [False])[codes]
@@ -305,7 +307,7 @@ def _value_problems(types: Parsed, values: Parsed, source: str) -> list[Problem]
         if not mask.any():
             continue
         for code in np.unique(codes[mask]):
-            t, rule = _EVENT_TYPES[code], rules[code]
+            t, rule = names[code], rules[code]
             what = f"{rule.meaning}, {rule.unit}" if rule.unit else rule.meaning
             if rule_name == "missing_value":
                 message = f"is required for {t} events ({what}) but is empty"
@@ -377,9 +379,16 @@ def _check(
     patients_source: str,
     events_source: str,
     now: Moment,
+    declared: EventsConfig = EventsConfig(),
 ) -> tuple[_Table | None, _Table | None, list[Problem]]:
-    """Parse both tables and collect every problem, within and across them."""
+    """Parse both tables and collect every problem, within and across them.
+
+    `declared` (the [events] table) renames the program's columns and event types to the contract's first, and
+    adds the program's own types to the vocabulary.
+    """
     now = as_utc(now)
+    patients, events = rename_to_contract(patients, events, declared)
+    event_columns = declared_columns(EVENT_COLUMNS, declared)
     problems: list[Problem] = []
     pt = et = index = None
     if patients is not None:
@@ -395,13 +404,16 @@ def _check(
                                  "appears on more than one row (one row per patient)", repeated)
         problems += _future_problems(pt.parsed, "enrolled_at", patients_source, now)
     if events is not None:
-        et, found = _parse_table(events, EVENT_COLUMNS, events_source)
+        et, found = _parse_table(events, event_columns, events_source)
         problems += found
         if "value" not in et.parsed:
             n = len(et.raw)
             et.parsed["value"] = Parsed("number", np.full(n, np.nan), np.ones(n, dtype=bool), np.zeros(n, dtype=bool))
         if "event_type" in et.parsed:
-            problems += _value_problems(et.parsed["event_type"], et.parsed["value"], events_source)
+            problems += _value_problems(et.parsed["event_type"], et.parsed["value"], events_source, declared)
+            suggested = suggestion(et.raw["event_type"], et.parsed["event_type"], et.parsed["value"])
+            if suggested:
+                problems.append(Problem(events_source, "event_type", "declaration", suggested, severity=NOTE))
         problems += _future_problems(et.parsed, "timestamp", events_source, now)
     if index is not None and et is not None:
         problems += _link_problems(index, pt.parsed, et.parsed, patients_source, events_source)
@@ -417,9 +429,10 @@ def check_tables(
     patients_source: str = "patients",
     events_source: str = "events",
     now: Moment = None,
+    declared: EventsConfig = EventsConfig(),
 ) -> list[Problem]:
     """Every contract problem (errors and notes) in frames already in memory; None skips a table."""
-    return _check(patients, events, patients_source, events_source, now)[2]
+    return _check(patients, events, patients_source, events_source, now, declared)[2]
 
 
 def validate_tables(
@@ -428,15 +441,22 @@ def validate_tables(
     patients_source: str = "patients",
     events_source: str = "events",
     now: Moment = None,
+    declared: EventsConfig = EventsConfig(),
 ) -> Cohort:
     """The canonical Cohort from raw frames in memory, or ContractError listing every problem."""
-    pt, et, problems = _check(patients, events, patients_source, events_source, now)
+    pt, et, problems = _check(patients, events, patients_source, events_source, now, declared)
     if errors_in(problems):
         raise ContractError(problems)
-    return Cohort(_frame(pt, PATIENT_COLUMNS), _frame(et, EVENT_COLUMNS))
+    return Cohort(_frame(pt, PATIENT_COLUMNS), _frame(et, declared_columns(EVENT_COLUMNS, declared)))
 
 
-def _read_failure(path: Path, exc: Exception) -> str:
+def parse_table(raw: pd.DataFrame, columns: tuple[Column, ...], source: str) -> tuple[pd.DataFrame, list[Problem]]:
+    """Any table against its columns (e.g. the external labels): the canonical frame and every problem."""
+    table, problems = _parse_table(raw, columns, source)
+    return _frame(table, columns), problems
+
+
+def read_failure(path: Path, exc: Exception) -> str:
     kind = "CSV" if path.suffix == ".csv" else "Parquet"
     if isinstance(exc, pd.errors.EmptyDataError):
         return "is empty (not even a header line)"
@@ -462,7 +482,7 @@ def read_tables(data_dir: str | Path) -> tuple[dict[str, tuple[pd.DataFrame, str
         try:
             frame = read_raw_table(path)
         except (OSError, ValueError, pa.ArrowException) as exc:
-            problems.append(Problem(str(path), None, "unreadable", _read_failure(path, exc)))
+            problems.append(Problem(str(path), None, "unreadable", read_failure(path, exc)))
             continue
         if path.suffix == ".csv" and not isinstance(frame.index, pd.RangeIndex):
             # pandas turns the surplus leading fields into an index when every row is longer.
@@ -473,16 +493,19 @@ def read_tables(data_dir: str | Path) -> tuple[dict[str, tuple[pd.DataFrame, str
     return found, problems
 
 
-def load_cohort(data_dir: str | Path, now: Moment = None) -> Cohort:
-    """Read patients and events from `data_dir` into canonical form, or raise ContractError."""
+def load_cohort(data_dir: str | Path, now: Moment = None, declared: EventsConfig = EventsConfig()) -> Cohort:
+    """Read patients and events from `data_dir` into canonical form, or raise ContractError.
+
+    `declared` is the program's [events] table: its column names and event types are read as declared.
+    """
     found, problems = read_tables(data_dir)
     patients, p_source = found.get("patients", (None, "patients"))
     events, e_source = found.get("events", (None, "events"))
-    pt, et, more = _check(patients, events, p_source, e_source, now)
+    pt, et, more = _check(patients, events, p_source, e_source, now, declared)
     problems += more
     if errors_in(problems):
         raise ContractError(problems)
-    return Cohort(_frame(pt, PATIENT_COLUMNS), _frame(et, EVENT_COLUMNS))
+    return Cohort(_frame(pt, PATIENT_COLUMNS), _frame(et, declared_columns(EVENT_COLUMNS, declared)))
 
 
 def check_program(raw: object, source: str = PROGRAM_FILE) -> list[Problem]:

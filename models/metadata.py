@@ -14,7 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from config import FeatureConfig, LabelConfig, ProgramConfig
+from config import EventsConfig, FeatureConfig, LabelConfig, ProgramConfig
 from models.calibration import PlattCalibration
 
 # Raise it when a field changes meaning or a required field is added; old files are then refused.
@@ -86,6 +86,8 @@ class ModelMetadata(_Part):
     label: LabelConfig
     as_of_days: tuple[int, ...]
     program: ProgramConfig
+    # The program's [events] declaration: its own event types are features too.
+    events: EventsConfig = EventsConfig()
     training_window: TrainingWindow
     headline_slice: str
     headline_metrics: dict[str, float | None]
@@ -100,7 +102,9 @@ class ModelMetadata(_Part):
 
     def feature_config(self) -> FeatureConfig:
         """The feature settings the model was trained with (the program's pace and the as-of days)."""
-        return FeatureConfig(as_of_days=self.as_of_days, program=self.program)
+        # A model trained on calendar snapshots only has no as-of days.
+        return FeatureConfig(as_of_days=self.as_of_days, calendar=not self.as_of_days, program=self.program,
+                             events=self.events)
 
 
 def write_metadata(path: str | Path, metadata: ModelMetadata) -> Path:

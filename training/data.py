@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from config import FeatureConfig, LabelConfig
+from features.external_labels import load_labels
 from features.io import TRUE_PROBABILITY_COLUMNS, TRUE_PROBABILITY_TABLE, read_data_end
 from features.snapshots import training_table
 from features.validate import load_cohort
@@ -39,10 +40,11 @@ class TableBuilder(Protocol):
 
 def local_training_table(data_dir: Path, feature_config: FeatureConfig, label_config: LabelConfig) -> LabelledCohort:
     """Validate the folder's tables and build the labelled training table in this process."""
-    cohort = load_cohort(data_dir)
+    cohort = load_cohort(data_dir, declared=feature_config.events)
     data_end = read_data_end(data_dir, cohort.events)
     table = training_table(cohort.patients, cohort.events, data_end, days=feature_config.as_of_days,
-                           feature_config=feature_config, label_config=label_config)
+                           feature_config=feature_config, label_config=label_config,
+                           labels=load_labels(data_dir, cohort.patients))
     return LabelledCohort(table, cohort.patients, data_end)
 
 

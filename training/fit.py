@@ -13,6 +13,7 @@ from config import TrainingConfig, XGBoostParams
 from models.calibration import PlattCalibration, fit_platt
 from models.estimators import booster_contributions, booster_margin, fit_xgboost, logistic_pipeline
 from training.evaluation import POOLED, evaluate_by_slice, headline_slice, subgroup_report
+from training.honesty import check_split_classes
 from training.metrics import threshold_at_capacity
 from training.splits import Split, temporal_split
 
@@ -160,6 +161,7 @@ def fit_and_evaluate(table: pd.DataFrame, feature_names: list[str], baseline_fea
     if np.isnan(y).any():
         raise ValueError(f"training table has {int(np.isnan(y).sum())} row(s) without a dropout label")
     split = temporal_split(table, config.test_fraction, config.validation_fraction)
+    check_split_classes(y, split, config.min_class_rows)
     days = table["as_of_day"].to_numpy()
     X = table[feature_names].to_numpy(dtype=np.float64, na_value=np.nan)
 

@@ -28,6 +28,8 @@ from training.artifacts import (
 )
 from features.covariates import subgroup_frame
 from training.fit import MODEL_NAMES, XGBOOST, fit_and_evaluate
+from training.honesty import HonestyReport, review
+from training.quality import DataQuality, feature_quality, usable_features
 from training.tracking import connect, ensure_experiment, tracking_uri
 
 log = logging.getLogger("lapse.training")
@@ -60,6 +62,8 @@ class TrainingSummary:
     headline: str
     metrics: dict[str, dict[str, float]]
     counts: dict[str, float]
+    quality: DataQuality | None = None
+    honesty: HonestyReport | None = None
 
 
 def load_training_data(data_dir: str | Path, feature_config: FeatureConfig = FeatureConfig(),
@@ -101,6 +105,7 @@ def _model_meta(outcome, specs, data: TrainingData, config: TrainingConfig,
         label=label_config,
         as_of_days=data.feature_config.as_of_days,
         program=data.feature_config.program,
+        events=data.feature_config.events,
         training_window={**outcome.windows, "data_end": data.data_end.isoformat()},
         headline_slice=outcome.headline,
         headline_metrics=json_ready(outcome.headline_metrics()),
@@ -204,14 +209,20 @@ def log_training_run(data: TrainingData, config: TrainingConfig = TrainingConfig
     client = connect(uri, paths)
     experiment_id = ensure_experiment(client, config.experiment, uri, paths)
     specs, names, baseline = feature_sets(data.feature_config)
+    quality = feature_quality(data.table, names)
+    specs, names, baseline = usable_features(specs, baseline, quality)
     groups = subgroup_frame(data.patients, config.subgroups, config.age_bands)
     outcome = fit_and_evaluate(data.table, names, baseline, groups, data.truth, config, fit_booster)
+    honesty = review(data.table, outcome.split, names, outcome.headline,
+                     {m: outcome.metrics[m][outcome.headline]["auc"] for m in MODEL_NAMES})
     meta = _model_meta(outcome, specs, data, config, label_config)
 
     with mlflow.start_run(experiment_id=experiment_id, run_name=run_name or "train") as run:
         mlflow.set_tags({"lapse.kind": "training", "lapse.headline_slice": outcome.headline})
         mlflow.log_params(_params(data, config, label_config, len(names)))
-        mlflow.log_metrics(outcome.flat_metrics())
+        mlflow.log_metrics({**outcome.flat_metrics(), **honesty.metrics()})
+        mlflow.set_tags(honesty.tags())
+        mlflow.log_dict(quality.as_record(), "data_quality.json")
         with tempfile.TemporaryDirectory(prefix="lapse-train-") as tmp:
             out = Path(tmp) / "run"
             out.mkdir()
@@ -245,6 +256,8 @@ def log_training_run(data: TrainingData, config: TrainingConfig = TrainingConfig
         headline=outcome.headline,
         metrics={name: outcome.metrics[name][outcome.headline] for name in outcome.metrics},
         counts=outcome.counts,
+        quality=quality,
+        honesty=honesty,
     )
 
 

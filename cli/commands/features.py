@@ -11,8 +11,9 @@ from typing import Annotated
 
 import typer
 
-from cli.options import (AsOfDays, Calendar, ConfigFile, DataDir, DefinitionOption, Engine, EngineOption, Horizon,
-                         Scheduler, Workers, label_feature_flags)
+from cli.options import (AsOfDates, AsOfDays, Calendar, ConfigFile, DataDir, DefinitionOption, EligibleWithin, Engine,
+                         EngineOption, EveryDays, Horizon, Scheduler, Workers, label_feature_flags,
+                         refuse_on_dask)
 from cli.progress import job_steps
 from config import ConfigError, load_settings
 
@@ -26,6 +27,9 @@ def command(
     horizon: Horizon = None,
     definition: DefinitionOption = None,
     calendar: Calendar = None,
+    as_of_dates: AsOfDates = None,
+    every_days: EveryDays = None,
+    eligible_within: EligibleWithin = None,
     config: ConfigFile = None,
     engine: EngineOption = Engine.local,
     scheduler: Scheduler = None,
@@ -38,8 +42,10 @@ def command(
 
     if out.suffix != ".parquet":
         raise ConfigError(f"--out must name a .parquet file (got {out.name})")
-    settings = load_settings(data, config, label_feature_flags(as_of_days, horizon, definition, calendar))
+    settings = load_settings(data, config, label_feature_flags(as_of_days, horizon, definition, calendar, as_of_dates, every_days,
+                                eligible_within))
     if engine is Engine.dask:
+        refuse_on_dask(data, settings)
         from engines.commands import run_features
 
         return run_features(SimpleNamespace(

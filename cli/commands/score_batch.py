@@ -11,7 +11,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from cli.options import ConfigFile, DataDir, Engine, EngineOption, Scheduler, Workers
+from cli.options import (AsOfDates, ConfigFile, DataDir, EligibleWithin, Engine, EngineOption, EveryDays, Scheduler,
+                         Workers, parse_dates, refuse_on_dask)
 from cli.progress import job_steps
 from config import ConfigError, RegistryConfig, ServingConfig, load_settings
 
@@ -33,6 +34,9 @@ def command(
         f"{_REGISTRY.champion_alias})")] = None,
     as_of: Annotated[Optional[str], typer.Option(
         "--as-of", metavar="ISO", help="prediction time, ISO 8601 (default: the data's data_end)")] = None,
+    as_of_dates: AsOfDates = None,
+    every_days: EveryDays = None,
+    eligible_within: EligibleWithin = None,
     top_reasons: Annotated[Optional[int], typer.Option(
         "--top-reasons", metavar="N", help="reasons kept per patient, [serving] top_reasons "
         f"(default {ServingConfig().top_reasons})")] = None,
@@ -53,15 +57,25 @@ def command(
         flags["--top-reasons"] = (("serving", "top_reasons"), top_reasons)
     if workers is not None:
         flags["--workers"] = (("scale_out", "workers"), workers)
+    if every_days is not None:
+        flags["--every-days"] = (("features", "calendar_every_days"), every_days)
+    if eligible_within is not None:
+        flags["--eligible-within"] = (("labels", "engaged_within_days"), eligible_within)
+    dates = parse_dates(as_of_dates)
+    if dates and as_of is not None:
+        raise ConfigError("give --as-of or --as-of-dates, not both")
     settings = load_settings(data, config, flags)
+    if dates and engine is Engine.dask and dates[0] != dates[1]:
+        raise ConfigError("--as-of-dates with two dates scores on the local engine: use one date with --engine dask")
     with job_steps("score-batch", ["model", "read", "score"]) as step:
         step("loading the model")
         model = load_served_model(tracking_uri(), alias or settings.registry.champion_alias,
                                   settings.registry.registered_model)
         if engine is Engine.dask:
-            tiers = _run_dask(data, out, as_of, scheduler, model, settings)
+            refuse_on_dask(data, settings, snapshots=False)
+            tiers = _run_dask(data, out, dates[0].isoformat() if dates else as_of, scheduler, model, settings)
         else:
-            tiers = _run_local(data, out, as_of, model, settings, step)
+            tiers = _run_local(data, out, as_of, model, settings, step, dates, eligible_within)
     total = int(sum(tiers.values()))
     print(f"wrote {out}: {total:,} active patients scored with {model.name} version {model.version}")
     for name, _ in model.tiers:
@@ -69,16 +83,30 @@ def command(
     return 0
 
 
-def _run_local(data: Path, out: Path, as_of: str | None, model, settings, step) -> dict:
+def _moments(dates, every_days: int) -> list:
+    """Every `every_days` from the first date to the last (one date: that date)."""
+    import pandas as pd
+
+    first, last = pd.Timestamp(dates[0]), pd.Timestamp(dates[1])
+    return list(pd.date_range(first, last, freq=pd.Timedelta(days=every_days)))
+
+
+def _run_local(data: Path, out: Path, as_of: str | None, model, settings, step, dates=None,
+               eligible_within: int | None = None) -> dict:
+    import pandas as pd
+
     from engines.scoring import score_cohort
     from features.io import read_data_end, write_table
     from features.validate import load_cohort
 
     step("reading and validating the tables")
-    cohort = load_cohort(data)
-    moment = _as_of(as_of, read_data_end(data, cohort.events))
-    step("scoring the active patients")
-    scores = score_cohort(cohort.patients, cohort.events, moment, model, settings.serving.top_reasons)
+    cohort = load_cohort(data, declared=settings.events)
+    moments = (_moments(dates, settings.features.calendar_every_days) if dates
+               else [_as_of(as_of, read_data_end(data, cohort.events))])
+    step(f"scoring the active patients at {len(moments)} as-of time{'s' * (len(moments) > 1)}")
+    scores = pd.concat([score_cohort(cohort.patients, cohort.events, _as_of(str(m), None), model,
+                                     settings.serving.top_reasons, eligible_within) for m in moments],
+                       ignore_index=True)
     write_table(scores, out.parent, out.stem)
     return scores["tier"].value_counts().to_dict()
 

@@ -13,8 +13,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from cli.options import (AsOfDays, Calendar, ConfigFile, DataDir, DefinitionOption, Engine, EngineOption, Horizon,
-                         Scheduler, Workers, label_feature_flags)
+from cli.options import (AsOfDates, AsOfDays, Calendar, ConfigFile, DataDir, DefinitionOption, EligibleWithin, Engine,
+                         EngineOption, EveryDays, Horizon, Scheduler, Workers, label_feature_flags,
+                         refuse_on_dask)
 from cli.progress import job_steps
 from config import ConfigError, TrainingConfig, load_settings
 
@@ -42,6 +43,10 @@ def format_summary(summary) -> list[str]:
             f"{m['calibration_slope']:>6.2f} {m.get('precision_at_10pct', float('nan')):>6.3f} "
             f"{m.get('recall_at_10pct', float('nan')):>6.3f} {ratio:>6.3f}"
         )
+    if summary.honesty is not None:
+        lines += summary.honesty.lines()
+    if summary.quality is not None:
+        lines += summary.quality.lines()
     return lines
 
 
@@ -59,7 +64,7 @@ def _training_data(data: Path, features_file: Path | None, settings, step):
         cohort, data_end, table = build_training_table(data, settings, step)
     else:
         step("reading and validating the tables")
-        cohort = load_cohort(data)
+        cohort = load_cohort(data, declared=settings.events)
         data_end = read_data_end(data, cohort.events)
         step(f"reading {features_file}")
         table = read_training_table(features_file, settings, data_end)
@@ -86,6 +91,9 @@ def command(
     horizon: Horizon = None,
     definition: DefinitionOption = None,
     calendar: Calendar = None,
+    as_of_dates: AsOfDates = None,
+    every_days: EveryDays = None,
+    eligible_within: EligibleWithin = None,
     threads: Annotated[Optional[int], typer.Option(
         "--threads", metavar="N", min=1,
         help=f"threads for XGBoost training, [training.xgboost] nthread (default: {_TRAINING.xgboost.nthread})")] = None,
@@ -97,13 +105,15 @@ def command(
     """Train and log; print the run id, model version and headline metrics (exit 0), or the problem (exit 2)."""
     # Idle OpenMP threads otherwise spin and starve other work on a busy machine.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    flags = label_feature_flags(as_of_days, horizon, definition, calendar)
+    flags = label_feature_flags(as_of_days, horizon, definition, calendar, as_of_dates, every_days,
+                                eligible_within)
     if seed is not None:
         flags["--seed"] = (("training", "seed"), seed)
     if threads is not None:
         flags["--threads"] = (("training", "xgboost", "nthread"), threads)
     settings = load_settings(data, config, flags)
     if engine is Engine.dask:
+        refuse_on_dask(data, settings)
         if features_file is not None:
             raise ConfigError("--features trains in this process: use it without --engine dask")
         from engines.commands import train_on_dask

@@ -27,8 +27,9 @@ def summarise(patients, events, extras: dict[str, list[str]]) -> list[str]:
     day = pd.Timedelta(days=1)
     lines = [f"patients: {len(patients):,}", f"events:   {len(events):,}"]
     counts = events["event_type"].value_counts()
-    for t in EventType:
-        lines.append(f"  {t.value:<20} {int(counts.get(t.value, 0)):>12,}")
+    own = sorted(str(t) for t in counts.index if str(t) not in set(EventType))  # the program's declared types
+    for t in [*(t.value for t in EventType), *own]:
+        lines.append(f"  {t:<20} {int(counts.get(t, 0)):>12,}")
     if len(events):
         first, last = events["timestamp"].min(), events["timestamp"].max()
         days = (last - first) / day
@@ -50,7 +51,7 @@ def command(
     config: ConfigFile = None,
 ) -> int:
     """Validate the folder; print the summary (exit 0) or the report of every problem (exit 2)."""
-    from config import DEFAULT_PATHS, load_settings, settings_file
+    from config import DEFAULT_PATHS, EventsConfig, load_settings, settings_file
     from features.contract import EVENT_COLUMNS, PATIENT_COLUMNS
     from features.validate import ContractError, Problem, as_utc, check_program_file, format_report, load_cohort
 
@@ -66,16 +67,17 @@ def command(
         program = data / DEFAULT_PATHS.legacy_program_file
         if program.is_file():
             problems += check_program_file(program)
+        declared = EventsConfig()
         try:
             source = settings_file(data, config)
             if not problems:
-                load_settings(data, config)
+                declared = load_settings(data, config).events
         except ConfigError as exc:
             source = None
             messages.append(str(exc))
         step("checking the tables against the data contract")
         try:
-            cohort = load_cohort(data, now=moment)
+            cohort = load_cohort(data, now=moment, declared=declared)
         except ContractError as exc:
             problems += exc.problems
     if problems or messages:

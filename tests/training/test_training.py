@@ -61,7 +61,7 @@ def test_split_is_temporal_grouped_and_sized():
     assert sum(len(idx) for idx in split) == len(table)
     enrolled = [table.loc[idx, "enrolled_at"] for idx in split]
     assert enrolled[0].max() <= enrolled[1].min() and enrolled[1].max() <= enrolled[2].min()
-    with pytest.raises(ValueError, match="too few"):
+    with pytest.raises(ValueError, match="at least three enrolment dates"):
         temporal_split(_table(2), 0.2, 0.2)
 
 
