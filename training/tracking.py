@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import os
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -62,3 +64,44 @@ def alias_version(client, model_name: str, alias: str):
         return client.get_model_version_by_alias(model_name, alias)
     except MlflowException:
         return None
+
+
+def finite_metrics(metrics: dict[str, float]) -> tuple[dict[str, float], list[str]]:
+    """The finite metrics, and the names of those left out (NaN or infinite: not defined on those rows)."""
+    kept, skipped = {}, []
+    for name, value in metrics.items():
+        if value is not None and math.isfinite(float(value)):
+            kept[name] = float(value)
+        else:
+            skipped.append(name)
+    return kept, skipped
+
+
+def log_finite_metrics(metrics: dict[str, float], step: int | None = None) -> list[str]:
+    """Log the finite metrics of the active run (at `step`); return the names skipped as not defined."""
+    import mlflow
+
+    kept, skipped = finite_metrics(metrics)
+    if kept:
+        mlflow.log_metrics(kept, step=step)
+    return skipped
+
+
+def tag_skipped(skipped: list[str]) -> None:
+    """Say on the active run which metrics were not logged, and why (a tag, since MLflow plots no NaN)."""
+    import mlflow
+
+    if skipped:
+        names = ", ".join(sorted(dict.fromkeys(skipped)))
+        mlflow.set_tag("lapse.skipped_metrics",
+                       f"not defined on their rows (one class only, or too few rows or positives): {names}"[:5000])
+
+
+def project_run_id() -> str | None:
+    """The run `mlflow run` made for this process (MLFLOW_RUN_ID), if this is an MLflow project run."""
+    return os.environ.get("MLFLOW_RUN_ID") or None
+
+
+def release_project_run() -> None:
+    """Stop MLflow from resuming the project's run at the next start_run (it lives in another experiment)."""
+    os.environ.pop("MLFLOW_RUN_ID", None)
