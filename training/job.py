@@ -31,7 +31,7 @@ from training.packaging import log_dropout_model
 from training.runs import digest_of, log_datasets, log_model_run, log_survival_run, parent_metrics
 from training.survival import SurvivalOutcome, fit_time_to_dropout, observed_stops
 from training.tracking import (
-    connect, ensure_experiment, project_run_id, release_project_run, tag_skipped, tracking_uri,
+    connect, ensure_experiment, project_run_id, release_foreign_project_run, tag_skipped, tracking_uri,
 )
 
 log = logging.getLogger("lapse.training")
@@ -212,9 +212,8 @@ def _start_parent(client, experiment_id: str, run_name: str, description: str):
     parameters and a tag that points at lapse's run, so training always lands in lapse's experiment.
     """
     project = project_run_id()
-    if project and client.get_run(project).info.experiment_id == experiment_id:
+    if project and release_foreign_project_run(client, experiment_id) is None:
         return mlflow.start_run(run_id=project, description=description), project
-    release_project_run()
     return mlflow.start_run(experiment_id=experiment_id, run_name=run_name, description=description), project
 
 

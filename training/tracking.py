@@ -102,6 +102,17 @@ def project_run_id() -> str | None:
     return os.environ.get("MLFLOW_RUN_ID") or None
 
 
-def release_project_run() -> None:
-    """Stop MLflow from resuming the project's run at the next start_run (it lives in another experiment)."""
+def release_foreign_project_run(client, experiment_id: str | None) -> str | None:
+    """Under `mlflow run`, keep the project's run only if it is in lapse's experiment; return a released run.
+
+    MLflow resumes MLFLOW_RUN_ID at the next start_run whatever experiment is asked for, so a project run
+    made in "Default" (no --experiment-name) would take lapse's run, and its artifacts would go to
+    ./mlruns. Such a run is released: the caller logs to its own run in lapse's experiment and links them.
+    """
+    project = project_run_id()
+    if project is None:
+        return None
+    if experiment_id is not None and client.get_run(project).info.experiment_id == experiment_id:
+        return None
     os.environ.pop("MLFLOW_RUN_ID", None)
+    return project
