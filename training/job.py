@@ -213,7 +213,8 @@ def _start_parent(client, experiment_id: str, run_name: str, description: str):
     """
     project = project_run_id()
     if project and release_foreign_project_run(client, experiment_id) is None:
-        return mlflow.start_run(run_id=project, description=description), project
+        parent = mlflow.start_run(description=description)  # resumes the project's run (MLFLOW_RUN_ID)
+        return parent, project
     return mlflow.start_run(experiment_id=experiment_id, run_name=run_name, description=description), project
 
 

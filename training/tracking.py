@@ -8,6 +8,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from config import DEFAULT_PATHS, Paths
+from config.errors import LapseError
 
 
 def tracking_uri(paths: Paths = DEFAULT_PATHS) -> str:
@@ -50,10 +51,32 @@ def ensure_experiment(client, name: str, uri: str, paths: Paths = DEFAULT_PATHS)
     """Id of experiment `name`, created with an explicit artifact location if it does not exist."""
     found = client.get_experiment_by_name(name)
     if found is not None:
+        _check_artifact_location(found, uri)
         if found.lifecycle_stage == "deleted":
             client.restore_experiment(found.experiment_id)
         return found.experiment_id
     return client.create_experiment(name, artifact_location=artifact_root_for(uri, paths))
+
+
+def _check_artifact_location(experiment, uri: str) -> None:
+    """Refuse an experiment of a SQLite store whose artifacts would land outside the store's folder.
+
+    `mlflow run --experiment-name` creates a missing experiment with artifacts in ./mlruns of the
+    working folder; logging there would scatter lapse's artifacts into the repository.
+    """
+    if urlparse(uri).scheme != "sqlite":
+        return
+    db = unquote(uri[len("sqlite:///"):])
+    location = urlparse(experiment.artifact_location)
+    if not db or db == ":memory:" or location.scheme not in ("", "file"):
+        return
+    store_dir = Path(db).resolve().parent
+    artifacts = Path(unquote(location.path)).resolve()
+    if not artifacts.is_relative_to(store_dir):
+        raise LapseError(
+            f"experiment '{experiment.name}' keeps its artifacts in {artifacts}, outside the store's folder "
+            f"{store_dir} (it was made by `mlflow run --experiment-name` before lapse made it): delete it "
+            "(`mlflow experiments delete`, then `mlflow gc`) or run `mlflow run` without --experiment-name once")
 
 
 def alias_version(client, model_name: str, alias: str):
