@@ -62,7 +62,10 @@ def log_model_run(outcome: TrainingOutcome, name: str, chosen: str) -> str:
         if fitted is not None:
             skipped += log_finite_metrics({"operating_threshold": fitted.operating_threshold})
         table = outcome.subgroups[outcome.subgroups["model"] == name].drop(columns="model")
-        mlflow.log_table(table.astype({"group": "str", "attribute": "str"}), "subgroups.json")
+        with warnings.catch_warnings():
+            # MLflow's own pandas calls warn under pandas 3 (select_dtypes, integer schema hints).
+            warnings.simplefilter("ignore")
+            mlflow.log_table(table.astype({"group": object, "attribute": object, "slice": object}), "subgroups.json")
         tag_skipped(skipped)
         return run.info.run_id
 
@@ -99,8 +102,8 @@ def log_datasets(table: pd.DataFrame, holdout: pd.DataFrame, source: str, digest
                                            name="training_table", digest=digest, targets=LABEL)
         test = mlflow.data.from_pandas(holdout[columns], source=source, name="test_rows",
                                        digest=digest_of(holdout[columns]), targets=LABEL)
-    mlflow.log_input(training, context="training")
-    mlflow.log_input(test, context="test")
+        mlflow.log_input(training, context="training")
+        mlflow.log_input(test, context="test")
 
 
 def parent_metrics(outcome: TrainingOutcome, chosen: str) -> list[str]:

@@ -75,8 +75,10 @@ def _check_artifact_location(experiment, uri: str) -> None:
     if not artifacts.is_relative_to(store_dir):
         raise LapseError(
             f"experiment '{experiment.name}' keeps its artifacts in {artifacts}, outside the store's folder "
-            f"{store_dir} (it was made by `mlflow run --experiment-name` before lapse made it): delete it "
-            "(`mlflow experiments delete`, then `mlflow gc`) or run `mlflow run` without --experiment-name once")
+            f"{store_dir}: `mlflow run --experiment-name` made it before lapse did. Remove it for good "
+            f"(`mlflow experiments delete --experiment-id {experiment.experiment_id}`, then `mlflow gc "
+            f"--experiment-ids {experiment.experiment_id}`) and run `mlflow run` without --experiment-name: "
+            "lapse then makes the experiment itself")
 
 
 def alias_version(client, model_name: str, alias: str):
