@@ -34,7 +34,7 @@ class SurvivalConfig(Settings):
     # The Kaplan-Meier baseline is fitted per as-of day and per group of this patient attribute.
     baseline_group: str = "human_support"
     # Spread of the log-normal accelerated failure time model the trees are fitted under (XGBoost
-    # survival:aft); the spread used to predict is chosen afterwards on the validation rows.
+    # survival:aft); each horizon's P(stopped) is then Platt-scaled on the validation rows.
     aft_sigma: float = Field(1.0, gt=0)
     # Days without own engagement (and no discontinuation) after which a patient counts as stopped
     # at the last engagement; fewer quiet days before the data end: still in the program (censored).

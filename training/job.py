@@ -28,10 +28,12 @@ from training.data import TableBuilder, local_training_table, read_true_probabil
 from training.fairness import subgroup_frame
 from training.fit import MODEL_NAMES, XGBOOST, fit_and_evaluate
 from training.packaging import log_dropout_model
-from training.runs import digest_of, log_datasets, log_model_run, log_survival_run, parent_metrics
+from training.runs import (
+    digest_of, log_datasets, log_model_run, log_survival_run, parent_metrics, start_parent_run,
+)
 from training.survival import SurvivalOutcome, fit_time_to_dropout, observed_stops
 from training.tracking import (
-    connect, ensure_experiment, project_run_id, release_foreign_project_run, tag_skipped, tracking_uri,
+    connect, ensure_experiment, refuse_mlflow_default_store, tag_skipped, tracking_uri,
 )
 
 log = logging.getLogger("lapse.training")
@@ -190,7 +192,10 @@ def fit_survival(data: TrainingData, outcome, groups: pd.DataFrame, config: Trai
         return None, "not fitted: no truth table (simulated data only) to judge it against"
     cohort = load_cohort(folder)
     observed = observed_stops(cohort.patients, cohort.events, data.data_end, config.survival.quiet_days)
-    truth = pd.read_parquet(folder / "truth.parquet", columns=["patient_id", "quit_day", "simulated_days"])
+    truth = pd.read_parquet(folder / "truth.parquet")
+    missing = [c for c in ("patient_id", "quit_day", "simulated_days") if c not in truth.columns]
+    if missing:
+        raise ValueError(f"{folder / 'truth.parquet'}: missing column(s) {', '.join(missing)}")
     table = data.table.reset_index(drop=True)
     survival = fit_time_to_dropout(table, outcome.feature_names, outcome.split, observed, truth, groups, config)
     return survival, survival.reason
@@ -205,19 +210,6 @@ def _describe_run(outcome, chosen: str, survival: SurvivalOutcome | None, surviv
             f"{': ' + survival_note if survival else ''}.")
 
 
-def _start_parent(client, experiment_id: str, run_name: str, description: str):
-    """The parent run: the one `mlflow run` made when it is in lapse's experiment, else a new run.
-
-    A project run in another experiment (mlflow run without --experiment-name) is left holding its
-    parameters and a tag that points at lapse's run, so training always lands in lapse's experiment.
-    """
-    project = project_run_id()
-    if project and release_foreign_project_run(client, experiment_id) is None:
-        parent = mlflow.start_run(description=description)  # resumes the project's run (MLFLOW_RUN_ID)
-        return parent, project
-    return mlflow.start_run(experiment_id=experiment_id, run_name=run_name, description=description), project
-
-
 def log_training_run(data: TrainingData, config: TrainingConfig = TrainingConfig(),
                      label_config: LabelConfig = LabelConfig(), tracking: str | None = None,
                      paths: Paths = DEFAULT_PATHS, run_name: str | None = None,
@@ -228,6 +220,7 @@ def log_training_run(data: TrainingData, config: TrainingConfig = TrainingConfig
     `fit_booster` replaces the boosted-tree fit (see `fit_and_evaluate`).
     """
     uri = tracking or tracking_uri(paths)
+    refuse_mlflow_default_store(uri)
     client = connect(uri, paths)
     experiment_id = ensure_experiment(client, config.experiment, uri, paths)
     specs, names, baseline = feature_sets(data.feature_config)
@@ -238,7 +231,7 @@ def log_training_run(data: TrainingData, config: TrainingConfig = TrainingConfig
     chosen = XGBOOST
     description = _describe_run(outcome, chosen, survival, survival_note)
 
-    parent, project = _start_parent(client, experiment_id, run_name or "train", description)
+    parent, project = start_parent_run(client, experiment_id, run_name or "train", description)
     with parent as run:
         run_id = run.info.run_id
         mlflow.set_tags({"lapse.kind": "training", "lapse.headline_slice": outcome.headline,

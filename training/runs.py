@@ -17,7 +17,7 @@ import pandas as pd
 from training.evaluation import POOLED
 from training.fit import CEILING, GROUP_PREFIX, LABEL, TrainingOutcome
 from training.survival import BASELINE as KM, MODEL as AFT, SurvivalOutcome
-from training.tracking import log_finite_metrics, tag_skipped
+from training.tracking import log_finite_metrics, project_run_id, release_foreign_project_run, tag_skipped
 
 MODEL_DESCRIPTIONS = {
     "baseline_logistic": "Logistic regression on the patient's baseline factors and days since enrolment: "
@@ -27,6 +27,19 @@ MODEL_DESCRIPTIONS = {
                "registers and serves.",
     CEILING: "Not a model: the simulator's true dropout probabilities, the best AUC reachable on this data.",
 }
+
+
+def start_parent_run(client, experiment_id: str, run_name: str, description: str):
+    """The parent run: the one `mlflow run` made when it is in lapse's experiment, else a new run.
+
+    A project run in another experiment (mlflow run without --experiment-name) is left holding its
+    parameters and a tag that points at lapse's run, so training always lands in lapse's experiment.
+    """
+    project = project_run_id()
+    if project and release_foreign_project_run(client, experiment_id) is None:
+        parent = mlflow.start_run(description=description)  # resumes the project's run (MLFLOW_RUN_ID)
+        return parent, project
+    return mlflow.start_run(experiment_id=experiment_id, run_name=run_name, description=description), project
 
 
 def _nested(name: str, description: str):
@@ -79,7 +92,7 @@ def log_survival_run(survival: SurvivalOutcome, horizons: tuple[int, ...], boost
         mlflow.set_tags({"lapse.kind": "survival", "lapse.model": "time_to_dropout",
                          "lapse.use": "yes" if survival.use else "no", "lapse.use_reason": survival.reason})
         mlflow.log_params({"objective": "survival:aft", "aft_loss_distribution": "normal",
-                           "predictive_sigma": survival.sigma, "horizons_days": ",".join(map(str, horizons)),
+                           "aft_sigma": survival.sigma, "horizons_days": ",".join(map(str, horizons)),
                            "test_rows": survival.test_rows})
         skipped = log_finite_metrics(survival.metrics[AFT])
         skipped += log_finite_metrics({f"{KM}.{k}": v for k, v in survival.metrics[KM].items()})
@@ -87,6 +100,10 @@ def log_survival_run(survival: SurvivalOutcome, horizons: tuple[int, ...], boost
             for day, values in survival.by_day[model].items():
                 skipped += log_finite_metrics({f"{prefix}by_as_of_day.{k}": v for k, v in values.items()}, step=day)
         mlflow.log_artifact(booster_path, "time_to_dropout")
+        mlflow.log_dict({"aft_sigma": survival.sigma, "horizons_days": list(horizons),
+                         "calibration": [{"horizon_days": h, "slope": c.slope, "intercept": c.intercept}
+                                         for h, c in zip(horizons, survival.calibrations)]},
+                        "time_to_dropout/calibration.json")
         tag_skipped(skipped)
         return run.info.run_id
 

@@ -19,6 +19,7 @@ import xgboost as xgb
 from scipy.stats import norm
 
 from config import TrainingConfig
+from models.calibration import PlattCalibration, fit_platt
 from features.contract import OWN_ENGAGEMENT, EventType
 from training.metrics import brier, expected_calibration_error
 from training.splits import Split
@@ -35,7 +36,8 @@ class SurvivalOutcome:
     """The fitted time-to-dropout model, its and the baseline's test metrics, and whether to use it."""
 
     booster: xgb.Booster
-    sigma: float  # the log-time spread chosen on validation rows (see fit_sigma)
+    sigma: float  # the log-normal spread the trees were fitted under
+    calibrations: tuple[PlattCalibration, ...]  # per horizon, on validation rows (see calibrate_horizons)
     metrics: dict[str, dict[str, float]]  # {"aft": {...}, "kaplan_meier": {...}}
     by_day: dict[str, dict[int, dict[str, float]]]  # model -> as-of day -> c_index
     use: bool
@@ -101,22 +103,30 @@ def stop_probability(margin: np.ndarray, sigma: float, horizon: float) -> np.nda
     return norm.cdf((np.log(horizon) - margin) / sigma)
 
 
-def fit_sigma(margin: np.ndarray, time: np.ndarray, event: np.ndarray, horizons: tuple[int, ...]) -> float:
-    """The log-time spread whose P(stopped within h) has the lowest Brier score on these (validation) rows.
+def known_by(time: np.ndarray, event: np.ndarray, horizon: float) -> tuple[np.ndarray, np.ndarray]:
+    """Rows whose status at `horizon` is known (stopped by then, or still in at it), and whether they stopped."""
+    stopped = event & (time <= horizon)
+    known = stopped | (time > horizon)
+    return known, stopped[known].astype(np.float64)
 
-    Training fixes the spread the trees are fitted under; the spread that predicts best is chosen afterwards,
-    as the risk model's Platt scaling is, on rows the trees did not learn from.
+
+def calibrate_horizons(margin: np.ndarray, time: np.ndarray, event: np.ndarray, sigma: float,
+                       horizons: tuple[int, ...]) -> list[PlattCalibration]:
+    """Platt scaling of the model's P(stopped within h), one per horizon, on these (validation) rows.
+
+    The log-normal shape the trees are fitted under is one spread for every horizon; recalibrating each
+    horizon on rows the trees did not learn from corrects it, as Platt scaling does for the risk model.
     """
-    best, best_score = 1.0, np.inf
-    for sigma in np.round(np.arange(0.2, 3.01, 0.1), 2):
-        score = 0.0
-        for h in horizons:
-            known = event & (time <= h) | (time > h)
-            stopped = (event & (time <= h))[known].astype(np.float64)
-            score += brier(stopped, stop_probability(margin[known], float(sigma), h)) if known.any() else 0.0
-        if score < best_score:
-            best, best_score = float(sigma), score
-    return best
+    out = []
+    for h in horizons:
+        known, stopped = known_by(time, event, h)
+        out.append(fit_platt(_logit(stop_probability(margin[known], sigma, h)), stopped))
+    return out
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-9, 1 - 1e-9)
+    return np.log(p) - np.log1p(-p)
 
 
 def _aft_matrix(X: np.ndarray, time: np.ndarray, event: np.ndarray) -> xgb.DMatrix:
@@ -186,8 +196,7 @@ def _judge(prob: np.ndarray, risk: np.ndarray, time: np.ndarray, event: np.ndarr
             concordant, pairs = concordant + c * n, pairs + n
     out["c_index"] = concordant / pairs if pairs else float("nan")
     for k, h in enumerate(horizons):
-        known = event & (time <= h) | (time > h)  # stopped by h, or still in at h
-        stopped = (event & (time <= h))[known].astype(np.float64)
+        known, stopped = known_by(time, event, h)
         out[f"ece_{h}d"] = expected_calibration_error(stopped, prob[known, k], bins)
         out[f"brier_{h}d"] = brier(stopped, prob[known, k])
         out[f"stopped_{h}d"] = float(stopped.mean()) if len(stopped) else float("nan")
@@ -211,11 +220,14 @@ def fit_time_to_dropout(table: pd.DataFrame, feature_names: list[str], split: Sp
     true_time, true_event = row_times(table, true_stops(truth))
     test = split.test
     days = table["as_of_day"].to_numpy()
-    val = split.validation
+    val, sigma = split.validation, settings.aft_sigma
     val_margin = booster.predict(xgb.DMatrix(X[val], nthread=1), output_margin=True).astype(np.float64)
-    sigma = fit_sigma(val_margin, time[val], event[val], settings.horizons)
+    calibrations = calibrate_horizons(val_margin, time[val], event[val], sigma, settings.horizons)
     margin = booster.predict(xgb.DMatrix(X[test], nthread=1), output_margin=True).astype(np.float64)
-    prob = np.column_stack([stop_probability(margin, sigma, h) for h in settings.horizons])
+    prob = np.column_stack([cal.risk(_logit(stop_probability(margin, sigma, h)))
+                            for cal, h in zip(calibrations, settings.horizons)])
+    # Calibrated separately, horizons could cross; having stopped by a later day is never less likely.
+    prob = np.maximum.accumulate(prob, axis=1)
     group = settings.baseline_group
     labels = (table[["patient_id"]].astype({"patient_id": "str"})
               .merge(groups.astype({"patient_id": "str"}), on="patient_id", how="left")
@@ -235,4 +247,4 @@ def fit_time_to_dropout(table: pd.DataFrame, feature_names: list[str], split: Sp
     use = bool(better_rank and better_calibration)
     reason = (f"C-index {model['c_index']:.3f} vs Kaplan-Meier {base['c_index']:.3f}; mean ECE "
               f"{model['mean_ece']:.3f} vs {base['mean_ece']:.3f} at {', '.join(map(str, settings.horizons))} days")
-    return SurvivalOutcome(booster, sigma, metrics, by_day, use, reason, len(test))
+    return SurvivalOutcome(booster, sigma, tuple(calibrations), metrics, by_day, use, reason, len(test))

@@ -127,6 +127,19 @@ def project_run_id() -> str | None:
     return os.environ.get("MLFLOW_RUN_ID") or None
 
 
+# What `mlflow run` passes on as MLFLOW_TRACKING_URI when none was set: a database in the working folder.
+MLFLOW_DEFAULT_STORE = "sqlite:///mlflow.db"
+
+
+def refuse_mlflow_default_store(uri: str) -> None:
+    """Under `mlflow run` with MLflow's default store, stop before anything is logged to the working folder."""
+    if project_run_id() is not None and uri == MLFLOW_DEFAULT_STORE:
+        raise LapseError(
+            f"`mlflow run` was started without MLFLOW_TRACKING_URI, so it made mlflow.db in {Path.cwd()}; lapse "
+            "logs nothing there. Set MLFLOW_TRACKING_URI=sqlite:///.lapse/mlflow.db (lapse's store) and run again; "
+            "the mlflow.db in that folder holds only the failed project run and can be deleted")
+
+
 def release_foreign_project_run(client, experiment_id: str | None) -> str | None:
     """Under `mlflow run`, keep the project's run only if it is in lapse's experiment; return a released run.
 

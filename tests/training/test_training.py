@@ -462,6 +462,21 @@ def test_readme_mlflow_run_lands_in_lapse_store_and_never_in_the_repo_root(cohor
     assert project_run.data.tags["mlflow.project.entryPoint"] == "train"
 
 
+def test_mlflow_run_without_a_tracking_uri_is_refused_before_logging(cohort_dir, tmp_path):
+    """MLflow's own default store would put mlflow.db and artifacts in the project root: lapse refuses it."""
+    project = _fresh_copy(tmp_path)
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME")}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    done = subprocess.run(
+        ["mlflow", "run", ".", "-e", "train", "--env-manager", "local", "-P", f"data={cohort_dir}"],
+        cwd=project, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode != 0
+    assert "MLFLOW_TRACKING_URI=sqlite:///.lapse/mlflow.db" in done.stderr
+    assert not (project / "mlartifacts").exists() and not (project / "mlruns").exists()
+    assert not (project / ".lapse").exists()
+
+
 @pytest.mark.model_check
 def test_logged_model_predicts_in_a_fresh_venv_from_its_own_requirements(good_run, store):
     """`make check-model`: uv venv + the model's requirements.txt, then `mlflow models predict` there."""
