@@ -7,6 +7,10 @@ import os
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
+import mlflow
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
 from config import DEFAULT_PATHS, Paths
 from config.errors import LapseError
 
@@ -34,9 +38,6 @@ def artifact_root_for(uri: str, paths: Paths = DEFAULT_PATHS) -> str | None:
 
 def connect(uri: str | None = None, paths: Paths = DEFAULT_PATHS):
     """Point MLflow at the tracking store (tracking and registry) and return a client for it."""
-    import mlflow
-    from mlflow import MlflowClient
-
     uri = uri or tracking_uri(paths)
     if urlparse(uri).scheme == "sqlite":
         db = unquote(uri[len("sqlite:///"):])
@@ -83,8 +84,6 @@ def _check_artifact_location(experiment, uri: str) -> None:
 
 def alias_version(client, model_name: str, alias: str):
     """The model version an alias points at, or None when the model or alias does not exist."""
-    from mlflow.exceptions import MlflowException
-
     try:
         return client.get_model_version_by_alias(model_name, alias)
     except MlflowException:
@@ -104,8 +103,6 @@ def finite_metrics(metrics: dict[str, float]) -> tuple[dict[str, float], list[st
 
 def log_finite_metrics(metrics: dict[str, float], step: int | None = None) -> list[str]:
     """Log the finite metrics of the active run (at `step`); return the names skipped as not defined."""
-    import mlflow
-
     kept, skipped = finite_metrics(metrics)
     if kept:
         mlflow.log_metrics(kept, step=step)
@@ -114,8 +111,6 @@ def log_finite_metrics(metrics: dict[str, float], step: int | None = None) -> li
 
 def tag_skipped(skipped: list[str]) -> None:
     """Say on the active run which metrics were not logged, and why (a tag, since MLflow plots no NaN)."""
-    import mlflow
-
     if skipped:
         names = ", ".join(sorted(dict.fromkeys(skipped)))
         mlflow.set_tag("lapse.skipped_metrics",
@@ -127,13 +122,25 @@ def project_run_id() -> str | None:
     return os.environ.get("MLFLOW_RUN_ID") or None
 
 
-# What `mlflow run` passes on as MLFLOW_TRACKING_URI when none was set: a database in the working folder.
-MLFLOW_DEFAULT_STORE = "sqlite:///mlflow.db"
+# MLflow's store when MLFLOW_TRACKING_URI is not set: a database in the working folder.
+MLFLOW_DEFAULT_DB = "mlflow.db"
+
+
+def is_mlflow_default_store(uri: str) -> bool:
+    """Whether `uri` is MLflow's default store (mlflow.db in the working folder), relative or made absolute."""
+    if urlparse(uri).scheme != "sqlite":
+        return False
+    db = unquote(uri[len("sqlite:///"):])
+    return bool(db) and db != ":memory:" and Path(db).resolve() == (Path.cwd() / MLFLOW_DEFAULT_DB).resolve()
 
 
 def refuse_mlflow_default_store(uri: str) -> None:
-    """Under `mlflow run` with MLflow's default store, stop before anything is logged to the working folder."""
-    if project_run_id() is not None and uri == MLFLOW_DEFAULT_STORE:
+    """Under `mlflow run` with MLflow's default store, stop before anything is logged to the working folder.
+
+    `mlflow run` passes its store on to the entry point as an absolute MLFLOW_TRACKING_URI, so the
+    job cannot tell a chosen store from the default one by the variable alone: it compares paths.
+    """
+    if project_run_id() is not None and is_mlflow_default_store(uri):
         raise LapseError(
             f"`mlflow run` was started without MLFLOW_TRACKING_URI, so it made mlflow.db in {Path.cwd()}; lapse "
             "logs nothing there. Set MLFLOW_TRACKING_URI=sqlite:///.lapse/mlflow.db (lapse's store) and run again; "

@@ -164,6 +164,16 @@ def test_train_command_refuses_a_folder_without_tables(tmp_path, capsys, monkeyp
     assert not (tmp_path / "mlflow.db").exists()  # nothing is tracked for data that cannot be used
 
 
+def test_mlflow_default_store_is_recognised_relative_or_absolute(tmp_path, monkeypatch):
+    from training.tracking import is_mlflow_default_store
+
+    monkeypatch.chdir(tmp_path)
+    assert is_mlflow_default_store("sqlite:///mlflow.db")
+    assert is_mlflow_default_store(f"sqlite:///{tmp_path / 'mlflow.db'}")  # as `mlflow run` passes it on
+    assert not is_mlflow_default_store("sqlite:///.lapse/mlflow.db")
+    assert not is_mlflow_default_store("http://127.0.0.1:5000")
+
+
 # ---------------------------------------------------------------- the real chain
 
 @pytest.fixture(scope="module")
@@ -428,8 +438,8 @@ def test_time_to_dropout_is_judged_against_the_truth_and_kaplan_meier(good_run, 
     beats = m["c_index"] > m["kaplan_meier.c_index"] and m["mean_ece"] <= m["kaplan_meier.mean_ece"]
     assert survival.data.tags["lapse.use"] == ("yes" if beats else "no")
     assert run.data.tags["lapse.time_to_dropout"] == ("use" if beats else "do not use")
-    assert [a.path for a in client.list_artifacts(survival.info.run_id, "time_to_dropout")] == [
-        "time_to_dropout/time_to_dropout.ubj"]
+    assert {a.path for a in client.list_artifacts(survival.info.run_id, "time_to_dropout")} == {
+        "time_to_dropout/time_to_dropout.ubj", "time_to_dropout/calibration.json"}
 
 
 def _fresh_copy(dst: Path) -> Path:
@@ -473,6 +483,7 @@ def test_mlflow_run_without_a_tracking_uri_is_refused_before_logging(cohort_dir,
     )
     assert done.returncode != 0
     assert "MLFLOW_TRACKING_URI=sqlite:///.lapse/mlflow.db" in done.stderr
+    # mlflow.db is MLflow's own doing, before any lapse code runs; lapse logs nothing beside it.
     assert not (project / "mlartifacts").exists() and not (project / "mlruns").exists()
     assert not (project / ".lapse").exists()
 
