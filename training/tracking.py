@@ -148,16 +148,20 @@ def refuse_mlflow_default_store(uri: str) -> None:
 
 
 def release_foreign_project_run(client, experiment_id: str | None) -> str | None:
-    """Under `mlflow run`, keep the project's run only if it is in lapse's experiment; return a released run.
+    """Under `mlflow run`, keep the project's run only if lapse may log into it; return a released run.
 
     MLflow resumes MLFLOW_RUN_ID at the next start_run whatever experiment is asked for, so a project run
     made in "Default" (no --experiment-name) would take lapse's run, and its artifacts would go to
-    ./mlruns. Such a run is released: the caller logs to its own run in lapse's experiment and links them.
+    ./mlruns. Such a run is released, and so is one that already holds another lapse job (in the `main`
+    entry point every command gets the same run: train keeps it, promote logs its own). The caller then
+    logs to its own run in lapse's experiment and links the two.
     """
     project = project_run_id()
     if project is None:
         return None
-    if experiment_id is not None and client.get_run(project).info.experiment_id == experiment_id:
+    run = client.get_run(project)
+    if (experiment_id is not None and run.info.experiment_id == experiment_id
+            and "lapse.kind" not in run.data.tags):
         return None
     os.environ.pop("MLFLOW_RUN_ID", None)
     return project

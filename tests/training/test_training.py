@@ -174,6 +174,23 @@ def test_mlflow_default_store_is_recognised_relative_or_absolute(tmp_path, monke
     assert not is_mlflow_default_store("http://127.0.0.1:5000")
 
 
+def test_a_project_run_is_kept_only_in_lapse_experiment_and_only_once(tmp_path, monkeypatch):
+    from training.tracking import connect, release_foreign_project_run
+
+    client = connect(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    lapse_exp = client.create_experiment("lapse-dropout")
+    other = client.create_experiment("elsewhere")
+    fresh = client.create_run(lapse_exp).info.run_id
+    monkeypatch.setenv("MLFLOW_RUN_ID", fresh)
+    assert release_foreign_project_run(client, lapse_exp) is None and os.environ["MLFLOW_RUN_ID"] == fresh
+    client.set_tag(fresh, "lapse.kind", "training")  # train took it: promote gets a run of its own
+    assert release_foreign_project_run(client, lapse_exp) == fresh and "MLFLOW_RUN_ID" not in os.environ
+    foreign = client.create_run(other).info.run_id
+    monkeypatch.setenv("MLFLOW_RUN_ID", foreign)
+    assert release_foreign_project_run(client, lapse_exp) == foreign and "MLFLOW_RUN_ID" not in os.environ
+    assert release_foreign_project_run(client, lapse_exp) is None  # not under `mlflow run`
+
+
 # ---------------------------------------------------------------- the real chain
 
 @pytest.fixture(scope="module")
