@@ -26,6 +26,21 @@ class XGBoostParams(Settings):
     nthread: int = Field(1, ge=1)
 
 
+class SurvivalConfig(Settings):
+    """The time-to-dropout model trained beside the risk at the horizon: [training.survival]."""
+
+    # Days after the as-of day at which the chance of having stopped is evaluated (and calibrated).
+    horizons: tuple[int, ...] = (7, 14, 28)
+    # The Kaplan-Meier baseline is fitted per as-of day and per group of this patient attribute.
+    baseline_group: str = "human_support"
+    # Spread of the log-normal accelerated failure time model the trees are fitted under (XGBoost
+    # survival:aft); each horizon's P(stopped) is then Platt-scaled on the validation rows.
+    aft_sigma: float = Field(1.0, gt=0)
+    # Days without own engagement (and no discontinuation) after which a patient counts as stopped
+    # at the last engagement; fewer quiet days before the data end: still in the program (censored).
+    quiet_days: int = Field(14, ge=1)
+
+
 class TrainingConfig(Settings):
     """How `lapse train` splits, fits, calibrates, evaluates and registers the dropout models.
 
@@ -65,6 +80,7 @@ class TrainingConfig(Settings):
     shap_plot_rows: int = 2000
     # Bins of the per-feature histograms kept as the drift reference.
     distribution_bins: int = Field(10, ge=1)
+    survival: SurvivalConfig = Field(default_factory=SurvivalConfig)
     experiment: str = "lapse-dropout"
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
 

@@ -1,4 +1,8 @@
-"""The MLflow pyfunc face of the dropout model: risk plus SHAP contributions per row."""
+"""The MLflow pyfunc face of the dropout model: risk plus SHAP contributions per row.
+
+Self-contained: the logged model ships this module and what it imports (models/, config/) as its
+code, so it imports nothing else of lapse (not the scoring core, not features/).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,6 @@ from mlflow.pyfunc import PythonModel
 from scipy.special import expit
 
 from models.scorer import RiskScorer, load_scorer
-from models.scoring import model_matrix
 
 # The name of the artifact (a folder with model.ubj and model_meta.json) the pyfunc loads.
 SCORER_ARTIFACT = "scorer"
@@ -23,7 +26,10 @@ def output_columns(feature_names: list[str] | tuple[str, ...]) -> list[str]:
 
 def score_frame(scorer: RiskScorer, features: pd.DataFrame) -> pd.DataFrame:
     """Risk, calibrated log-odds and per-feature contributions (plus base) for a frame of features."""
-    X = model_matrix(features, scorer.feature_names)
+    missing = [name for name in scorer.feature_names if name not in features.columns]
+    if missing:
+        raise ValueError(f"the input lacks column(s) the model needs: {', '.join(missing)}")
+    X = features.loc[:, list(scorer.feature_names)].to_numpy(dtype=np.float64, na_value=np.nan)
     contribs, base = scorer.contributions(X)
     log_odds = scorer.log_odds(X)
     data = np.column_stack([expit(log_odds), log_odds, contribs, base])

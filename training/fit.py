@@ -62,25 +62,6 @@ class TrainingOutcome:
     test_base: np.ndarray
     train_rows: pd.DataFrame = field(repr=False, default=None)
 
-    def flat_metrics(self) -> dict[str, float]:
-        """Every metric under an MLflow name: '<model>.<slice>.<metric>', subgroup and gap metrics too."""
-        out = {f"count.{k}": float(v) for k, v in self.counts.items()}
-        for model, slices in self.metrics.items():
-            for slice_name, values in slices.items():
-                out.update({f"{model}.{slice_name}.{k}": float(v) for k, v in values.items()})
-        for model, slices in self.gaps.items():
-            for slice_name, gaps in slices.items():
-                out.update({f"{model}.{slice_name}.tpr_gap.{a}": float(g) for a, g in gaps.items()})
-        rows = self.subgroups[self.subgroups["slice"] == self.headline]
-        for row in rows.itertuples(index=False):
-            stem = f"{row.model}.{row.slice}.subgroup.{_metric_token(row.attribute)}.{_metric_token(row.group)}"
-            out[f"{stem}.rows"] = float(row.rows)
-            out[f"{stem}.auc"] = float(row.auc)
-            out[f"{stem}.tpr"] = float(row.tpr)
-        for model in self.models:
-            out[f"{model}.operating_threshold"] = self.models[model].operating_threshold
-        return out
-
     def headline_metrics(self, model: str = XGBOOST) -> dict[str, float]:
         """The headline slice's metrics of one model plus its largest subgroup TPR gap."""
         out = dict(self.metrics[model][self.headline])
@@ -107,10 +88,6 @@ def fit_local_booster(table: pd.DataFrame, split: Split, feature_names: list[str
                 chosen[LABEL].to_numpy(dtype=np.float64))
 
     return fit_xgboost(*part(split.train), *part(split.validation), feature_names, params, seed)
-
-
-def _metric_token(text: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "_-" else "_" for ch in str(text)) or "_"
 
 
 def _window(frame: pd.DataFrame) -> dict[str, str]:

@@ -1,11 +1,11 @@
-"""The tracked training job: data folder in, an MLflow run with metrics, artifacts and a candidate model out."""
+"""The tracked training job: data folder in, a parent MLflow run (nested run per model) and a candidate model out."""
 
 from __future__ import annotations
 
 import json
 import logging
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from importlib.metadata import version as package_version
 from pathlib import Path
 
@@ -13,30 +13,40 @@ import mlflow
 import numpy as np
 import pandas as pd
 import xgboost
-from mlflow.models import ModelSignature
-from mlflow.types import ColSpec, Schema
 
 from config import DEFAULT_PATHS, FeatureConfig, LabelConfig, Paths, TrainingConfig
 from features.point_in_time import specs_for
+from features.validate import load_cohort
 from models.metadata import META_FILE, ModelMetadata, write_metadata
-from models.pyfunc import SCORER_ARTIFACT, output_columns
+from models.pyfunc import SCORER_ARTIFACT
 from models.scorer import save_scorer
-from training.data import TableBuilder, local_training_table, read_true_probabilities
 from training.artifacts import (
     catalog_records, feature_distributions, importance_by_level, importance_table, json_ready, write_beeswarm,
     write_calibration_plot,
 )
 from features.covariates import subgroup_frame
+from training.data import TableBuilder, local_training_table, read_true_probabilities
 from training.fit import MODEL_NAMES, XGBOOST, fit_and_evaluate
 from training.honesty import HonestyReport, review
+from training.packaging import log_dropout_model
 from training.quality import DataQuality, feature_quality, usable_features
-from training.tracking import connect, ensure_experiment, tracking_uri
+from training.runs import (
+    digest_of, log_datasets, log_model_run, log_survival_run, parent_metrics, start_parent_run,
+)
+from training.survival import SurvivalOutcome, fit_time_to_dropout, observed_stops
+from training.tracking import (
+    connect, ensure_experiment, refuse_mlflow_default_store, tag_skipped, tracking_uri,
+)
 
 log = logging.getLogger("lapse.training")
 
-MODEL_ENTRY = Path(__file__).resolve().parent.parent / "models" / "mlflow_entry.py"
 HOLDOUT_PATH = "holdout/test.parquet"
-MODEL_ARTIFACT = "model"
+REGISTERED_DESCRIPTION = (
+    "Risk that a patient of a digital mental health program drops out within the label horizon, with "
+    "per-feature SHAP contributions on the calibrated log-odds. Input: one row of lapse features per patient "
+    "(NaN: not known); output: risk, log_odds, contrib_<feature>, contrib_base. Versions are candidates from "
+    "`lapse train`; `lapse promote` moves the champion alias after the promotion gates."
+)
 
 
 @dataclass(frozen=True)
@@ -48,6 +58,8 @@ class TrainingData:
     truth: np.ndarray | None
     data_end: pd.Timestamp
     feature_config: FeatureConfig
+    # Where the table came from (the data folder or features file): the dataset source MLflow records.
+    source: str | None = None
 
 
 @dataclass(frozen=True)
@@ -75,7 +87,7 @@ def load_training_data(data_dir: str | Path, feature_config: FeatureConfig = Fea
     if len(labelled.table) == 0:
         raise ValueError(f"{data_dir}: no eligible, uncensored snapshots to train on")
     truth = read_true_probabilities(data_dir, labelled.table, label_config)
-    return TrainingData(labelled.table, labelled.patients, truth, labelled.data_end, feature_config)
+    return TrainingData(labelled.table, labelled.patients, truth, labelled.data_end, feature_config, str(data_dir))
 
 
 def feature_sets(feature_config: FeatureConfig) -> tuple[list, list[str], list[str]]:
@@ -158,7 +170,6 @@ def _write_artifacts(out: Path, outcome, specs, meta: ModelMetadata, config: Tra
 
 
 def _params(data: TrainingData, config: TrainingConfig, label_config: LabelConfig, n_features: int) -> dict:
-    fingerprint = int(pd.util.hash_pandas_object(data.table, index=False).sum()) & 0xFFFFFFFFFFFF
     params = {
         "seed": config.seed,
         "test_fraction": config.test_fraction,
@@ -171,41 +182,50 @@ def _params(data: TrainingData, config: TrainingConfig, label_config: LabelConfi
         "engaged_within_days": label_config.engaged_within_days,
         "n_features": n_features,
         "data_end": data.data_end.isoformat(),
-        "data_fingerprint": f"{fingerprint:012x}",
+        "data_fingerprint": digest_of(data.table),
         "simulated_truth": data.truth is not None,
     }
-    params.update({f"xgboost.{k}": v for k, v in asdict(config.xgboost).items()})
+    params.update({f"xgboost.{k}": v for k, v in config.xgboost.model_dump().items()})
     return params
 
 
-def _signature(feature_names: list[str]):
-    return ModelSignature(
-        inputs=Schema([ColSpec("double", f) for f in feature_names]),
-        outputs=Schema([ColSpec("double", c) for c in output_columns(feature_names)]),
-    )
+def fit_survival(data: TrainingData, outcome, groups: pd.DataFrame, config: TrainingConfig
+                 ) -> tuple[SurvivalOutcome | None, str]:
+    """The time-to-dropout model when the data folder has the simulator's truth to judge it, else why not."""
+    folder = Path(data.source) if data.source else None
+    if folder is None or not (folder / "truth.parquet").is_file():
+        return None, "not fitted: no truth table (simulated data only) to judge it against"
+    cohort = load_cohort(folder)
+    observed = observed_stops(cohort.patients, cohort.events, data.data_end, config.survival.quiet_days)
+    truth = pd.read_parquet(folder / "truth.parquet")
+    missing = [c for c in ("patient_id", "quit_day", "simulated_days") if c not in truth.columns]
+    if missing:
+        raise ValueError(f"{folder / 'truth.parquet'}: missing column(s) {', '.join(missing)}")
+    table = data.table.reset_index(drop=True)
+    survival = fit_time_to_dropout(table, outcome.feature_names, outcome.split, observed, truth, groups, config)
+    return survival, survival.reason
 
 
-def _input_example(train_rows: pd.DataFrame, feature_names: list[str]) -> pd.DataFrame:
-    # Training medians, not any one patient's values, so no patient data is stored with the model.
-    medians = train_rows[feature_names].median(numeric_only=True).reindex(feature_names).fillna(0.0)
-    return pd.DataFrame([medians.to_numpy(dtype=np.float64)], columns=feature_names)
-
-
-def _requirements() -> list[str]:
-    return [f"mlflow=={mlflow.__version__}", f"xgboost-cpu=={xgboost.__version__}",
-            f"numpy=={np.__version__}", f"pandas=={pd.__version__}"]
+def _describe_run(outcome, chosen: str, survival: SurvivalOutcome | None, survival_note: str) -> str:
+    m = outcome.headline_metrics(chosen)
+    return (f"lapse training: baseline logistic, usage logistic and XGBoost dropout models (one nested run "
+            f"each), judged on the temporal test set ({outcome.headline}: {chosen} AUC {m['auc']:.3f}, "
+            f"ECE {m['ece']:.3f}). The chosen model ({chosen}) is logged here and registered as a candidate. "
+            f"Time to dropout: {('use it' if survival.use else 'do not use it') if survival else survival_note}"
+            f"{': ' + survival_note if survival else ''}.")
 
 
 def log_training_run(data: TrainingData, config: TrainingConfig = TrainingConfig(),
                      label_config: LabelConfig = LabelConfig(), tracking: str | None = None,
                      paths: Paths = DEFAULT_PATHS, run_name: str | None = None,
                      fit_booster=None) -> TrainingSummary:
-    """Fit and evaluate on `data`, log everything to MLflow, register the model, then point `candidate` at it.
+    """Fit and evaluate on `data`, log a parent run with a nested run per model, register the chosen model.
 
     The alias moves last: a run that fails on the way leaves every alias where it was.
     `fit_booster` replaces the boosted-tree fit (see `fit_and_evaluate`).
     """
     uri = tracking or tracking_uri(paths)
+    refuse_mlflow_default_store(uri)
     client = connect(uri, paths)
     experiment_id = ensure_experiment(client, config.experiment, uri, paths)
     specs, names, baseline = feature_sets(data.feature_config)
@@ -216,11 +236,26 @@ def log_training_run(data: TrainingData, config: TrainingConfig = TrainingConfig
     honesty = review(data.table, outcome.split, names, outcome.headline,
                      {m: outcome.metrics[m][outcome.headline]["auc"] for m in MODEL_NAMES})
     meta = _model_meta(outcome, specs, data, config, label_config)
+    survival, survival_note = fit_survival(data, outcome, groups, config)
+    chosen = XGBOOST
+    description = _describe_run(outcome, chosen, survival, survival_note)
 
-    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name or "train") as run:
-        mlflow.set_tags({"lapse.kind": "training", "lapse.headline_slice": outcome.headline})
+    parent, project = start_parent_run(client, experiment_id, run_name or "train", description)
+    with parent as run:
+        run_id = run.info.run_id
+        mlflow.set_tags({"lapse.kind": "training", "lapse.headline_slice": outcome.headline,
+                         "lapse.chosen_model": chosen,
+                         "lapse.time_to_dropout": ("use" if survival.use else "do not use") if survival else "none",
+                         "lapse.time_to_dropout_reason": survival_note})
+        if project and project != run_id:
+            client.set_tag(project, "lapse.training_run_id", run_id)
+            mlflow.set_tag("lapse.mlflow_project_run_id", project)
         mlflow.log_params(_params(data, config, label_config, len(names)))
-        mlflow.log_metrics({**outcome.flat_metrics(), **honesty.metrics()})
+        log_datasets(data.table, outcome.holdout, data.source or "in-memory training table", digest_of(data.table))
+        tag_skipped(parent_metrics(outcome, chosen))
+        for name in outcome.metrics:
+            log_model_run(outcome, name, chosen)
+        mlflow.log_metrics(honesty.metrics())
         mlflow.set_tags(honesty.tags())
         mlflow.log_dict(quality.as_record(), "data_quality.json")
         with tempfile.TemporaryDirectory(prefix="lapse-train-") as tmp:
@@ -228,22 +263,23 @@ def log_training_run(data: TrainingData, config: TrainingConfig = TrainingConfig
             out.mkdir()
             _write_artifacts(out, outcome, specs, meta, config)
             mlflow.log_artifacts(str(out))
+            if survival is not None:
+                booster_path = Path(tmp) / "time_to_dropout.ubj"
+                survival.booster.save_model(booster_path)
+                log_survival_run(survival, config.survival.horizons, str(booster_path))
             scorer_dir = save_scorer(Path(tmp) / SCORER_ARTIFACT, outcome.booster, meta)
-            info = mlflow.pyfunc.log_model(
-                name=MODEL_ARTIFACT,
-                python_model=str(MODEL_ENTRY),
-                artifacts={SCORER_ARTIFACT: str(scorer_dir)},
-                signature=_signature(names),
-                input_example=_input_example(outcome.train_rows, names),
-                pip_requirements=_requirements(),
-                registered_model_name=config.registered_model,
-            )
+            info = log_dropout_model(scorer_dir, names, outcome.train_rows, config.registered_model)
         version = str(info.registered_model_version)
         headline = outcome.headline_metrics()
         for key in ("auc", "ece", "largest_tpr_gap"):
             client.set_model_version_tag(config.registered_model, version, f"test.{key}", f"{headline[key]:.6f}")
         client.set_model_version_tag(config.registered_model, version, "headline_slice", outcome.headline)
-        run_id = run.info.run_id
+        client.update_registered_model(config.registered_model, description=REGISTERED_DESCRIPTION)
+        client.update_model_version(config.registered_model, version, description=(
+            f"{chosen} from training run {run_id}: AUC {headline['auc']:.3f}, ECE {headline['ece']:.3f}, "
+            f"largest subgroup TPR gap {headline['largest_tpr_gap']:.3f} on the temporal test set "
+            f"({outcome.headline}). Horizon {label_config.horizon_days} days, definition "
+            f"'{label_config.definition}'."))
     client.set_registered_model_alias(config.registered_model, config.candidate_alias, version)
     log.info("run %s registered %s version %s as %s", run_id, config.registered_model, version,
              config.candidate_alias)

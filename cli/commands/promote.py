@@ -51,8 +51,14 @@ def command(
 ) -> int:
     """Gate and maybe promote; exit 0 when the candidate is champion afterwards, 1 when refused."""
     from training.promotion import promote
+    from training.tracking import connect, refuse_mlflow_default_store, release_foreign_project_run, tracking_uri
 
     settings = load_settings(None, config)
+    # Under `mlflow run` without --experiment-name, log the decision in lapse's experiment, not "Default".
+    refuse_mlflow_default_store(tracking_uri())
+    client = connect()
+    found = client.get_experiment_by_name(settings.training.experiment)
+    release_foreign_project_run(client, found.experiment_id if found else None)
     try:
         decision = promote(config=settings.training, gates=settings.promotion, override_reason=override_reason or None)
     except LookupError as exc:

@@ -77,7 +77,7 @@ def _training_data(data: Path, features_file: Path | None, settings, step):
 
         truth = true_dropout_probability(pd.read_parquet(truth_file), table[["patient_id", "as_of_day"]],
                                          settings.labels)
-    return TrainingData(table, cohort.patients, truth, data_end, settings.features)
+    return TrainingData(table, cohort.patients, truth, data_end, settings.features, str(data))
 
 
 def command(

@@ -56,7 +56,9 @@ def test_train_on_the_features_table_is_training_on_the_same_table(data, tmp_pat
     assert main(["train", "--data", str(data), *settings]) == 0
     capsys.readouterr()
 
-    runs = mlflow.search_runs(experiment_names=["lapse-dropout"], output_format="list")
+    # The training (parent) runs; each also has a nested run per model.
+    runs = mlflow.search_runs(experiment_names=["lapse-dropout"], filter_string="tags.`lapse.kind` = 'training'",
+                              output_format="list")
     params = [run.data.params for run in runs]
     assert len(params) == 2
     # The same rows and values whether read from the features table or built by train itself.

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import replace
@@ -165,6 +166,33 @@ def test_train_command_refuses_a_folder_without_tables(tmp_path, capsys, monkeyp
     assert not (tmp_path / "mlflow.db").exists()  # nothing is tracked for data that cannot be used
 
 
+def test_mlflow_default_store_is_recognised_relative_or_absolute(tmp_path, monkeypatch):
+    from training.tracking import is_mlflow_default_store
+
+    monkeypatch.chdir(tmp_path)
+    assert is_mlflow_default_store("sqlite:///mlflow.db")
+    assert is_mlflow_default_store(f"sqlite:///{tmp_path / 'mlflow.db'}")  # as `mlflow run` passes it on
+    assert not is_mlflow_default_store("sqlite:///.lapse/mlflow.db")
+    assert not is_mlflow_default_store("http://127.0.0.1:5000")
+
+
+def test_a_project_run_is_kept_only_in_lapse_experiment_and_only_once(tmp_path, monkeypatch):
+    from training.tracking import connect, release_foreign_project_run
+
+    client = connect(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    lapse_exp = client.create_experiment("lapse-dropout")
+    other = client.create_experiment("elsewhere")
+    fresh = client.create_run(lapse_exp).info.run_id
+    monkeypatch.setenv("MLFLOW_RUN_ID", fresh)
+    assert release_foreign_project_run(client, lapse_exp) is None and os.environ["MLFLOW_RUN_ID"] == fresh
+    client.set_tag(fresh, "lapse.kind", "training")  # train took it: promote gets a run of its own
+    assert release_foreign_project_run(client, lapse_exp) == fresh and "MLFLOW_RUN_ID" not in os.environ
+    foreign = client.create_run(other).info.run_id
+    monkeypatch.setenv("MLFLOW_RUN_ID", foreign)
+    assert release_foreign_project_run(client, lapse_exp) == foreign and "MLFLOW_RUN_ID" not in os.environ
+    assert release_foreign_project_run(client, lapse_exp) is None  # not under `mlflow run`
+
+
 # ---------------------------------------------------------------- the real chain
 
 @pytest.fixture(scope="module")
@@ -204,23 +232,51 @@ def _holdout(uri, run_id, tmp_path) -> pd.DataFrame:
     return pd.read_parquet(_client(uri).download_artifacts(run_id, "holdout/test.parquet", str(tmp_path)))
 
 
-def test_run_has_metrics_params_and_artifacts(good_run, store, tmp_path):
+def _children(client, run) -> dict:
+    found = client.search_runs([run.info.experiment_id], f"tags.mlflow.parentRunId = '{run.info.run_id}'")
+    return {child.info.run_name: child for child in found}
+
+
+def test_run_has_metrics_params_and_artifacts(good_run, store, cohort_dir, tmp_path):
     uri, root = store
     client = _client(uri)
     run = client.get_run(good_run.run_id)
     m = run.data.metrics
+    children = _children(client, run)
+    assert set(children) == {"baseline_logistic", "usage_logistic", "xgboost", "ceiling", "time_to_dropout"}
     for model in ("baseline_logistic", "usage_logistic", "xgboost"):
+        child = children[model]
+        assert child.info.experiment_id == run.info.experiment_id and child.data.tags["lapse.kind"] == "candidate"
+        assert child.data.tags["mlflow.note.content"]  # every run says what it is
         for metric in ("auc", "pr_auc", "brier", "calibration_slope", "calibration_intercept", "ece",
                        "precision_at_5pct", "recall_at_10pct", "auc_to_ceiling"):
-            for slice_name in ("pooled", "day3", "day7", "day14"):
-                assert f"{model}.{slice_name}.{metric}" in m
-        assert f"{model}.day7.tpr_gap.largest" in m
-        assert f"{model}.day7.subgroup.sex.female.tpr" in m
-    assert 0.5 < m["ceiling.day7.auc"] <= 1.0
-    assert m["xgboost.day7.auc"] > m["baseline_logistic.day7.auc"]
-    assert m["xgboost.day7.auc_to_ceiling"] == pytest.approx(m["xgboost.day7.auc"] / m["ceiling.day7.auc"])
+            assert metric in child.data.metrics and f"pooled.{metric}" in child.data.metrics
+            # One metric across the as-of days: steps, not a metric name per day.
+            steps = [p.step for p in client.get_metric_history(child.info.run_id, f"by_as_of_day.{metric}")]
+            assert steps == [3, 7, 14, 21, 28]
+        assert "tpr_gap.largest" in child.data.metrics
+        assert not any(k.startswith(("day", "xgboost.", "subgroup.")) for k in child.data.metrics)
+    # No NaN is ever logged; a metric left out is named in a tag with the reason.
+    for logged in (run, *children.values()):
+        assert all(math.isfinite(v) for v in logged.data.metrics.values()), logged.info.run_name
+        skipped = logged.data.tags.get("lapse.skipped_metrics", "")
+        assert not skipped or skipped.startswith("not defined on their rows")
+    assert children["xgboost"].data.tags["lapse.chosen"] == "true"
+    assert 0.5 < m["ceiling.auc"] <= 1.0 and m["auc"] == children["xgboost"].data.metrics["auc"]
+    assert children["xgboost"].data.metrics["auc"] > children["baseline_logistic"].data.metrics["auc"]
+    assert m["auc_to_ceiling"] == pytest.approx(m["auc"] / m["ceiling.auc"])
     assert m["count.test_patients"] > 0 and m["count.train_patients"] > m["count.test_patients"]
     assert run.data.params["seed"] == str(CONFIG.seed) and run.data.tags["lapse.kind"] == "training"
+    assert "xgboost" in run.data.tags["mlflow.note.content"]
+    # The training table and the test rows are the run's dataset inputs, with the data folder as source.
+    inputs = {i.dataset.name: i for i in run.inputs.dataset_inputs}
+    assert set(inputs) == {"training_table", "test_rows"}
+    assert inputs["training_table"].dataset.digest == run.data.params["data_fingerprint"]
+    assert str(cohort_dir) in inputs["training_table"].dataset.source
+    assert "patient_id" not in inputs["training_table"].dataset.schema
+    registered = client.get_registered_model(MODEL)
+    assert registered.description and "risk" in registered.description
+    assert good_run.run_id in client.get_model_version(MODEL, good_run.model_version).description
 
     def listing(path=None):
         out = []
@@ -241,7 +297,7 @@ def test_run_has_metrics_params_and_artifacts(good_run, store, tmp_path):
     importance = pd.read_csv(local / "explanations/shap_importance.csv")
     assert len(importance) == int(run.data.params["n_features"]) and importance["share"].sum() == pytest.approx(1)
     metrics_doc = json.loads((local / "metrics.json").read_text())
-    assert metrics_doc["models"]["xgboost"]["day7"]["auc"] == pytest.approx(m["xgboost.day7.auc"])
+    assert metrics_doc["models"]["xgboost"]["day7"]["auc"] == pytest.approx(m["auc"])
     dist = json.loads((local / "feature_distributions.json").read_text())
     some = dist["features"]["sessions_total"]
     assert set(some["by_as_of_day"]) == {"3", "7", "14", "21", "28"} and some["pooled"]["histogram"]["counts"]
@@ -294,17 +350,21 @@ def test_same_data_and_seed_give_the_same_metrics(good_run, store, cohort_dir):
     from training.job import feature_sets, load_training_data
 
     uri, _ = store
+    client = _client(uri)
     data = load_training_data(cohort_dir)
     _, names, baseline = feature_sets(data.feature_config)
     groups = subgroup_frame(data.patients, CONFIG.subgroups, CONFIG.age_bands)
-    again = fit_and_evaluate(data.table, names, baseline, groups, data.truth, CONFIG).flat_metrics()
-    logged = _client(uri).get_run(good_run.run_id).data.metrics
-    assert len(again) > 300
-    for key, value in again.items():
-        if math.isnan(value):
-            assert math.isnan(logged[key]), key
-        else:
-            assert logged[key] == value, key
+    again = fit_and_evaluate(data.table, names, baseline, groups, data.truth, CONFIG)
+    children = _children(client, client.get_run(good_run.run_id))
+    compared = 0
+    for model, slices in again.metrics.items():
+        run = children[model]
+        for key, value in slices[again.headline].items():
+            assert run.data.metrics.get(key, math.nan) == value or (math.isnan(value) and key not in run.data.metrics)
+            compared += 1
+        history = {p.step: p.value for p in client.get_metric_history(run.info.run_id, "by_as_of_day.auc")}
+        assert history == {int(name[3:]): v["auc"] for name, v in slices.items() if name.startswith("day")}
+    assert compared > 40
 
 
 def test_promote_good_candidate_then_refuse_a_worse_one(good_run, store, cohort_dir):
@@ -378,7 +438,89 @@ def test_mlflow_run_train_entry_point(good_run, store, cohort_dir, tmp_path):
     candidate = client.get_model_version_by_alias(MODEL, "candidate")
     run = client.get_run(candidate.run_id)
     assert run.data.tags.get("mlflow.project.entryPoint") == "train"
+    # With --experiment-name of lapse's experiment, the run `mlflow run` made is the parent run.
+    assert run.info.experiment_id == client.get_experiment_by_name(CONFIG.experiment).experiment_id
+    assert set(_children(client, run)) >= {"xgboost", "baseline_logistic", "usage_logistic"}
     logged = client.get_run(good_run.run_id).data.metrics
     assert run.data.params["data_fingerprint"] == client.get_run(good_run.run_id).data.params["data_fingerprint"]
-    for key, value in logged.items():
-        assert run.data.metrics[key] == value or (math.isnan(value) and math.isnan(run.data.metrics[key])), key
+    assert logged and all(run.data.metrics[key] == value for key, value in logged.items())
+
+
+def test_time_to_dropout_is_judged_against_the_truth_and_kaplan_meier(good_run, store):
+    client = _client(store[0])
+    run = client.get_run(good_run.run_id)
+    survival = _children(client, run)["time_to_dropout"]
+    m = survival.data.metrics
+    assert 0.5 < m["c_index"] <= 1.0 and 0.0 < m["kaplan_meier.c_index"] < 1.0
+    for h in (7, 14, 28):
+        assert 0.0 <= m[f"ece_{h}d"] < 0.2 and f"kaplan_meier.ece_{h}d" in m
+    steps = [p.step for p in client.get_metric_history(survival.info.run_id, "by_as_of_day.c_index")]
+    assert steps == sorted(steps) and set(steps) <= {3, 7, 14, 21, 28} and len(steps) >= 3
+    beats = m["c_index"] > m["kaplan_meier.c_index"] and m["mean_ece"] <= m["kaplan_meier.mean_ece"]
+    assert survival.data.tags["lapse.use"] == ("yes" if beats else "no")
+    assert run.data.tags["lapse.time_to_dropout"] == ("use" if beats else "do not use")
+    assert {a.path for a in client.list_artifacts(survival.info.run_id, "time_to_dropout")} == {
+        "time_to_dropout/time_to_dropout.ubj", "time_to_dropout/calibration.json"}
+
+
+def _fresh_copy(dst: Path) -> Path:
+    """The project as a fresh clone has it: no .lapse, no virtualenv, no caches."""
+    ignore = shutil.ignore_patterns(".git", ".venv", ".lapse", "mlruns", "mlflow.db", "__pycache__", "*.egg-info",
+                                    ".pytest_cache", "node_modules")
+    return Path(shutil.copytree(REPO, dst / "lapse", ignore=ignore))
+
+
+def test_readme_mlflow_run_lands_in_lapse_store_and_never_in_the_repo_root(cohort_dir, tmp_path):
+    """The README's command, as written, on a fresh copy: no --experiment-name, the store under .lapse/."""
+    project = _fresh_copy(tmp_path)
+    venv_bin = Path(sys.executable).parent
+    env = {**os.environ, "MLFLOW_TRACKING_URI": "sqlite:///.lapse/mlflow.db", "OMP_WAIT_POLICY": "PASSIVE",
+           "PATH": f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env.pop("MLFLOW_EXPERIMENT_NAME", None)
+    done = subprocess.run(
+        ["mlflow", "run", ".", "-e", "train", "--env-manager", "local", "-P", f"data={cohort_dir}"],
+        cwd=project, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert not (project / "mlflow.db").exists() and not (project / "mlruns").exists()
+    assert (project / ".lapse" / "mlflow.db").is_file() and (project / ".lapse" / "mlartifacts").is_dir()
+    client = _client(f"sqlite:///{project / '.lapse' / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name(CONFIG.experiment)
+    assert f"(experiment {experiment.experiment_id})" in done.stdout
+    (training,) = client.search_runs([experiment.experiment_id], "tags.`lapse.kind` = 'training'")
+    project_run = client.get_run(training.data.tags["lapse.mlflow_project_run_id"])
+    assert project_run.data.tags["lapse.training_run_id"] == training.info.run_id
+    assert project_run.data.tags["mlflow.project.entryPoint"] == "train"
+
+
+def test_mlflow_run_without_a_tracking_uri_is_refused_before_logging(cohort_dir, tmp_path):
+    """MLflow's own default store would put mlflow.db and artifacts in the project root: lapse refuses it."""
+    project = _fresh_copy(tmp_path)
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME")}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    done = subprocess.run(
+        ["mlflow", "run", ".", "-e", "train", "--env-manager", "local", "-P", f"data={cohort_dir}"],
+        cwd=project, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode != 0
+    assert "MLFLOW_TRACKING_URI=sqlite:///.lapse/mlflow.db" in done.stderr
+    # mlflow.db is MLflow's own doing, before any lapse code runs; lapse logs nothing beside it.
+    assert not (project / "mlartifacts").exists() and not (project / "mlruns").exists()
+    assert not (project / ".lapse").exists()
+
+
+@pytest.mark.model_check
+def test_logged_model_predicts_in_a_fresh_venv_from_its_own_requirements(good_run, store):
+    """`make check-model`: uv venv + the model's requirements.txt, then `mlflow models predict` there."""
+    from models.pyfunc import output_columns
+    from training.model_check import check_model
+
+    uri, _ = store
+    result = check_model(good_run.model_uri, uri)
+    model = _client(uri).get_model_version(MODEL, good_run.model_version)
+    assert model.run_id == good_run.run_id
+    assert result.rows == 1 and result.output_columns[:2] == ["risk", "log_odds"]
+    features = [c[len("contrib_"):] for c in result.output_columns if c.startswith("contrib_") and c != "contrib_base"]
+    assert result.output_columns == output_columns(features)
+    assert not any(pin.startswith("lapse") for pin in result.requirements)
+    assert all("==" in pin for pin in result.requirements)
