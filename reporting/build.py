@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import binomtest
 
-from config import LabelConfig, ProgramConfig, ReportConfig
+from config import EventsConfig, LabelConfig, ProgramConfig, ReportConfig
 from features.covariates import subgroup_frame
 from reporting import elements
 from reporting.elements import LEVEL_MEASURES
@@ -36,12 +36,13 @@ def build_report(
     config: ReportConfig = ReportConfig(),
     sources: dict[str, str] | None = None,
     written_at: pd.Timestamp | None = None,
+    events_config: EventsConfig = EventsConfig(),
 ) -> dict:
     """Return the engagement report for a cohort as a JSON-ready dict of aggregates only.
 
     `written_at` (when the report was made) is shown on the page; without it the page says nothing of it.
     """
-    usage = elements.patient_usage(patients, events, data_end, program, labels, config)
+    usage = elements.patient_usage(patients, events, data_end, program, labels, config, events_config)
     groups = subgroup_frame(patients, config.subgroups, config.age_bands, NOT_RECORDED)
     groups = groups.set_index("patient_id").reindex(usage["patient_id"])
     # Identifiers are not needed past this point (and slow every subset).

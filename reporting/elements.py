@@ -8,8 +8,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from config import LabelConfig, ProgramConfig, ReportConfig
-from features.contract import OWN_ENGAGEMENT, EventType
+from config import EventsConfig, LabelConfig, ProgramConfig, ReportConfig
+from features.contract import EventType
+from features.vocabulary import vocabulary
 from reporting.survival import kaplan_meier
 
 DAY = pd.Timedelta(days=1)
@@ -39,8 +40,12 @@ def patient_usage(
     program: ProgramConfig = ProgramConfig(),
     labels: LabelConfig = LabelConfig(),
     config: ReportConfig = ReportConfig(),
+    events_config: EventsConfig = EventsConfig(),
 ) -> pd.DataFrame:
     """Return one row per patient enrolled by data_end with the usage facts every element is built from.
+
+    Use is the patient's own engagement: lapse's own-engagement types and the program's declared ones
+    (`[events]`, `events_config`).
 
     Columns: patient_id, follow_up_days, used, first_use_days, uptake_observed, used_within,
     window_observed, sessions, minutes, modules, checkins, completed, active_w1.., dose_w1..,
@@ -52,10 +57,11 @@ def patient_usage(
     usage = pd.DataFrame({"patient_id": patients["patient_id"].to_numpy()})
     follow_up = ((data_end - patients["enrolled_at"]) / DAY).to_numpy(dtype=float)
     usage["follow_up_days"] = follow_up
-    ev = _events_in_follow_up(patients, events, data_end)
+    words = vocabulary(events_config)
+    ev = _events_in_follow_up(patients, events, data_end, [n for n, own in zip(words.names, words.own) if own])
     row, kind, days, value = ev["row"], ev["kind"], ev["days"], ev["value"]
 
-    own = np.isin(kind, [_code(e) for e in OWN_ENGAGEMENT])
+    own = ev["own"]
     first_use = _per_patient(np.minimum, row[own], days[own], n)
     last_use = _per_patient(np.maximum, row[own], days[own], n)
     usage["used"] = ~np.isnan(first_use)
@@ -199,7 +205,8 @@ def completion(usage: pd.DataFrame) -> dict:
     return share(usage.loc[usage["window_observed"], "completed"])
 
 
-def _events_in_follow_up(patients: pd.DataFrame, events: pd.DataFrame, data_end: pd.Timestamp) -> dict[str, np.ndarray]:
+def _events_in_follow_up(patients: pd.DataFrame, events: pd.DataFrame, data_end: pd.Timestamp,
+                         own_names: list[str]) -> dict[str, np.ndarray]:
     """Events of the given patients between enrolment and data_end as arrays: row (the patient's
     position in `patients`), kind (position in EVENT_TYPES), days since enrolment and value."""
     row = _positions(events["patient_id"], patients["patient_id"])
@@ -212,6 +219,7 @@ def _events_in_follow_up(patients: pd.DataFrame, events: pd.DataFrame, data_end:
     return {
         "row": row[keep],
         "kind": _positions(events["event_type"], pd.Series(EVENT_TYPES))[keep],
+        "own": (_positions(events["event_type"], pd.Series(own_names)) >= 0)[keep],
         "days": days[keep],
         "value": events["value"].to_numpy(dtype=float)[keep],
     }

@@ -11,7 +11,6 @@ import io
 import matplotlib as mpl
 from matplotlib.figure import Figure
 
-from reporting.elements import LEVEL_MEASURES
 
 COLOURS = ("#1f5f8b", "#c8553d", "#2a9d8f", "#8d6a9f", "#e9a03b", "#5c6b73", "#7a9e3b", "#b5838d")
 

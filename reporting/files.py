@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 from typing import NamedTuple
 
 import pandas as pd
 
-from config import LabelConfig, ProgramConfig, ReportConfig
+from config import EventsConfig, LabelConfig, ProgramConfig, ReportConfig
 from features.atomic import atomic_path
 from features.io import META_FILE, meta_data_end
 from features.validate import check_program_file, format_report, load_cohort
@@ -49,10 +50,11 @@ def read_program(data_dir: Path) -> tuple[ProgramConfig, str]:
     return ProgramConfig.from_file(path), PROGRAM_FILE
 
 
-def load_inputs(data_dir: str | Path) -> ReportInputs:
-    """Load and validate a data folder for the report (ContractError or ReportInputError when unusable)."""
+def load_inputs(data_dir: str | Path, declared: EventsConfig = EventsConfig()) -> ReportInputs:
+    """Load and validate a data folder for the report (ContractError or ReportInputError when unusable);
+    `declared` is the program's [events] table."""
     data_dir = Path(data_dir)
-    cohort = load_cohort(data_dir)
+    cohort = load_cohort(data_dir, declared=declared)
     try:
         data_end = meta_data_end(data_dir)
     except ValueError as exc:
@@ -85,14 +87,30 @@ def write_files(out_dir: str | Path, files: dict[str, str]) -> dict[str, Path]:
 def make_report(
     data_dir: str | Path,
     out_dir: str | Path,
+    program: ProgramConfig | None = None,
     labels: LabelConfig = LabelConfig(),
     config: ReportConfig = ReportConfig(),
+    events_config: EventsConfig = EventsConfig(),
+    program_source: str | None = None,
+    step: Callable[[str], None] = lambda _: None,
 ) -> dict[str, Path]:
-    """Build the report for a data folder and write report.html and report.json; returns their paths."""
-    inputs = load_inputs(data_dir)
+    """Build the report for a data folder and write report.html and report.json; returns their paths.
+
+    `program` is the recommended use from the settings (`program_source` names the file it came from);
+    without it the folder's program file, else lapse's defaults. `step` is told each stage (a progress hook).
+    """
+    step("reading and validating the tables")
+    inputs = load_inputs(data_dir, events_config)
+    sources = dict(inputs.sources)
+    if program is None:
+        program = inputs.program
+    elif program_source is not None:
+        sources["program"] = program_source
+    step("computing the reporting elements")
     report = build_report(
-        inputs.patients, inputs.events, inputs.data_end, inputs.program, labels, config, inputs.sources,
-        written_at=pd.Timestamp.now(tz="UTC").floor("s"),
+        inputs.patients, inputs.events, inputs.data_end, program, labels, config, sources,
+        written_at=pd.Timestamp.now(tz="UTC").floor("s"), events_config=events_config,
     )
+    step(f"writing {out_dir}")
     text = json.dumps(report, indent=1, allow_nan=False)
     return write_files(out_dir, {JSON_FILE: text + "\n", HTML_FILE: render_html(report)})

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
 from config import ReportConfig
 from features.covariates import age_band_labels

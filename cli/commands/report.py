@@ -12,6 +12,10 @@ import typer
 from cli.options import ConfigFile, DataDir
 from cli.progress import job_steps
 from config import LapseError, ReportConfig, load_settings
+from config.loader import read_toml, settings_file
+from features.validate import ContractError
+from reporting.files import HTML_FILE, ReportInputError, make_report
+from reporting.pdf import write_pdf_or_reason
 
 NAME = "report"
 _DEFAULTS = ReportConfig()
@@ -36,34 +40,18 @@ def command(
     config: ConfigFile = None,
 ) -> int:
     """Build and write the report; print the paths (exit 0) or why the data cannot be used (exit 2)."""
-    import json
-
-    from config.loader import read_toml, settings_file
-    from features.validate import ContractError
-    from reporting.build import build_report
-    from reporting.files import HTML_FILE, JSON_FILE, ReportInputError, load_inputs, write_files
-    from reporting.html import render_html
-    from reporting.pdf import write_pdf_or_reason
 
     flags = {flag: (("report", key), value) for flag, key, value in
              (("--min-cell", "min_cell", min_cell), ("--weeks", "weeks", weeks)) if value is not None}
     settings = load_settings(data, config, flags)
+    source = settings_file(data, config)
+    program_source = source.name if source is not None and "program" in read_toml(source) else None
     with job_steps("report", ["read", "build", "write"]) as step:
-        step("reading and validating the tables")
         try:
-            inputs = load_inputs(data)
+            paths = make_report(data, out, settings.program, settings.labels, settings.report, settings.events,
+                                program_source, step)
         except (ContractError, ReportInputError) as exc:
             raise ReportRefused(f"no report written.\n{exc}") from None
-        sources = dict(inputs.sources)
-        source = settings_file(data, config)
-        if source is not None and "program" in read_toml(source):
-            sources["program"] = source.name
-        step("computing the reporting elements")
-        report = build_report(inputs.patients, inputs.events, inputs.data_end, settings.program, settings.labels,
-                              settings.report, sources)
-        step(f"writing {out}")
-        paths = write_files(out, {JSON_FILE: json.dumps(report, indent=1, allow_nan=False) + "\n",
-                                  HTML_FILE: render_html(report)})
     for path in paths.values():
         print(path)
     if pdf:

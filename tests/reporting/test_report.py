@@ -502,3 +502,27 @@ def test_without_chromium_the_pdf_is_skipped_with_a_reason_and_an_earlier_pdf_is
         write_pdf(html, chromium=tmp_path / "no-chromium")
     assert (tmp_path / "report.pdf").read_bytes() == b"%PDF- earlier"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report.html", "report.pdf"]
+
+
+def test_cli_reports_a_program_with_its_own_declared_vocabulary(tmp_path, capsys):
+    """A folder whose events are the program's own types (declared in lapse.toml) loads, and those types
+    count as use: a patient with only `lesson_viewed` events used the program."""
+    folder = tmp_path / "program"
+    folder.mkdir()
+    ids = [f"p{i:02d}" for i in range(30)]
+    (folder / "patients.csv").write_text("patient_id,enrolled_at\n" + "".join(
+        f"{p},2026-01-01T00:00:00Z\n" for p in ids))
+    users = ids[:18]  # 18 of 30 used the program, only through the program's own types
+    rows = [f"{p},2026-01-0{1 + k}T10:00:00Z,lesson_viewed,\n" for p in users for k in range(3)]
+    rows += [f"{p},2026-01-02T09:00:00Z,reminder_sent,\n" for p in ids]  # not the patient's own use
+    (folder / "events.csv").write_text("patient_id,timestamp,event_type,value\n" + "".join(rows))
+    (folder / "meta.json").write_text(json.dumps({"data_end": "2026-03-01T00:00:00+00:00"}))
+    (folder / "lapse.toml").write_text('[events.types.lesson_viewed]\nwords = "lessons viewed"\n')
+    out = tmp_path / "report"
+    assert main(["report", "--data", str(folder), "--out", str(out), "--min-cell", "1"]) == 0
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["uptake"]["any_use"]["count"] == 18 and rep["uptake"]["any_use"]["n"] == 30
+    # Without the declaration the same folder is refused at the door, naming the unknown type.
+    (folder / "lapse.toml").unlink()
+    assert main(["report", "--data", str(folder), "--out", str(tmp_path / "other")]) == 2
+    assert "lesson_viewed" in capsys.readouterr().err
