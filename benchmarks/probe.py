@@ -262,8 +262,8 @@ def main() -> None:
         work = Path(folder)
         uri, data, items = build(work)
         db = work / "decisions.db"
-        config = replace(ServingConfig(), port=free_port(), decision_log_url=f"sqlite:///{db}",
-                         request_timeout_s=3.0, data_dir=str(data))
+        config = ServingConfig(port=free_port(), decision_log_url=f"sqlite:///{db}",
+                               request_timeout_s=3.0, data_dir=str(data))
         env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "LAPSE_API_KEYS": KEY, "LAPSE_ADMIN_KEY": ADMIN,
                **hardening_env(settings)}
         log_path = work / "server.log"

@@ -45,7 +45,7 @@ def _model(data: Path, uri: str):
     from engines.scoring import load_served_model
     from training.job import run_training
 
-    config = replace(TrainingConfig(), xgboost=replace(XGBoostParams(), nthread=1))
+    config = TrainingConfig(xgboost=XGBoostParams(nthread=1))
     run_training(data, config, tracking=uri)
     return load_served_model(uri, config.candidate_alias)
 
@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         data.mkdir()
         n_patients, n_events = _cohort(data, args.patients, args.days)
         per_part = args.events_per_partition or max(1, min(ScaleOutConfig().events_per_partition, n_events // 4))
-        config = replace(ScaleOutConfig(), events_per_partition=per_part)
+        config = ScaleOutConfig(events_per_partition=per_part)
         partitions = -(-n_events // per_part)
         print(f"cohort: {n_patients:,} patients, {n_events:,} events; {partitions} partitions of "
               f"~{per_part:,} events; {os.cpu_count()} CPUs; median of {args.repeat}")

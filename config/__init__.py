@@ -13,13 +13,13 @@ from config.program import ProgramConfig
 from config.registry import RegistryConfig
 from config.report import ReportConfig
 from config.scale_out import ScaleOutConfig
-from config.serving import ClinicianPageConfig, ServingConfig
+from config.serving import ClinicianPageConfig, HardeningConfig, ServingConfig
 from config.settings import LapseSettings
 from config.training import PromotionGates, TrainingConfig, XGBoostParams
 
 __all__ = [
     "DEFAULT_PATHS", "REPO_ROOT", "ClinicianPageConfig", "ConfigError", "EventColumns", "EventTypeDeclaration",
-    "EventsConfig", "FeatureConfig", "LabelConfig",
+    "EventsConfig", "FeatureConfig", "HardeningConfig", "LabelConfig",
     "LapseError", "LapseSettings", "Paths", "ProgramConfig", "PromotionGates", "RegistryConfig", "ReportConfig",
     "ScaleOutConfig", "ServingConfig", "TrainingConfig", "XGBoostParams", "load_settings", "settings_file",
 ]

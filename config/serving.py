@@ -78,3 +78,30 @@ class ClinicianPageConfig(Settings):
     max_body_bytes: int = Field(4096, ge=1)
     # Seconds between checks that the data folder's tables changed (they are re-read if so).
     data_check_seconds: float = Field(30.0, ge=0)
+
+
+class HardeningConfig(Settings):
+    """How the service defends itself against faults and hostile traffic; the [hardening] table."""
+
+    # SQLite: how long a commit waits for a lock before it fails (then /readyz says why, and it is retried).
+    decision_log_busy_ms: int = 30_000
+    # Seconds between attempts to reach a failed decision log again.
+    decision_log_retry_s: float = 2.0
+    # A connection must send a request's complete headers within this many seconds of opening, or of its
+    # previous answer; idle and slow connections are closed after it.
+    header_timeout_s: float = 10.0
+    # Open connections one worker holds at most; more are answered 429 with Retry-After and closed.
+    max_connections: int = 1000
+    # Seconds a refused client is told to wait (Retry-After).
+    retry_after_s: int = 5
+    # Failed sign-ins or wrong API keys one client may make per window before it gets 429.
+    failed_auth_limit: int = 10
+    failed_auth_window_s: float = 300.0
+    # The origin the clinician page is served from (https://lapse.example.org); empty: the bound address.
+    public_origin: str = ""
+    # Seconds a stopping server waits for in-flight requests before it stops its workers.
+    drain_timeout_s: float = 20.0
+    # Times (as_of, enrolment, events) before this are refused as impossible for a digital program.
+    earliest_time: str = "2000-01-01T00:00:00+00:00"
+    # Seconds the clinician overview is reused before it is built again (keeps page work off /score).
+    overview_cache_s: float = 10.0

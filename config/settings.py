@@ -14,7 +14,7 @@ from config.program import ProgramConfig
 from config.registry import RegistryConfig
 from config.report import ReportConfig
 from config.scale_out import ScaleOutConfig
-from config.serving import ClinicianPageConfig, ServingConfig
+from config.serving import ClinicianPageConfig, HardeningConfig, ServingConfig
 from config.training import PromotionGates, TrainingConfig
 
 ENV_PREFIX = "LAPSE_"
@@ -45,6 +45,7 @@ class LapseSettings(BaseSettings):
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
     serving: ServingConfig = Field(default_factory=ServingConfig)
     clinician_page: ClinicianPageConfig = Field(default_factory=ClinicianPageConfig)
+    hardening: HardeningConfig = Field(default_factory=HardeningConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
     scale_out: ScaleOutConfig = Field(default_factory=ScaleOutConfig)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import replace
 
 from config import FeatureConfig, LabelConfig, ScaleOutConfig
 from engines.cluster import dask_client
@@ -25,8 +24,8 @@ def run_features(args: argparse.Namespace) -> int:
     import dask.dataframe as dd
 
     config = ScaleOutConfig()
-    feature_config = replace(FeatureConfig(), as_of_days=args.as_of_days)
-    label_config = replace(LabelConfig(), horizon_days=args.horizon, definition=args.definition)
+    feature_config = FeatureConfig(as_of_days=args.as_of_days)
+    label_config = LabelConfig(horizon_days=args.horizon, definition=args.definition)
     try:
         with dask_client(args.scheduler, args.workers, config):
             cohort = read_partitioned(args.data, config=config)

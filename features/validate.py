@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import NamedTuple
@@ -514,7 +514,7 @@ def check_program(raw: object, source: str = PROGRAM_FILE) -> list[Problem]:
 
     if not isinstance(raw, dict):
         return [Problem(source, None, "bad_program", "must be a JSON object of settings")]
-    spec = {f.name: f.type for f in fields(ProgramConfig)}
+    spec = {name: info.annotation for name, info in ProgramConfig.model_fields.items()}
     out = []
     unknown = sorted(set(raw) - set(spec))
     if unknown:

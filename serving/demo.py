@@ -7,7 +7,6 @@ import os
 import secrets
 import signal
 from contextlib import contextmanager
-from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -107,8 +106,8 @@ def serve_demo(data_dir: Path, work: Path, port: int) -> int:
     as_of = read_data_end(data_dir, cohort.events)
     key = demo_key(work)
     work.mkdir(parents=True, exist_ok=True)
-    config = replace(ServingConfig(), port=port, data_dir=str(data_dir),
-                     decision_log_url=f"sqlite:///{work / 'demo-decisions.db'}")
+    config = ServingConfig(port=port, data_dir=str(data_dir),
+                           decision_log_url=f"sqlite:///{work / 'demo-decisions.db'}")
     log = (work / "demo-service.log").open("ab")
     with stop_on_signals():
         try:

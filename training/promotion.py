@@ -208,7 +208,7 @@ def promote(config: TrainingConfig = TrainingConfig(), gates: PromotionGates = P
             "decision": decision,
             "override_reason": override_reason or "",
         })
-        mlflow.log_params({f"gate.{k}": v for k, v in asdict(gates).items()})
+        mlflow.log_params({f"gate.{k}": v for k, v in gates.model_dump().items()})
         mlflow.log_metrics({
             **_metric_items("candidate", cand_metrics),
             **_metric_items("champion", champ_metrics),

@@ -45,7 +45,6 @@ def command(
     no_serve: Annotated[bool, typer.Option("--no-serve", help="stop after the report instead of serving")] = False,
 ) -> int:
     """Run the demo chain; returns the exit code."""
-    from cli.main import main
 
     sim = SimulationConfig()
     data_dir = work / "demo-data"

@@ -102,6 +102,7 @@ def command(
 ) -> int:
     """Check the settings, then replace this process with the BentoML server."""
     from serving.launcher import base_url, serve_argv, serve_env
+    from serving.settings import hardening_env
 
     flags = _flags(host=host, port=port, workers=workers, alias=alias, model_name=model_name,
                    max_batch_size=max_batch_size, max_body_bytes=max_body_bytes, decision_log_url=decision_log,
@@ -113,6 +114,7 @@ def command(
     if problems:
         raise NotConfigured("\n".join(problems))
     env = serve_env(serving)
+    env.update(hardening_env(settings.hardening))
     if tracking_uri:
         env["MLFLOW_TRACKING_URI"] = tracking_uri
     if not ipaddress.ip_address(serving.host).is_loopback:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 
@@ -131,19 +130,19 @@ def test_program_json_is_a_deprecated_fallback_and_not_a_second_source(tmp_path)
         load_settings(tmp_path)
 
 
-def test_domains_are_frozen_strict_and_still_work_with_dataclass_helpers():
+def test_domains_are_frozen_and_strict():
     labels = LabelConfig(horizon_days=7)
     with pytest.raises(ValidationError):
         labels.horizon_days = 8  # frozen
     with pytest.raises(ValidationError, match="horizon_weeks"):
         LabelConfig(horizon_weeks=2)  # unknown keys refused on direct construction too
-    # Modules outside config/ still use dataclasses.replace / asdict / fields on settings.
-    assert dataclasses.replace(labels, definition="inactivity") == LabelConfig(horizon_days=7, definition="inactivity")
-    assert dataclasses.asdict(TrainingConfig())["registry"]["candidate_alias"] == "candidate"
-    served = ServingConfig(**dataclasses.asdict(ServingConfig(port=3100)))
+    assert labels.model_copy(update={"definition": "inactivity"}) == LabelConfig(horizon_days=7,
+                                                                                 definition="inactivity")
+    assert TrainingConfig().model_dump()["registry"]["candidate_alias"] == "candidate"
+    served = ServingConfig.model_validate_json(ServingConfig(port=3100).model_dump_json())
     assert served.port == 3100 and served.alias == "champion"
-    assert [f.name for f in dataclasses.fields(ProgramConfig)] == ["sessions_per_week", "modules_per_week",
-                                                                    "core_modules"]
+    with pytest.raises(ValidationError, match="bogus"):
+        ServingConfig.model_validate_json('{"bogus": 1}')  # the handoff to the server refuses unknown keys
 
 
 def test_settings_built_in_code_do_not_read_the_environment(monkeypatch):

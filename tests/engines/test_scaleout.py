@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -20,7 +19,7 @@ pytest.importorskip("distributed")
 
 from config import TrainingConfig, XGBoostParams  # noqa: E402
 
-CONFIG = replace(TrainingConfig(), xgboost=replace(XGBoostParams(), nthread=1))
+CONFIG = TrainingConfig(xgboost=XGBoostParams(nthread=1))
 N_PARTITIONS = 4
 KEY = ["patient_id", "as_of"]
 

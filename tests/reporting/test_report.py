@@ -104,7 +104,7 @@ def report() -> dict:
 @pytest.fixture(scope="module")
 def small_cells_report() -> dict:
     patients, events = fixture_cohort()
-    return build_report(patients, events, DATA_END, PROGRAM, LABELS, replace(CONFIG, min_cell=2))
+    return build_report(patients, events, DATA_END, PROGRAM, LABELS, CONFIG.model_copy(update={"min_cell": 2}))
 
 
 @pytest.fixture(scope="module")
@@ -171,7 +171,7 @@ def test_dropout_times_follow_the_label_definition(usage):
 )
 def test_dropout_definition_is_a_parameter(definition, expected):
     patients, events = fixture_cohort()
-    labels = replace(LABELS, definition=definition)
+    labels = LabelConfig(definition=definition)
     usage = elements.patient_usage(patients, events, DATA_END, PROGRAM, labels, CONFIG).set_index("patient_id")
     assert usage.loc["zq3", ["dropout_day", "dropout_event"]].tolist() == expected
     if definition == "discontinuation":
@@ -401,7 +401,7 @@ def test_cli_refuses_bad_data_and_leaves_an_existing_report(sim_dir, tmp_path, c
 
 def test_a_cohort_below_the_minimum_shows_only_suppressed_cells():
     patients, events = fixture_cohort()
-    rep = build_report(patients, events, DATA_END, PROGRAM, LABELS, replace(CONFIG, min_cell=100))
+    rep = build_report(patients, events, DATA_END, PROGRAM, LABELS, CONFIG.model_copy(update={"min_cell": 100}))
     assert rep["cohort"]["n_enrolled"] is None
     assert rep["uptake"]["any_use"]["share"] is None
     assert rep["duration"]["dropout"]["curve"] == []
@@ -452,7 +452,7 @@ def test_key_findings_state_each_element_with_its_figure_and_interval(report):
 
 def test_key_findings_of_a_cohort_below_the_minimum_say_suppressed():
     patients, events = fixture_cohort()
-    rep = build_report(patients, events, DATA_END, PROGRAM, LABELS, replace(CONFIG, min_cell=100))
+    rep = build_report(patients, events, DATA_END, PROGRAM, LABELS, CONFIG.model_copy(update={"min_cell": 100}))
     found = key_findings(rep)
     assert found[0].figure == "2 sessions a week"  # the recommended use is not about patients
     for f in found[1:]:

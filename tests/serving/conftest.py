@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -66,8 +66,8 @@ def launch(trained: Trained, name: str, config: ServingConfig | None = None,
     """A real BentoML server for `trained` on a free loopback port, its output in `<root>/<name>.log`."""
     decisions_path = decisions_path or trained.root / f"{name}-decisions.db"
     decisions_url = f"sqlite:///{decisions_path}"
-    config = replace(config or ServingConfig(), host="127.0.0.1", port=free_port(), decision_log_url=decisions_url,
-                     warmup_predictions=4)
+    config = (config or ServingConfig()).model_copy(update={
+        "host": "127.0.0.1", "port": free_port(), "decision_log_url": decisions_url, "warmup_predictions": 4})
     env = {**os.environ, "MLFLOW_TRACKING_URI": trained.uri, "LAPSE_API_KEYS": HARD_KEY,
            "LAPSE_ADMIN_KEY": HARD_ADMIN, "BENTOML_DO_NOT_TRACK": "True",
            **hardening_env(settings or Hardening()), **(extra_env or {})}

@@ -18,10 +18,10 @@ from sklearn.metrics import roc_auc_score
 
 from config import PromotionGates, TrainingConfig, XGBoostParams
 from training.bootstrap import PairCounts, band_calibration, resample_weights
-from training.fairness import FAIL, INSUFFICIENT, PASS, group_evidence
+from training.fairness import INSUFFICIENT, PASS, group_evidence
 from training.metrics import expected_calibration_error, sigmoid
 
-GATES = replace(PromotionGates(), bootstrap_resamples=300)
+GATES = PromotionGates(bootstrap_resamples=300)
 
 
 def _holdout(patients: int = 4000, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, pd.DataFrame]:
@@ -40,7 +40,7 @@ def _holdout(patients: int = 4000, seed: int = 0) -> tuple[np.ndarray, np.ndarra
 
 
 def _gates(attributes: tuple[str, ...] = ("sex", "band")) -> PromotionGates:
-    return replace(GATES, fairness_attributes=attributes)
+    return GATES.model_copy(update={"fairness_attributes": attributes})
 
 
 # ---------------------------------------------------------------- the bootstrap arithmetic
@@ -158,7 +158,7 @@ def store(tmp_path_factory) -> str:
     return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
 
 
-CONFIG = replace(TrainingConfig(), xgboost=replace(XGBoostParams(), nthread=1))
+CONFIG = TrainingConfig(xgboost=XGBoostParams(nthread=1))
 
 
 def _client(uri):

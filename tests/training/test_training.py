@@ -36,8 +36,8 @@ N_PATIENTS = 2500
 # day-7 test rows of a small cohort it carries several points of sampling noise, and these tests are
 # about the gate's mechanics (the AUC comparison does the refusing; tests/training/test_fairness_gate.py
 # covers the fairness gate on the default cohort).
-CONFIG = replace(TrainingConfig(), xgboost=replace(XGBoostParams(), nthread=1))
-TEST_GATES = replace(PromotionGates(), max_ece=0.10)
+CONFIG = TrainingConfig(xgboost=XGBoostParams(nthread=1))
+TEST_GATES = PromotionGates(max_ece=0.10)
 
 
 # ---------------------------------------------------------------- pure pieces
