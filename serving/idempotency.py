@@ -71,13 +71,18 @@ class IdempotencyStore:
     def claim(self, key_hash: str, body_hash: str) -> Stored:
         """Claim the key for this body, or say why not."""
         now = datetime.now(timezone.utc)
-        with self.engine.begin() as connection:
-            connection.execute(KEYS.delete().where(KEYS.c.created_at < (now - self.ttl).isoformat()))
-            row = connection.execute(sa.select(KEYS).where(KEYS.c.key_hash == key_hash)).mappings().first()
-            if row is None:
+        try:
+            with self.engine.begin() as connection:
+                connection.execute(KEYS.delete().where(KEYS.c.created_at < (now - self.ttl).isoformat()))
                 connection.execute(KEYS.insert().values(key_hash=key_hash, body_hash=body_hash,
                                                         created_at=now.isoformat()))
                 return Stored("claimed")
+        except sa.exc.IntegrityError:  # the key is taken: by an earlier answer or one being answered now
+            pass
+        with self.engine.connect() as connection:
+            row = connection.execute(sa.select(KEYS).where(KEYS.c.key_hash == key_hash)).mappings().first()
+        if row is None:  # released (or expired) meanwhile: the caller may simply retry
+            return Stored("pending")
         if row["body_hash"] != body_hash:
             return Stored("mismatch")
         if row["status"] is None:
