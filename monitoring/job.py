@@ -1,9 +1,12 @@
 """`lapse monitor`: how recent inputs compare with the training reference, and how the scores turned out.
 
-- Drift (`--data DIR`): the features of the patients active at `as_of` (enrolled and eligible under
-  the model's label definition, as `lapse score-batch` picks them), computed by the same
-  `compute_features` as training, each compared with the training reference that the run logged
-  (feature_distributions.json) by PSI (monitoring/psi.py: 0.1 watch, 0.25 alarm).
+- Drift (`--data DIR`): like is compared with like. Training rows are snapshots taken a few days after
+  enrolment (the model's as-of days, e.g. 3, 7, 14, 21, 28), so the recent inputs are the snapshots at
+  those same days that fall in the last `window_days` before `as_of` (eligible under the model's label
+  definition), with features from the same `compute_features`. Each feature is compared, day by day,
+  with the training reference the run logged for that day (feature_distributions.json) by PSI
+  (monitoring/psi.py: 0.1 watch, 0.25 alarm); a feature's PSI is the mean over days weighted by the
+  recent snapshots of each day.
 - Realized performance (`--decisions DB`, with `--data`): the logged decisions whose horizon has
   passed by the data's end get their real label from the events (the model's label definition);
   AUC, mean predicted vs observed dropout, and the expected calibration error over 10 risk bins.
@@ -27,11 +30,12 @@ from config import LapseError
 from features.io import read_data_end
 from features.labels import as_utc_instant, compute_labels
 from features.point_in_time import compute_features
+from features.snapshots import snapshot_times
 from features.validate import load_cohort
 from models.loaded import LoadedModel
 from outreach.outcomes import read_outcomes
 
-from .psi import ReferenceHistogram, level, psi, recent_shares
+from .psi import WINDOW_DAYS, ReferenceHistogram, level, psi, recent_shares
 
 REFERENCE_FILE = "feature_distributions.json"
 CALIBRATION_BINS = 10
@@ -72,7 +76,7 @@ class MonitorReport:
     model_name: str
     model_version: str
     as_of: str | None
-    patients: int
+    snapshots: int
     drift: list[FeatureDrift]
     realized: Realized | None
 
@@ -82,8 +86,11 @@ class MonitorReport:
         return "alarm" if "alarm" in levels else "watch" if "watch" in levels else "ok"
 
 
-def load_reference(tracking_uri: str, model: LoadedModel) -> dict[str, ReferenceHistogram]:
-    """The per-feature training reference the model's run logged."""
+Reference = dict[str, dict[int, ReferenceHistogram]]
+
+
+def load_reference(tracking_uri: str, model: LoadedModel) -> Reference:
+    """The training reference the model's run logged: per feature, per as-of day (-1: pooled)."""
     client = MlflowClient(tracking_uri, registry_uri=tracking_uri)
     run_id = client.get_model_version(model.name, model.version).run_id
     if not run_id:
@@ -94,36 +101,51 @@ def load_reference(tracking_uri: str, model: LoadedModel) -> dict[str, Reference
         raise MonitorError(f"the training run of version {model.version} has no {REFERENCE_FILE} "
                            f"({type(error).__name__}); retrain with this lapse to log it") from None
     logged = json.loads(Path(path).read_text())["features"]
-    return {name: ReferenceHistogram.from_logged(entry["pooled"]) for name, entry in logged.items()}
+    out: Reference = {}
+    for name, entry in logged.items():
+        out[name] = {int(day): ReferenceHistogram.from_logged(e) for day, e in entry.get("by_as_of_day", {}).items()}
+        out[name][-1] = ReferenceHistogram.from_logged(entry["pooled"])
+    return out
 
 
-def active_features(data_dir: Path, model: LoadedModel, as_of: pd.Timestamp | None) -> tuple[pd.DataFrame,
-                                                                                              pd.Timestamp]:
-    """Features of the patients active at `as_of` (default: the data's end), and that time."""
+def recent_snapshots(data_dir: Path, model: LoadedModel, as_of: pd.Timestamp | None,
+                     window_days: int = WINDOW_DAYS) -> tuple[pd.DataFrame, pd.Timestamp]:
+    """Features (and as_of_day) of the eligible snapshots at the model's as-of days in the window before `as_of`."""
     cohort = load_cohort(data_dir)
-    moment = as_utc_instant(as_of if as_of is not None else read_data_end(data_dir, cohort.events))
-    enrolled = cohort.patients.loc[cohort.patients["enrolled_at"] <= moment, "patient_id"]
-    rows = pd.DataFrame({"patient_id": enrolled.array,
-                         "as_of": pd.Series(moment, index=range(len(enrolled))).astype("datetime64[us, UTC]").array})
-    eligible = compute_labels(cohort.events, rows, moment, model.label_config)["eligible"].to_numpy()
-    rows = rows.loc[eligible].reset_index(drop=True)
-    if len(rows) == 0:
-        raise MonitorError(f"no patient of {data_dir} is active at {moment.isoformat()}")
-    return compute_features(cohort.patients, cohort.events, rows, config=model.feature_config), moment
+    end = as_utc_instant(as_of if as_of is not None else read_data_end(data_dir, cohort.events))
+    snaps = snapshot_times(cohort.patients, model.feature_config.as_of_days)
+    inside = (snaps["as_of"] <= end) & (snaps["as_of"] > end - pd.Timedelta(days=window_days))
+    snaps = snaps.loc[inside.to_numpy()].reset_index(drop=True)
+    if len(snaps):
+        eligible = compute_labels(cohort.events, snaps[["patient_id", "as_of"]], end, model.label_config)["eligible"]
+        snaps = snaps.loc[eligible.to_numpy()].reset_index(drop=True)
+    if len(snaps) == 0:
+        raise MonitorError(f"no eligible snapshot of {data_dir} at the model's as-of days in the {window_days} days "
+                           f"before {end.isoformat()}")
+    features = compute_features(cohort.patients, cohort.events, snaps[["patient_id", "as_of"]],
+                                config=model.feature_config)
+    features["as_of_day"] = snaps["as_of_day"].to_numpy()
+    return features, end
 
 
-def feature_drift(features: pd.DataFrame, reference: dict[str, ReferenceHistogram],
-                  names: tuple[str, ...]) -> list[FeatureDrift]:
-    """PSI per feature of the model, largest first (features without a reference are named in the error)."""
+def feature_drift(features: pd.DataFrame, reference: Reference, names: tuple[str, ...]) -> list[FeatureDrift]:
+    """PSI per feature of the model (per as-of day, weighted by the recent snapshots of each day), largest first."""
     lacking = [n for n in names if n not in reference]
     if lacking:
         raise MonitorError(f"the training reference lacks feature(s): {', '.join(lacking[:10])}")
+    days = features["as_of_day"].to_numpy()
     out = []
     for name in names:
         values = features[name].to_numpy(dtype=np.float64, na_value=np.nan)
-        ref = reference[name]
-        value = psi(ref.shares(), recent_shares(values, ref))
-        out.append(FeatureDrift(name, value, level(value), ref.missing_share, float(np.isnan(values).mean())))
+        total, weights = 0.0, 0
+        for day in np.unique(days):
+            ref = reference[name].get(int(day), reference[name][-1])
+            part = values[days == day]
+            total += len(part) * psi(ref.shares(), recent_shares(part, ref))
+            weights += len(part)
+        value = total / weights
+        out.append(FeatureDrift(name, value, level(value), reference[name][-1].missing_share,
+                                float(np.isnan(values).mean())))
     return sorted(out, key=lambda d: -d.psi)
 
 
@@ -173,16 +195,16 @@ def realized(db_url: str, data_dir: Path | None, model: LoadedModel) -> Realized
 
 
 def run_monitor(model: LoadedModel, tracking_uri: str, data_dir: Path | None = None, decisions_url: str | None = None,
-                as_of: pd.Timestamp | None = None) -> MonitorReport:
+                as_of: pd.Timestamp | None = None, window_days: int = WINDOW_DAYS) -> MonitorReport:
     """Drift of the data folder's active patients and, with a decision log, realized performance."""
     if data_dir is None and decisions_url is None:
         raise MonitorError("give --data DIR (feature drift), --decisions DB (realized performance), or both")
     drift: list[FeatureDrift] = []
-    patients, moment = 0, None
+    snapshots, moment = 0, None
     if data_dir is not None:
-        features, moment = active_features(data_dir, model, as_of)
+        features, moment = recent_snapshots(data_dir, model, as_of, window_days)
         drift = feature_drift(features, load_reference(tracking_uri, model), model.feature_names)
-        patients = len(features)
+        snapshots = len(features)
     done = realized(decisions_url, data_dir, model) if decisions_url is not None else None
-    return MonitorReport(model.name, model.version, moment.isoformat() if moment is not None else None, patients,
+    return MonitorReport(model.name, model.version, moment.isoformat() if moment is not None else None, snapshots,
                          drift, done)

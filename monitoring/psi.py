@@ -20,6 +20,8 @@ import numpy as np
 
 WATCH = 0.1
 ALARM = 0.25
+# Days before the end of the data whose snapshots count as recent inputs (`lapse monitor --window-days`).
+WINDOW_DAYS = 28
 _FLOOR = 1e-4
 
 

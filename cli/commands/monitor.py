@@ -1,7 +1,8 @@
-"""Compare the patients active now with what the served model was trained on (PSI per feature, 0.1 watch,
-0.25 alarm) from a data folder, and, from a decision log, how the logged scores turned out (realized AUC and
-calibration, labels from the data folder's events; outcomes by kind). Exit 0, or 1 with --fail-on-alarm when a
-feature is at alarm level, 2 when the data, the log or the model is not usable."""
+"""Compare recent inputs (snapshots at the model's as-of days in the last --window-days) with what the served
+model was trained on (PSI per feature, 0.1 watch, 0.25 alarm) from a data folder, and, from a decision log,
+how the logged scores turned out (realized AUC and calibration, labels from the data folder's events; outcomes
+by kind). Exit 0, or 1 with --fail-on-alarm when a feature is at alarm level, 2 when the data, the log or the
+model is not usable."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import typer
 
 from cli.options import ConfigFile
 from config import RegistryConfig, load_settings
+from monitoring.psi import WINDOW_DAYS
 
 NAME = "monitor"
 _REGISTRY = RegistryConfig()
@@ -30,8 +32,8 @@ def _db_url(text: str) -> str:
 def _print(report) -> None:
     print(f"model {report.model_name} version {report.model_version}")
     if report.drift:
-        print(f"drift of {report.patients:,} patients active at {report.as_of} against the training reference "
-              f"(PSI: below 0.1 ok, 0.1 watch, 0.25 alarm): {report.worst}")
+        print(f"drift of {report.snapshots:,} recent snapshots (the model's as-of days, up to {report.as_of}) against "
+              f"the training reference (PSI: below 0.1 ok, 0.1 watch, 0.25 alarm): {report.worst}")
         print(f"  {'feature':<34} {'PSI':>7}  {'level':<6} {'missing (train -> now)':>22}")
         for d in report.drift:
             print(f"  {d.feature:<34} {d.psi:>7.3f}  {d.level:<6} "
@@ -49,12 +51,14 @@ def _print(report) -> None:
 
 def command(
     data: Annotated[Optional[Path], typer.Option(
-        "--data", metavar="DIR", help="data folder (patients + events): drift of the patients active at --as-of, "
-        "and the labels for realized performance")] = None,
+        "--data", metavar="DIR", help="data folder (patients + events): drift of the recent snapshots, and the "
+        "labels for realized performance")] = None,
     decisions: Annotated[Optional[str], typer.Option(
         "--decisions", metavar="DB", help="decision log: a SQLite file or a SQLAlchemy URL")] = None,
     as_of: Annotated[Optional[str], typer.Option(
-        "--as-of", metavar="ISO", help="when the active patients are taken (default: the data's data_end)")] = None,
+        "--as-of", metavar="ISO", help="end of the recent window (default: the data's data_end)")] = None,
+    window_days: Annotated[int, typer.Option(
+        "--window-days", metavar="DAYS", min=1, help="recent window: snapshots in these days before --as-of")] = WINDOW_DAYS,
     alias: Annotated[Optional[str], typer.Option(
         "--alias", help=f"registry alias of the model (default: {_REGISTRY.champion_alias})")] = None,
     fail_on_alarm: Annotated[bool, typer.Option(
@@ -73,6 +77,6 @@ def command(
     registry = load_settings(data, config).registry
     uri = tracking_uri()
     model = load_served_model(uri, alias or registry.champion_alias, registry.registered_model)
-    report = run_monitor(model, uri, data, url, as_utc_instant(as_of) if as_of else None)
+    report = run_monitor(model, uri, data, url, as_utc_instant(as_of) if as_of else None, window_days)
     _print(report)
     return 1 if fail_on_alarm and report.worst == "alarm" else 0

@@ -58,6 +58,8 @@ def test_monitor_prints_psi_per_feature_and_realized_auc(store, sim_data_dir, ca
     out = capsys.readouterr().out
     assert "PSI: below 0.1 ok, 0.1 watch, 0.25 alarm" in out
     assert "sessions_total" in out
+    # The same data feed as training: no feature is at alarm level.
+    assert "): alarm" not in out and " alarm " not in out
     realized = next(line for line in out.splitlines() if "realized AUC" in line)
     auc = float(realized.split("realized AUC ")[1].split(";")[0])
     assert 0.5 < auc <= 1.0
