@@ -58,6 +58,8 @@ STATUSES: dict[tuple[str, str], tuple[int, ...]] = {
     ("/decisions", "get"): (401, 422, 429, 503),
     ("/metrics", "get"): (401,),
     ("/readyz", "get"): (503,),
+    ("/livez", "get"): (),
+    ("/healthz", "get"): (),
 }
 OPEN = frozenset({"/livez", "/healthz", "/readyz"})
 IDEMPOTENT = frozenset({"/score", "/explain", "/triage"})

@@ -91,6 +91,7 @@ def test_the_spec_names_lapse_its_version_security_statuses_and_enums(server):
     assert "problems" in spec["components"]["schemas"]["ErrorBody"]["properties"]
     assert {p["name"] for p in score["parameters"]} >= {"X-Request-ID", "Idempotency-Key"}
     assert spec["paths"]["/livez"]["get"]["security"] == []
+    assert set(spec["paths"]["/livez"]["get"]["responses"]) == {"200"}
     assert "403" in spec["paths"]["/admin/reload"]["post"]["responses"]
     tier = spec["components"]["schemas"]["PatientScore"]["properties"]["tier"]
     assert tier["enum"] == ["high", "low"]
