@@ -4,6 +4,8 @@
 - `lapse_decisions_total{endpoint, tier}`: patients answered per tier.
 - `lapse_support_triggers_total{endpoint, priority}`: patients for whom support was triggered.
 - `lapse_refused_requests_total{route, status}`: scoring requests refused (401, 413, 415, 422, 429, ...).
+- `lapse_left_out_patients_total{route}`: patients left out of a batch that was otherwise scored (a value
+  out of range; the guard marks the request's scope with LEFT_OUT).
 - `lapse_feature_values_total{feature}` and `lapse_feature_missing_total{feature}`: values scored and how
   many of them were missing, so `missing / values` is each feature's missing rate (e.g. in PromQL:
   `rate(lapse_feature_missing_total[1h]) / rate(lapse_feature_values_total[1h])`).
@@ -24,6 +26,8 @@ from .decision_log import Decision
 
 RISK_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0)
 SCORING_ROUTES = frozenset({"/score", "/explain", "/triage", "/decisions"})
+# The scope key under which the guard records how many patients of a batch it left out.
+LEFT_OUT = "lapse.left_out"
 
 
 class AppMetrics:
@@ -42,6 +46,9 @@ class AppMetrics:
                                        labelnames=["endpoint", "priority"])
         self.refused = client.Counter(name="lapse_refused_requests_total", documentation="requests refused",
                                       labelnames=["route", "status"])
+        self.left_out = client.Counter(name="lapse_left_out_patients_total",
+                                       documentation="patients left out of a scored batch (values out of range)",
+                                       labelnames=["route"])
         self.values = client.Counter(name="lapse_feature_values_total", documentation="feature values scored",
                                      labelnames=["feature"])
         self.missing = client.Counter(name="lapse_feature_missing_total",
@@ -65,10 +72,14 @@ class AppMetrics:
             if count:
                 self.missing.labels(feature=name).inc(int(count))
 
-    def refusal(self, route: str, status: int) -> None:
-        """Count a refused request to a scoring route."""
-        if route in SCORING_ROUTES and 400 <= status < 500:
+    def refusal(self, route: str, status: int, left_out: int = 0) -> None:
+        """Count a refused request to a scoring route, or the patients left out of an answered batch."""
+        if route not in SCORING_ROUTES:
+            return
+        if 400 <= status < 500:
             self.refused.labels(route=route, status=str(status)).inc()
+        elif left_out:
+            self.left_out.labels(route=route).inc(left_out)
 
 
 @cache

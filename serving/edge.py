@@ -25,7 +25,7 @@ from hashlib import sha256
 from typing import Any
 
 from . import openapi, request_ids
-from .app_metrics import app_metrics
+from .app_metrics import LEFT_OUT, app_metrics
 from .auth import KeyRing, bearer_token
 from .guard import Receive, Scope, Send
 
@@ -210,4 +210,4 @@ class Edge:
         finally:
             route = route_of(path)
             self.metrics.observe(route, scope.get("method", "GET"), status, time.perf_counter() - started)
-            app_metrics().refusal(route, status)
+            app_metrics().refusal(route, status, scope.get(LEFT_OUT, 0))

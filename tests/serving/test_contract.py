@@ -210,11 +210,15 @@ def test_metrics_count_scores_tiers_triggers_refusals_and_missing_features(serve
     item = kit.item("metrics-1", **{name: None})
     assert httpx.post(server.url + "/score", json={"patients": [item]}, headers=kit.auth).status_code == 200
     assert httpx.post(server.url + "/score", json={"patients": []}, headers=kit.auth).status_code == 422
+    batch = [kit.item("metrics-2"), kit.item("metrics-3", sessions_7d=-5.0)]
+    partial = httpx.post(server.url + "/score", json={"patients": batch}, headers=kit.auth)
+    assert partial.status_code == 200 and partial.json()["errors"][0]["patient_id"] == "metrics-3"
     text = httpx.get(server.url + "/metrics", headers={"Authorization": f"Bearer {kit.admin}"}).text
     assert 'lapse_risk_score_bucket{endpoint="score"' in text
     assert 'lapse_decisions_total{endpoint="score",tier=' in text
     assert 'lapse_support_triggers_total{endpoint="score"' in text
     assert 'lapse_refused_requests_total{route="/score",status="422"}' in text
+    assert 'lapse_left_out_patients_total{route="/score"} 1.0' in text
     missing = [line for line in text.splitlines() if line.startswith(f'lapse_feature_missing_total{{feature="{name}"}}')]
     assert missing and float(missing[0].split()[-1]) >= 1
 
