@@ -45,6 +45,25 @@ class ServingConfig(Settings):
     request_timeout_s: float = Field(30.0, gt=0)
     # Data folder (patients + events tables) the clinician page reads timelines from; empty: none.
     data_dir: str = ""
+    # Hours a stored answer to an Idempotency-Key is kept (then the key may be used again).
+    idempotency_ttl_hours: float = Field(24.0, gt=0)
+    # Where to POST support triggers (empty: no webhook), and the secret their HMAC-SHA256 signature uses
+    # (set it with LAPSE_SERVING__WEBHOOK_SECRET, not in lapse.toml).
+    webhook_url: str = ""
+    webhook_secret: str = ""
+    # Delivery attempts per trigger, the wait before the first retry (doubled each time), and the
+    # seconds one attempt may take.
+    webhook_attempts: int = Field(6, ge=1)
+    webhook_backoff_s: float = Field(2.0, gt=0)
+    webhook_timeout_s: float = Field(10.0, gt=0)
+
+    @model_validator(mode="after")
+    def _webhook_signed(self) -> "ServingConfig":
+        if self.webhook_url and not self.webhook_secret:
+            raise ValueError("webhook_url needs webhook_secret (LAPSE_SERVING__WEBHOOK_SECRET) to sign deliveries")
+        if self.webhook_url and not self.webhook_url.startswith(("http://", "https://")):
+            raise ValueError("webhook_url must be an http:// or https:// URL")
+        return self
 
     @model_validator(mode="before")
     @classmethod

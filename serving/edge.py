@@ -8,6 +8,10 @@
 - `/` is a local page without scripts (BentoML's index loads Google Tag Manager and a Swagger UI
   from a CDN; its assets are not served). The OpenAPI document stays at /docs.json.
 - `GET /readyz` answers 503 with the reason while the decision log cannot be written.
+- Every reply carries `X-Request-ID` (serving/request_ids.py) and `API-Version`; `/v1/<path>` is answered
+  as `/<path>` (the API version in the path; today's unversioned paths keep working).
+- A 404 or 405 from anywhere below is answered as JSON `{"error": ...}` (Starlette's are plain text).
+- `/docs.json` is BentoML's spec corrected by serving/openapi.py (title, version, security, statuses).
 """
 
 from __future__ import annotations
@@ -16,10 +20,12 @@ import hmac
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from hashlib import sha256
 from typing import Any
 
+from . import openapi, request_ids
+from .app_metrics import LEFT_OUT, app_metrics
 from .auth import KeyRing, bearer_token
 from .guard import Receive, Scope, Send
 
@@ -32,10 +38,12 @@ API_HEADERS = {
     b"cache-control": b"no-store",
     b"cross-origin-resource-policy": b"same-origin",
 }
-ROUTES = ("/score", "/explain", "/triage", "/admin/reload", "/model", "/livez", "/healthz", "/readyz",
+ROUTES = ("/score", "/explain", "/triage", "/admin/reload", "/model", "/decisions", "/livez", "/healthz", "/readyz",
           "/metrics", "/", "/docs.json", "/schema.json", "/ui/", "/ui/login", "/ui/logout", "/ui/api/overview",
           "/ui/api/patient", "/ui/api/model")
 BLOCKED_PREFIXES = ("/static_content/", "/assets/")
+VERSION_PREFIX = "/v" + openapi.API_VERSION
+_PLAIN_ERRORS = {404: b'{"error": "not found"}', 405: b'{"error": "this method is not allowed here"}'}
 INDEX = b"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>lapse risk service</title></head>
 <body><h1>lapse risk service</h1>
@@ -90,9 +98,12 @@ class Edge:
     """ASGI middleware: headers on every reply, route metrics, /metrics behind a key, index, readiness."""
 
     def __init__(self, app: Callable[..., Any], *, problem: Callable[[], str | None] = lambda: None,
-                 keys: KeyRing | None = None, metrics_key: str | None = None) -> None:
+                 keys: KeyRing | None = None, metrics_key: str | None = None,
+                 tiers: Callable[[], Sequence[str]] = tuple) -> None:
         self.app = app
         self.problem = problem
+        self.tiers = tiers
+        self._spec: tuple[tuple[str, ...], bytes] | None = None
         self.keys = keys if keys is not None else KeyRing.from_env()
         key = metrics_key if metrics_key is not None else os.environ.get(METRICS_KEY_ENV, "").strip()
         self.metrics_key = sha256(key.encode()).digest() if key else None
@@ -129,6 +140,8 @@ class Edge:
             else:
                 body, kind = self.metrics.render()
                 await _reply(send, 200, body, kind.encode())
+        elif path == "/docs.json" and method in ("GET", "HEAD"):
+            await _reply(send, 200, await self._spec_json(scope), b"application/json")
         elif path == "/readyz" and (reason := self.problem()) is not None:
             await _reply(send, 503, json.dumps({"error": reason}).encode(), b"application/json",
                          [(b"retry-after", b"5")])
@@ -136,25 +149,65 @@ class Edge:
             return False
         return True
 
+    async def _spec_json(self, scope: Scope) -> bytes:
+        """BentoML's spec, corrected by serving/openapi.py (made once per set of tier names)."""
+        tiers = tuple(self.tiers())
+        if self._spec is None or self._spec[0] != tiers:
+            chunks: list[bytes] = []
+
+            async def capture(message: dict[str, Any]) -> None:
+                if message["type"] == "http.response.body":
+                    chunks.append(message.get("body", b""))
+
+            async def nothing() -> dict[str, Any]:
+                return {"type": "http.request", "body": b"", "more_body": False}
+
+            await self.app({**scope, "method": "GET"}, nothing, capture)
+            generated = json.loads(b"".join(chunks))
+            self._spec = (tiers, json.dumps(openapi.patch(generated, tiers)).encode())
+        return self._spec[1]
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
         status = 500
+        sent = None
+        for name, value in scope.get("headers", []):
+            if name.lower() == request_ids.HEADER:
+                sent = value.decode("latin-1")
+        stamp = [(request_ids.HEADER, request_ids.begin(sent).encode()), (b"api-version", openapi.API_VERSION.encode())]
+        path = scope["path"]
+        if path.startswith(VERSION_PREFIX + "/"):
+            path = path[len(VERSION_PREFIX):]
+            scope = {**scope, "path": path, "raw_path": path.encode()}
+        replaced: bytes | None = None
 
         async def secured(message: dict[str, Any]) -> None:
-            nonlocal status
+            nonlocal status, replaced
             if message["type"] == "http.response.start":
                 status = message["status"]
-                present = {name.lower() for name, _ in message.get("headers", [])}
+                headers = list(message.get("headers", []))
+                present = {name.lower() for name, _ in headers}
+                if status in _PLAIN_ERRORS and b"application/json" not in dict(
+                        (k.lower(), v) for k, v in headers).get(b"content-type", b""):
+                    replaced = _PLAIN_ERRORS[status]
+                    headers = [(k, v) for k, v in headers if k.lower() not in (b"content-type", b"content-length")]
+                    headers += [(b"content-type", b"application/json"),
+                                (b"content-length", str(len(replaced)).encode())]
                 extra = [(k, v) for k, v in API_HEADERS.items() if k not in present]
-                message = {**message, "headers": [*message.get("headers", []), *extra]}
+                message = {**message, "headers": [*headers, *extra, *stamp]}
+            elif message["type"] == "http.response.body" and replaced is not None:
+                if message.get("more_body", False):
+                    return
+                message = {"type": "http.response.body", "body": replaced}
             await send(message)
 
         try:
             if not await self._own(scope, secured):
                 await self.app(scope, receive, secured)
         finally:
-            self.metrics.observe(route_of(scope["path"]), scope.get("method", "GET"), status,
-                                 time.perf_counter() - started)
+            route = route_of(path)
+            self.metrics.observe(route, scope.get("method", "GET"), status, time.perf_counter() - started)
+            app_metrics().refusal(route, status, scope.get(LEFT_OUT, 0))

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from . import bounds
+from .app_metrics import LEFT_OUT
 from .auth import KeyRing, bearer_token
 from .ratelimit import FailureLimiter, client_of
 from .settings import Hardening
@@ -203,6 +204,7 @@ class RequestGuard:
             return
         scope[VALIDATED] = validated
         if rejected:
+            scope[LEFT_OUT] = len(rejected)
             send = _with_errors(send, rejected)
 
         replayed = False

@@ -216,3 +216,52 @@ class ReloadResult(BaseModel):
     outcome: Literal["swapped", "unchanged", "refused"]
     serving: ModelRef
     detail: str
+
+
+class Problem(BaseModel):
+    """One broken rule: where (a field path such as `patients[0].events[3].value`), which rule, its type."""
+
+    field: str
+    rule: str
+    type: str
+
+
+class ErrorBody(BaseModel):
+    """Every refusal: a message and, for bad input, the rules broken by field (never the values sent)."""
+
+    error: str
+    problems: list[Problem] | None = None
+
+
+class PatientLeftOut(BaseModel):
+    """A patient of a batch that was left out (a value out of range) while the others were scored."""
+
+    index: int
+    patient_id: str
+    problems: list[Problem]
+
+
+class DecisionRecord(BaseModel):
+    """One row of the decision log, as GET /decisions returns it."""
+
+    id: int = Field(description="the row's position in the log; increases with every decision")
+    decided_at: datetime
+    request_id: str
+    endpoint: str
+    patient_id: str
+    as_of: datetime
+    model_name: str
+    model_version: str
+    risk: float
+    tier: str
+    reasons: list[tuple[str, float]] = Field(description="[feature, contribution] pairs, largest first")
+    trigger: bool
+    priority: Literal["urgent", "soon", "routine"]
+    program: str | None = None
+
+
+class DecisionPage(BaseModel):
+    """One page of decisions, oldest first; `next_cursor` fetches the next page (null: none left)."""
+
+    decisions: list[DecisionRecord]
+    next_cursor: str | None

@@ -7,11 +7,12 @@ bodies of the response models in schemas.py, and into decision-log rows.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from functools import cache
 
+import numpy as np
 from pydantic import TypeAdapter
 
 from models.loaded import LoadedModel
@@ -54,9 +55,12 @@ def answer_json(answer: Answer) -> bytes:
 
 
 def score_patients(items: Sequence[PatientIn], model: LoadedModel, now: datetime, k: int,
-                   locate: Locate) -> list[PatientRisk]:
-    """Scores for request items: features, then the core's risk, reasons and support decisions."""
+                   locate: Locate, seen: Callable[[np.ndarray], None] | None = None) -> list[PatientRisk]:
+    """Scores for request items: features (shown to `seen` when given, e.g. for metrics), then the core's
+    risk, reasons and support decisions."""
     X, as_of = feature_matrix(items, model, now, locate)
+    if seen is not None:
+        seen(X)
     return score_matrix(X, model, [item.patient_id for item in items], as_of, k)
 
 

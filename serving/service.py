@@ -8,7 +8,6 @@ to the decision log before the reply is sent.
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
@@ -16,19 +15,25 @@ from typing import Any
 import anyio.to_thread
 import bentoml
 from fastapi import FastAPI
+from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from config import DEFAULT_PATHS
 from models.loaded import LoadedModel
 
 from . import connections, scoring
+from .app_metrics import app_metrics
 from .decision_log import Decision, DecisionLog, DecisionLogError
+from .decisions_api import QueryProblems, parse_query, read_page
 from .edge import Edge
 from .guard import RequestGuard, validated_input
+from .idempotency import Idempotency
 from .inputs import InputProblems
 from .logging import install_redaction, install_thread_hook
 from .model_store import ModelStore
+from .request_ids import current_request_id
 from .schemas import (
+    DecisionPage,
     Explanation,
     ExplainRequest,
     ModelCard,
@@ -43,6 +48,7 @@ from .schemas import (
 )
 from .settings import decision_log_url, hardening, serving_config
 from .ui import ClinicianPage
+from .webhook import Webhook
 
 CONFIG = serving_config()
 HARDENING = hardening()
@@ -64,6 +70,15 @@ Work = Callable[[LoadedModel, datetime], tuple[scoring.Answer, list[Decision]]]
 _HEALTH: list[DecisionLog] = []
 
 
+# This worker's model store, once the service has started (the edge's /docs.json lists its tier names).
+_STORES: list[ModelStore] = []
+
+
+def _tier_names() -> tuple[str, ...]:
+    model = _STORES[0].current if _STORES else None
+    return tuple(name for name, _ in model.tiers) if model is not None else ()
+
+
 def _problem() -> str | None:
     """Why this worker cannot answer now, or None."""
     return _HEALTH[0].problem if _HEALTH else None
@@ -75,6 +90,11 @@ def _unavailable(message: str) -> JSONResponse:
 
 def _at(i: int) -> str:
     return f"patients[{i}]"
+
+
+def _seen(model: LoadedModel) -> Callable[..., None]:
+    """Counts each scored matrix's feature values and missing values in the app metrics."""
+    return lambda X: app_metrics().scored_inputs(X, model.feature_names)
 
 
 def _programs(items: list[PatientIn]) -> list[str | None]:
@@ -104,6 +124,10 @@ class RiskService:
         self.decision_log = DecisionLog(decision_log_url(CONFIG), CONFIG.decision_log_sync,
                                         HARDENING.decision_log_busy_ms, HARDENING.decision_log_retry_s)
         _HEALTH.append(self.decision_log)
+        _STORES.append(self.store)
+        self.webhook = Webhook(CONFIG.webhook_url, CONFIG.webhook_secret, decision_log_url(CONFIG),
+                               CONFIG.webhook_attempts, CONFIG.webhook_backoff_s,
+                               CONFIG.webhook_timeout_s) if CONFIG.webhook_url else None
         self.warm = False
         self.store.reload()
         self._warm_up()
@@ -141,6 +165,9 @@ class RiskService:
             await asyncio.wrap_future(committed)
         except DecisionLogError:
             return _unavailable("the decision could not be recorded, so no answer is given; try again")
+        app_metrics().decided(decided)
+        if self.webhook is not None:
+            self.webhook.notify(decided)
         return Response(body, media_type="application/json")
 
     @bentoml.api(route="/score", input_spec=validated_input(ScoreRequest))
@@ -148,8 +175,8 @@ class RiskService:
         """Risk, tier, top reasons and the support decision for each patient (in request order)."""
 
         def work(model: LoadedModel, now: datetime):
-            scores = scoring.score_patients(patients, model, now, CONFIG.top_reasons, _at)
-            decided = scoring.decisions(uuid.uuid4().hex, "score", scores, programs=_programs(patients))
+            scores = scoring.score_patients(patients, model, now, CONFIG.top_reasons, _at, _seen(model))
+            decided = scoring.decisions(current_request_id(), "score", scores, programs=_programs(patients))
             return scoring.ScoreAnswer(scores), decided
 
         return await self._answer(patients, work)
@@ -160,7 +187,7 @@ class RiskService:
 
         def work(model: LoadedModel, now: datetime):
             explained = scoring.explain_patient(patient, model, now, lambda i: "patient")
-            return explained, scoring.decisions(uuid.uuid4().hex, "explain", [explained], None, CONFIG.top_reasons,
+            return explained, scoring.decisions(current_request_id(), "explain", [explained], None, CONFIG.top_reasons,
                                                  _programs([patient]))
 
         return await self._answer([patient], work)
@@ -170,9 +197,9 @@ class RiskService:
         """The `capacity` patients to contact first, most at risk first, with their reasons."""
 
         def work(model: LoadedModel, now: datetime):
-            scores = scoring.score_patients(patients, model, now, CONFIG.top_reasons, _at)
+            scores = scoring.score_patients(patients, model, now, CONFIG.top_reasons, _at, _seen(model))
             chosen, contacted = scoring.triage(scores, capacity)
-            decided = scoring.decisions(uuid.uuid4().hex, "triage", scores, contacted, programs=_programs(patients))
+            decided = scoring.decisions(current_request_id(), "triage", scores, contacted, programs=_programs(patients))
             return chosen, decided
 
         return await self._answer(patients, work)
@@ -197,9 +224,22 @@ class RiskService:
             return _unavailable("no model is being served yet; try again shortly")
         return scoring.model_card(model)
 
+    @card_app.get("/decisions", response_model=DecisionPage)
+    def decisions(self, request: Request) -> DecisionPage:
+        """Logged decisions, oldest first: filter by patient_id, since, until; page with cursor and limit."""
+        try:
+            query = parse_query(list(request.query_params.multi_items()))
+        except QueryProblems as error:
+            return JSONResponse(status_code=422, content={"error": "the query breaks the rules below",
+                                                          "problems": error.problems})
+        engine = self.decision_log.engine
+        if engine is None or not self.decision_log.healthy:
+            return _unavailable("the decision log cannot be read now; try again shortly")
+        return read_page(engine, query)
+
 
 # Added first, so it runs before the guard: every reply, refusals included, gets its headers and metrics.
-RiskService.add_asgi_middleware(Edge, problem=_problem)
+RiskService.add_asgi_middleware(Edge, problem=_problem, tiers=_tier_names)
 RiskService.add_asgi_middleware(
     RequestGuard,
     models={"/score": ScoreRequest, "/explain": ExplainRequest, "/triage": TriageRequest,
@@ -210,3 +250,7 @@ RiskService.add_asgi_middleware(
     max_body_bytes=CONFIG.max_body_bytes,
     settings=HARDENING,
 )
+# Inside the guard: keys are checked and bodies validated before a key is looked up.
+RiskService.add_asgi_middleware(Idempotency, url=decision_log_url(CONFIG),
+                                paths=frozenset({"/score", "/explain", "/triage"}),
+                                ttl_hours=CONFIG.idempotency_ttl_hours)

@@ -1,0 +1,88 @@
+"""What the service decides, as Prometheus metrics beside the request counters (served at /metrics).
+
+- `lapse_risk_score`: histogram of the risks answered (by endpoint).
+- `lapse_decisions_total{endpoint, tier}`: patients answered per tier.
+- `lapse_support_triggers_total{endpoint, priority}`: patients for whom support was triggered.
+- `lapse_refused_requests_total{route, status}`: scoring requests refused (401, 413, 415, 422, 429, ...).
+- `lapse_left_out_patients_total{route}`: patients left out of a batch that was otherwise scored (a value
+  out of range; the guard marks the request's scope with LEFT_OUT).
+- `lapse_feature_values_total{feature}` and `lapse_feature_missing_total{feature}`: values scored and how
+  many of them were missing, so `missing / values` is each feature's missing rate (e.g. in PromQL:
+  `rate(lapse_feature_missing_total[1h]) / rate(lapse_feature_values_total[1h])`).
+
+Labels come from closed sets (routes, status codes, the model's tiers and features), never from a
+request. The metrics live in BentoML's registry, which adds up the worker processes; the registry
+exists only inside the server, so the metrics are made on first use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import cache
+
+import numpy as np
+
+from .decision_log import Decision
+
+RISK_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0)
+SCORING_ROUTES = frozenset({"/score", "/explain", "/triage", "/decisions"})
+# The scope key under which the guard records how many patients of a batch it left out.
+LEFT_OUT = "lapse.left_out"
+
+
+class AppMetrics:
+    """The service's decision metrics, in BentoML's (multi-process) registry."""
+
+    def __init__(self) -> None:
+        from bentoml._internal.container import BentoMLContainer  # the registry of the running server
+
+        client = BentoMLContainer.metrics_client.get()
+        self.risk = client.Histogram(name="lapse_risk_score", documentation="risks answered",
+                                     labelnames=["endpoint"], buckets=RISK_BUCKETS)
+        self.decisions = client.Counter(name="lapse_decisions_total", documentation="patients answered, by tier",
+                                        labelnames=["endpoint", "tier"])
+        self.triggers = client.Counter(name="lapse_support_triggers_total",
+                                       documentation="patients for whom support was triggered",
+                                       labelnames=["endpoint", "priority"])
+        self.refused = client.Counter(name="lapse_refused_requests_total", documentation="requests refused",
+                                      labelnames=["route", "status"])
+        self.left_out = client.Counter(name="lapse_left_out_patients_total",
+                                       documentation="patients left out of a scored batch (values out of range)",
+                                       labelnames=["route"])
+        self.values = client.Counter(name="lapse_feature_values_total", documentation="feature values scored",
+                                     labelnames=["feature"])
+        self.missing = client.Counter(name="lapse_feature_missing_total",
+                                      documentation="feature values scored that were missing", labelnames=["feature"])
+
+    def decided(self, decisions: Sequence[Decision]) -> None:
+        """Count answered decisions: risk, tier and trigger."""
+        for d in decisions:
+            self.risk.labels(endpoint=d.endpoint).observe(d.risk)
+            self.decisions.labels(endpoint=d.endpoint, tier=d.tier).inc()
+            if d.trigger:
+                self.triggers.labels(endpoint=d.endpoint, priority=d.priority).inc()
+
+    def scored_inputs(self, X: np.ndarray, feature_names: Sequence[str]) -> None:
+        """Count the feature values of a scored matrix and how many were missing (NaN)."""
+        if X.size == 0:
+            return
+        missing = np.isnan(X).sum(axis=0)
+        for name, count in zip(feature_names, missing):
+            self.values.labels(feature=name).inc(X.shape[0])
+            if count:
+                self.missing.labels(feature=name).inc(int(count))
+
+    def refusal(self, route: str, status: int, left_out: int = 0) -> None:
+        """Count a refused request to a scoring route, or the patients left out of an answered batch."""
+        if route not in SCORING_ROUTES:
+            return
+        if 400 <= status < 500:
+            self.refused.labels(route=route, status=str(status)).inc()
+        elif left_out:
+            self.left_out.labels(route=route).inc(left_out)
+
+
+@cache
+def app_metrics() -> AppMetrics:
+    """This process's metrics (made on first use, inside the server)."""
+    return AppMetrics()

@@ -1,0 +1,194 @@
+"""Idempotency-Key: a retried POST /score, /explain or /triage returns the first answer, not a second decision.
+
+The caller sends `Idempotency-Key: <its own key>` (1-200 printable characters). Keys are kept per
+client (the key is hashed with the caller's API key, so two platforms cannot see each other's
+answers) and per endpoint, in table `idempotency_keys` of the decision-log database:
+
+- first use: the key is claimed ("pending"), the request is answered, and a 200 answer is stored with
+  the key before it is sent; any other answer releases the key (the caller may retry).
+- same key, same body (SHA-256 of the bytes): the stored answer, with `Idempotent-Replayed: true`.
+- same key, different body: 422. Same key while the first request is still being answered: 409.
+
+Stored answers hold what the reply held (risks and reason values), so they are deleted after
+`idempotency_ttl_hours`; only the key's hash is stored, never the key or the body.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import anyio.to_thread
+import sqlalchemy as sa
+
+from .auth import bearer_token
+from .decision_log import make_engine
+from .guard import Message, Receive, Scope, Send, error_body
+
+METADATA = sa.MetaData()
+KEYS = sa.Table(
+    "idempotency_keys",
+    METADATA,
+    sa.Column("key_hash", sa.String(64), primary_key=True),
+    sa.Column("body_hash", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.String(40), nullable=False, index=True),
+    sa.Column("status", sa.Integer, nullable=True),  # NULL while the first request is being answered
+    sa.Column("response", sa.LargeBinary, nullable=True),
+)
+HEADER = b"idempotency-key"
+_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
+
+
+@dataclass(frozen=True)
+class Stored:
+    """What the store knows of a key: nothing yet (claimed now), a stored answer, a mismatch or in progress."""
+
+    outcome: str  # "claimed" | "replay" | "mismatch" | "pending"
+    status: int = 0
+    response: bytes = b""
+
+
+class IdempotencyStore:
+    """Keys and their answers in the decision-log database (its own table)."""
+
+    def __init__(self, url: str, ttl: timedelta) -> None:
+        self.url = url
+        self.ttl = ttl
+        self._engine: sa.Engine | None = None
+
+    @property
+    def engine(self) -> sa.Engine:
+        if self._engine is None:
+            engine = make_engine(self.url)
+            METADATA.create_all(engine)
+            self._engine = engine
+        return self._engine
+
+    def claim(self, key_hash: str, body_hash: str) -> Stored:
+        """Claim the key for this body, or say why not."""
+        now = datetime.now(timezone.utc)
+        try:
+            with self.engine.begin() as connection:
+                connection.execute(KEYS.delete().where(KEYS.c.created_at < (now - self.ttl).isoformat()))
+                connection.execute(KEYS.insert().values(key_hash=key_hash, body_hash=body_hash,
+                                                        created_at=now.isoformat()))
+                return Stored("claimed")
+        except sa.exc.IntegrityError:  # the key is taken: by an earlier answer or one being answered now
+            pass
+        with self.engine.connect() as connection:
+            row = connection.execute(sa.select(KEYS).where(KEYS.c.key_hash == key_hash)).mappings().first()
+        if row is None:  # released (or expired) meanwhile: the caller may simply retry
+            return Stored("pending")
+        if row["body_hash"] != body_hash:
+            return Stored("mismatch")
+        if row["status"] is None:
+            return Stored("pending")
+        return Stored("replay", row["status"], row["response"])
+
+    def keep(self, key_hash: str, status: int, response: bytes) -> None:
+        with self.engine.begin() as connection:
+            connection.execute(KEYS.update().where(KEYS.c.key_hash == key_hash).values(status=status,
+                                                                                        response=response))
+
+    def release(self, key_hash: str) -> None:
+        with self.engine.begin() as connection:
+            connection.execute(KEYS.delete().where(KEYS.c.key_hash == key_hash))
+
+
+def _digest(*parts: bytes) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(hashlib.sha256(part).digest())
+    return h.hexdigest()
+
+
+async def _send_json(send: Send, status: int, body: bytes, extra: list[tuple[bytes, bytes]] = ()) -> None:
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            *extra]})
+    await send({"type": "http.response.body", "body": body})
+
+
+class Idempotency:
+    """ASGI middleware (inside the guard: the caller is authenticated and the body valid when it runs)."""
+
+    def __init__(self, app: Callable[..., Any], *, url: str, paths: frozenset[str], ttl_hours: float) -> None:
+        self.app = app
+        self.paths = paths
+        self.store = IdempotencyStore(url, timedelta(hours=ttl_hours))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("method") != "POST" or scope["path"] not in self.paths:
+            await self.app(scope, receive, send)
+            return
+        headers = {k.lower(): v for k, v in scope.get("headers", [])}
+        if HEADER not in headers:
+            await self.app(scope, receive, send)
+            return
+        key = headers[HEADER].decode("latin-1")
+        if not _KEY.fullmatch(key):
+            problem = {"field": "Idempotency-Key", "rule": "1 to 200 printable characters without spaces",
+                       "type": "idempotency_key"}
+            await _send_json(send, 422, error_body("the request breaks the rules below", [problem]))
+            return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body", False):
+                break
+        token = bearer_token(headers.get(b"authorization", b"").decode("latin-1")) or ""
+        key_hash = _digest(token.encode(), scope["path"].encode(), key.encode())
+        stored = await anyio.to_thread.run_sync(self.store.claim, key_hash, _digest(body))
+        if stored.outcome == "replay":
+            await _send_json(send, stored.status, stored.response, [(b"idempotent-replayed", b"true")])
+            return
+        if stored.outcome == "mismatch":
+            problem = {"field": "Idempotency-Key", "rule": "this key was used with a different body",
+                       "type": "idempotency_mismatch"}
+            await _send_json(send, 422, error_body("the request breaks the rules below", [problem]))
+            return
+        if stored.outcome == "pending":
+            await _send_json(send, 409, error_body("a request with this Idempotency-Key is still being answered; "
+                                                   "retry shortly"), [(b"retry-after", b"1")])
+            return
+        await self._answer_once(scope, body, receive, send, key_hash)
+
+    async def _answer_once(self, scope: Scope, body: bytes, receive: Receive, send: Send, key_hash: str) -> None:
+        given = False
+
+        async def replay() -> Message:
+            nonlocal given
+            if not given:
+                given = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        start: Message | None = None
+        chunks: list[bytes] = []
+
+        async def capture(message: Message) -> None:
+            nonlocal start
+            if message["type"] == "http.response.start":
+                start = message
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+
+        try:
+            await self.app(scope, replay, capture)
+        except BaseException:
+            await anyio.to_thread.run_sync(self.store.release, key_hash)
+            raise
+        answer = b"".join(chunks)
+        status = start["status"] if start is not None else 500
+        if status == 200:
+            await anyio.to_thread.run_sync(self.store.keep, key_hash, status, answer)
+        else:
+            await anyio.to_thread.run_sync(self.store.release, key_hash)
+        if start is not None:
+            await send(start)
+        await send({"type": "http.response.body", "body": answer})

@@ -1,0 +1,89 @@
+"""`lapse monitor` on a real MLflow store: drift of a data folder against the training reference, realized
+performance of a real decision log, and the alarm when the data feed changes."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import timedelta
+
+import pandas as pd
+import pytest
+
+from cli.main import main
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory, sim_data_dir):
+    from config import TrainingConfig, XGBoostParams
+    from training.job import run_training
+    from training.promotion import promote
+
+    root = tmp_path_factory.mktemp("monitor")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    training = TrainingConfig(xgboost=XGBoostParams(max_rounds=40, early_stopping_rounds=10), shap_plot_rows=100,
+                              subgroups=("sex",), subgroup_min_size=20, subgroup_min_positives=5)
+    run_training(sim_data_dir, training, tracking=uri)
+    promote(training, tracking=uri, override_reason="monitor tests: a small cohort may miss the quality gates")
+    return uri, root
+
+
+@pytest.fixture(autouse=True)
+def _tracking(store, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store[0])
+
+
+def _decision_log(store, sim_data_dir) -> str:
+    """A decision log holding the served model's scores of the patients active 30 days before the data's end."""
+    from engines.scoring import load_served_model, score_cohort
+    from features.io import read_data_end
+    from features.validate import load_cohort
+    from serving.decision_log import Decision, DecisionLog
+
+    uri, root = store
+    model = load_served_model(uri)
+    cohort = load_cohort(sim_data_dir)
+    as_of = read_data_end(sim_data_dir, cohort.events) - timedelta(days=30)
+    scores = score_cohort(cohort.patients, cohort.events, as_of, model)
+    url = f"sqlite:///{root / 'decisions.db'}"
+    log = DecisionLog(url)
+    log.write([Decision("req-1", "score", r.patient_id, r.as_of.to_pydatetime(), r.model_name, r.model_version,
+                        r.risk, r.tier, (), bool(r.trigger), r.priority) for r in scores.itertuples()])
+    log.close()
+    return url
+
+
+def test_monitor_prints_psi_per_feature_and_realized_auc(store, sim_data_dir, capsys):
+    url = _decision_log(store, sim_data_dir)
+    assert main(["monitor", "--data", str(sim_data_dir), "--decisions", url]) == 0
+    out = capsys.readouterr().out
+    assert "PSI: below 0.1 ok, 0.1 watch, 0.25 alarm" in out
+    assert "sessions_total" in out
+    # The same data feed as training: no feature is at alarm level.
+    assert "): alarm" not in out and " alarm " not in out
+    realized = next(line for line in out.splitlines() if "realized AUC" in line)
+    auc = float(realized.split("realized AUC ")[1].split(";")[0])
+    assert 0.5 < auc <= 1.0
+    assert "expected calibration error" in realized
+
+
+def test_a_changed_data_feed_raises_the_alarm(store, sim_data_dir, tmp_path, capsys):
+    changed = tmp_path / "changed"
+    shutil.copytree(sim_data_dir, changed)
+    events_file = next(changed.glob("events.*"))
+    events = pd.read_parquet(events_file) if events_file.suffix == ".parquet" else pd.read_csv(events_file)
+    # The feed stops sending session events: the session features move far from training.
+    events = events[events["event_type"] != "session"]
+    if events_file.suffix == ".parquet":
+        events.to_parquet(events_file, index=False)
+    else:
+        events.to_csv(events_file, index=False)
+    assert main(["monitor", "--data", str(changed), "--fail-on-alarm"]) == 1
+    out = capsys.readouterr().out
+    assert "): alarm" in out
+    first = next(line for line in out.splitlines() if line.strip().startswith(("sessions", "days_since")))
+    assert "alarm" in first
+
+
+def test_monitor_without_data_or_decisions_says_what_to_give(store, capsys):
+    assert main(["monitor"]) == 2
+    assert "give --data DIR" in capsys.readouterr().err
