@@ -10,6 +10,7 @@ from pydantic_core import PydanticCustomError
 
 from features.catalog import LEVELS
 from features.contract import PATIENT_COLUMNS, EventType
+from outreach.outcomes import Outcome
 
 from .settings import serving_config
 
@@ -216,3 +217,24 @@ class ReloadResult(BaseModel):
     outcome: Literal["swapped", "unchanged", "refused"]
     serving: ModelRef
     detail: str
+
+
+class OutcomesRequest(Strict):
+    """What came of support decisions: coaches' results, or the patient coming back (idempotent by outcome_id)."""
+
+    outcomes: list[Outcome] = Field(min_length=1, max_length=_LIMITS.max_batch_size)
+
+
+class OutcomeRecorded(BaseModel):
+    """One outcome sent, in request order: when it was first recorded, and whether this call stored it."""
+
+    recorded_at: str = Field(description="when the outcome was first recorded (UTC); a retry returns the same time")
+    status: Literal["stored", "already_stored"]
+
+
+class OutcomesResponse(BaseModel):
+    """The outcomes recorded by one call; a retry of the same outcomes changes nothing."""
+
+    stored: int
+    already_stored: int
+    outcomes: list[OutcomeRecorded]

@@ -21,7 +21,9 @@ from starlette.responses import JSONResponse, Response
 from config import DEFAULT_PATHS
 from models.loaded import LoadedModel
 
-from . import connections, scoring
+from outreach.outcomes import Outcome
+
+from . import connections, outcomes_api, scoring
 from .decision_log import Decision, DecisionLog, DecisionLogError
 from .edge import Edge
 from .guard import RequestGuard, validated_input
@@ -33,6 +35,8 @@ from .schemas import (
     ExplainRequest,
     ModelCard,
     ModelRef,
+    OutcomesRequest,
+    OutcomesResponse,
     PatientIn,
     ReloadRequest,
     ReloadResult,
@@ -177,6 +181,11 @@ class RiskService:
 
         return await self._answer(patients, work)
 
+    @bentoml.api(route="/outcomes", input_spec=validated_input(OutcomesRequest))
+    async def outcomes(self, outcomes: list[Outcome]) -> OutcomesResponse:
+        """Record what came of support decisions, next to the decision log; idempotent by outcome_id."""
+        return await anyio.to_thread.run_sync(outcomes_api.record, outcomes, decision_log_url(CONFIG))
+
     @bentoml.api(route="/admin/reload", input_spec=validated_input(ReloadRequest))
     async def reload(self) -> ReloadResult:
         """Serve the version the registry alias points at now (admin key); a broken version is refused (409)."""
@@ -203,7 +212,7 @@ RiskService.add_asgi_middleware(Edge, problem=_problem)
 RiskService.add_asgi_middleware(
     RequestGuard,
     models={"/score": ScoreRequest, "/explain": ExplainRequest, "/triage": TriageRequest,
-            "/admin/reload": ReloadRequest},
+            "/admin/reload": ReloadRequest, "/outcomes": OutcomesRequest},
     admin_paths=ADMIN_PATHS,
     open_paths=OPEN_PATHS | {"/ui"},
     open_prefixes=OPEN_PREFIXES,
