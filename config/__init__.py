@@ -7,6 +7,7 @@ from config.errors import ConfigError, LapseError
 from config.features import FeatureConfig
 from config.labels import LabelConfig
 from config.loader import load_settings, settings_file
+from config.outreach import OutreachConfig
 from config.paths import DEFAULT_PATHS, REPO_ROOT, Paths
 from config.program import ProgramConfig
 from config.registry import RegistryConfig
@@ -18,6 +19,6 @@ from config.training import PromotionGates, TrainingConfig, XGBoostParams
 
 __all__ = [
     "DEFAULT_PATHS", "REPO_ROOT", "ClinicianPageConfig", "ConfigError", "FeatureConfig", "LabelConfig",
-    "LapseError", "LapseSettings", "Paths", "ProgramConfig", "PromotionGates", "RegistryConfig", "ReportConfig",
+    "LapseError", "LapseSettings", "OutreachConfig", "Paths", "ProgramConfig", "PromotionGates", "RegistryConfig", "ReportConfig",
     "ScaleOutConfig", "ServingConfig", "TrainingConfig", "XGBoostParams", "load_settings", "settings_file",
 ]

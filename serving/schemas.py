@@ -81,6 +81,7 @@ class PatientIn(Strict):
     )
     profile: Profile | None = None  # type: ignore[valid-type]
     events: list[Event] | None = Field(default=None, max_length=_LIMITS.max_events_per_patient)
+    coach: PatientId | None = Field(default=None, description="the patient's coach (/triage: capacity per coach)")
 
     @model_validator(mode="after")
     def _one_source(self) -> "PatientIn":
@@ -110,6 +111,9 @@ class TriageRequest(Strict):
 
     patients: list[PatientIn] = Field(min_length=1, max_length=_LIMITS.max_batch_size)
     capacity: int = Field(ge=1, le=_LIMITS.max_batch_size, description="how many patients can be contacted")
+    policy: Literal["risk", "benefit"] | None = Field(
+        default=None, description="rank by risk or by expected benefit (needs an effect estimate); absent: the "
+        "service's [outreach] policy")
 
 
 class ReloadRequest(Strict):
@@ -187,6 +191,8 @@ class TriageResponse(BaseModel):
     contact: list[PatientScore]
     considered: int
     capacity: int
+    ranked_by: Literal["risk", "expected benefit"] = "risk"
+    note: str = Field(default="", description="e.g. why the list is ranked by risk when benefit was asked for")
 
 
 class Threshold(BaseModel):

@@ -11,7 +11,7 @@ import asyncio
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Literal
 
 import anyio.to_thread
 import bentoml
@@ -24,6 +24,7 @@ from models.loaded import LoadedModel
 from outreach.outcomes import Outcome
 
 from . import connections, outcomes_api, scoring
+from .policy import ServicePolicy, decide_scores, decide_triage
 from .decision_log import Decision, DecisionLog, DecisionLogError
 from .edge import Edge
 from .guard import RequestGuard, validated_input
@@ -45,7 +46,7 @@ from .schemas import (
     TriageRequest,
     TriageResponse,
 )
-from .settings import decision_log_url, hardening, serving_config
+from .settings import decision_log_url, hardening, outreach_config, serving_config
 from .ui import ClinicianPage
 
 CONFIG = serving_config()
@@ -108,6 +109,7 @@ class RiskService:
         self.decision_log = DecisionLog(decision_log_url(CONFIG), CONFIG.decision_log_sync,
                                         HARDENING.decision_log_busy_ms, HARDENING.decision_log_retry_s)
         _HEALTH.append(self.decision_log)
+        self.policy = ServicePolicy.load(outreach_config())
         self.warm = False
         self.store.reload()
         self._warm_up()
@@ -153,7 +155,9 @@ class RiskService:
 
         def work(model: LoadedModel, now: datetime):
             scores = scoring.score_patients(patients, model, now, CONFIG.top_reasons, _at)
-            decided = scoring.decisions(uuid.uuid4().hex, "score", scores, programs=_programs(patients))
+            scores, chosen = decide_scores(scores, self.policy, model)
+            decided = scoring.decisions(uuid.uuid4().hex, "score", scores, programs=_programs(patients),
+                                        policy=chosen)
             return scoring.ScoreAnswer(scores), decided
 
         return await self._answer(patients, work)
@@ -170,13 +174,17 @@ class RiskService:
         return await self._answer([patient], work)
 
     @bentoml.api(route="/triage", input_spec=validated_input(TriageRequest))
-    async def triage(self, patients: list[PatientIn], capacity: int) -> TriageResponse:
-        """The `capacity` patients to contact first, most at risk first, with their reasons."""
+    async def triage(self, patients: list[PatientIn], capacity: int,
+                     policy: Literal["risk", "benefit"] | None = None) -> TriageResponse:
+        """The day's list: at most `capacity` patients to contact, best first under the trigger policy."""
 
         def work(model: LoadedModel, now: datetime):
             scores = scoring.score_patients(patients, model, now, CONFIG.top_reasons, _at)
-            chosen, contacted = scoring.triage(scores, capacity)
-            decided = scoring.decisions(uuid.uuid4().hex, "triage", scores, contacted, programs=_programs(patients))
+            day = decide_triage(scores, [p.coach for p in patients], capacity, policy, self.policy, model)
+            chosen = scoring.TriageAnswer([day.scores[i] for i in day.contact], len(scores), capacity, day.ranked_by,
+                                          day.note)
+            decided = scoring.decisions(uuid.uuid4().hex, "triage", day.scores, set(day.contact),
+                                        programs=_programs(patients), policy=day.decisions)
             return chosen, decided
 
         return await self._answer(patients, work)

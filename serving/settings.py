@@ -7,7 +7,7 @@ import json
 import os
 from dataclasses import dataclass
 
-from config import DEFAULT_PATHS, ServingConfig
+from config import DEFAULT_PATHS, OutreachConfig, ServingConfig
 
 ENV_VAR = "LAPSE_SERVING_CONFIG"
 
@@ -35,6 +35,21 @@ def decision_log_url(config: ServingConfig) -> str:
     if config.decision_log_url:
         return config.decision_log_url
     return DEFAULT_PATHS.decision_log_url
+
+
+# The [outreach] table handed to the workers (JSON); the randomization secret is never in it.
+OUTREACH_ENV = "LAPSE_POLICY_CONFIG"
+
+
+def outreach_config() -> OutreachConfig:
+    """The [outreach] settings in LAPSE_POLICY_CONFIG (JSON of OutreachConfig fields), else the defaults."""
+    raw = os.environ.get(OUTREACH_ENV, "").strip()
+    return OutreachConfig.model_validate_json(raw) if raw else OutreachConfig()
+
+
+def outreach_env(config: OutreachConfig) -> dict[str, str]:
+    """Environment entries that make `outreach_config()` return `config` in a child process."""
+    return {OUTREACH_ENV: config.model_dump_json()}
 
 
 HARDENING_ENV = "LAPSE_HARDENING"
