@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
-import sqlalchemy as sa
 
 from outreach.decisions_table import check_decisions_exist, decisions_table_from_log, unknown_decisions
 from outreach.errors import OutreachError
@@ -54,14 +53,8 @@ def test_columns_outcomes_and_open_windows(db_url):
 
 
 def test_recorded_policy_columns_are_used_when_present(db_url):
-    engine = make_engine(db_url)
-    METADATA.create_all(engine)
-    with engine.begin() as connection:
-        for name, kind in (("action", "BOOLEAN"), ("propensity", "FLOAT")):
-            connection.execute(sa.text(f"ALTER TABLE decisions ADD COLUMN {name} {kind}"))
-    engine.dispose()
-    _log(db_url, [_row("p1", 0, False, action=False, propensity=0.5), _row("p2", 0, True, action=True,
-                                                                           propensity=0.4)])
+    _log(db_url, [_row("p1", 0, False, action=False, propensity=0.5, policy="randomized"),
+                  _row("p2", 0, True, action=True, propensity=0.4, policy="randomized")])
     table = decisions_table_from_log(db_url, until=START + timedelta(days=20))
     assert list(table["probability"]) == [0.5, 0.4] and list(table["action"]) == [0, 1]
 
