@@ -153,7 +153,8 @@ def log_run(result: EffectResult, settings: EffectSettings, files: tuple[Path, P
 
 
 def run_effect(settings: EffectSettings) -> EffectResult:
-    """Read the decisions (a file, or the decision log + outcomes), estimate the effect, write effect.json + effect.html, log to MLflow if asked."""
+    """Read the decisions (a file, or the decision log + outcomes), estimate the effect, write effect.json +
+    effect.html, log to MLflow if asked."""
     if settings.decisions is not None:
         frame = read_decisions_file(settings.decisions)
     else:

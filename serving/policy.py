@@ -4,8 +4,9 @@
 day's list: at most `capacity` contacts (and [outreach] capacity_per_day / capacity_per_coach), ranked
 by risk, or by expected benefit when asked (`policy: "benefit"` or the [outreach] policy) and an effect
 estimate is loaded; without one the reply says so and ranks by risk. The randomized policy draws with
-the HMAC of the patient id and the decision time (the patient's as_of), so the same decision always gets
-the same draw. Every decision carries the policy, its version, the realized propensity and the draw.
+the HMAC of the patient id and the decision time, so the same decision always gets the same draw: the
+patient's as_of for /score; for /triage the latest as_of in the list (the list is one day's decision).
+Every decision carries the policy, its version, the realized propensity and the draw.
 """
 
 from __future__ import annotations
@@ -38,9 +39,12 @@ class ServicePolicy:
         return cls(config, effect, note)
 
 
-def _candidates(scores: Sequence[PatientRisk], coaches: Sequence[str | None]) -> list[Candidate]:
-    return [Candidate(patient_id=s.patient_id, decision_time=s.as_of, risk=float(s.risk), tier=s.tier, coach=coach)
-            for s, coach in zip(scores, coaches)]
+def _candidates(scores: Sequence[PatientRisk], coaches: Sequence[str | None],
+                one_list: bool = False) -> list[Candidate]:
+    """Candidates decided at each patient's as_of, or (one_list) all at the list's latest as_of: one day's list."""
+    moment = max(s.as_of for s in scores) if one_list and scores else None
+    return [Candidate(patient_id=s.patient_id, decision_time=moment or s.as_of, risk=float(s.risk), tier=s.tier,
+                      coach=coach) for s, coach in zip(scores, coaches)]
 
 
 def _follow(score: PatientRisk, decision: Decision) -> PatientRisk:
@@ -90,7 +94,8 @@ def decide_triage(scores: list[PatientRisk], coaches: Sequence[str | None], capa
     # The team asked for a list: under risk everybody sent is ranked (no threshold), as /triage always did.
     threshold = {"risk_threshold": 0.0} if name == "risk" or (name == "benefit" and policy.effect is None) else {}
     settings = policy_settings(config, model.trigger_risk, policy=name, capacity_per_day=per_day, **threshold)
-    decided = decide(_candidates(scores, coaches), settings, policy.effect if name == "benefit" else None)
+    benefit = policy.effect if name == "benefit" else None
+    decided = decide(_candidates(scores, coaches, one_list=True), settings, benefit)
     chosen = sorted((i for i, d in enumerate(decided) if d.action), key=lambda i: (-decided[i].score, i))
     ranked_by = "expected benefit" if name == "benefit" and policy.effect is not None else "risk"
     return TriageDecision(chosen, decided, [_follow(s, d) for s, d in zip(scores, decided)], ranked_by, note)
