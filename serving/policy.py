@@ -43,8 +43,9 @@ def _candidates(scores: Sequence[PatientRisk], coaches: Sequence[str | None],
                 one_list: bool = False) -> list[Candidate]:
     """Candidates decided at each patient's as_of, or (one_list) all at the list's latest as_of: one day's list."""
     moment = max(s.as_of for s in scores) if one_list and scores else None
+    # Risk is the one moderator the decision log (and so an effect estimate from it) knows for every decision.
     return [Candidate(patient_id=s.patient_id, decision_time=moment or s.as_of, risk=float(s.risk), tier=s.tier,
-                      coach=coach) for s, coach in zip(scores, coaches)]
+                      coach=coach, moderators={"risk": float(s.risk)}) for s, coach in zip(scores, coaches)]
 
 
 def _follow(score: PatientRisk, decision: Decision) -> PatientRisk:

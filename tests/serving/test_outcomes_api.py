@@ -98,5 +98,30 @@ def test_bad_input_is_422_naming_the_field(server, decided, change, field):
     assert "o-bad" not in set(read_outcomes(server.decisions_url)["outcome_id"])
 
 
+def test_triage_by_benefit_without_an_effect_estimate_says_so_and_ranks_by_risk(server, kit):
+    items = [kit.item(f"benefit-{i}") for i in range(5)]
+    with server.client() as client:
+        reply = client.post("/triage", json={"patients": items, "capacity": 2, "policy": "benefit"})
+    assert reply.status_code == 200, reply.text
+    body = reply.json()
+    assert body["ranked_by"] == "risk" and "no effect estimate" in body["note"]
+    risks = [c["risk"] for c in body["contact"]]
+    assert len(risks) == 2 and risks == sorted(risks, reverse=True)
+    engine = sa.create_engine(server.decisions_url)
+    with engine.connect() as connection:
+        rows = connection.execute(sa.text("SELECT policy, propensity FROM decisions WHERE endpoint = 'triage'")).all()
+    engine.dispose()
+    assert {r[0] for r in rows} == {"benefit"} and {r[1] for r in rows} <= {0.0, 1.0}
+
+
+def test_decisions_under_the_default_risk_policy_record_propensity_0_or_1(server, decided):
+    engine = sa.create_engine(server.decisions_url)
+    with engine.connect() as connection:
+        rows = connection.execute(sa.text("SELECT policy, propensity, draw, action, \"trigger\" FROM decisions "
+                                          "WHERE endpoint = 'score'")).all()
+    engine.dispose()
+    assert rows and all(r[0] == "risk" and r[1] == float(r[4]) and r[2] is None and r[3] == r[4] for r in rows)
+
+
 def test_no_outcome_or_patient_value_reaches_the_log(server, decided):
     assert SECRET_OUTCOME not in server.logs() and SECRET_PATIENT not in server.logs()

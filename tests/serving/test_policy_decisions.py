@@ -5,11 +5,16 @@ from __future__ import annotations
 from collections import Counter
 from datetime import datetime
 
+import numpy as np
+import pandas as pd
 import pytest
 import sqlalchemy as sa
 
 from config import OutreachConfig
-from outreach.policy import hmac_uniform
+from outreach.effect import EffectResult, estimate_effect
+from outreach.effect_job import write_result
+from outreach.policy import Candidate, hmac_uniform
+from outreach.settings import EffectColumns
 from serving.launcher import stop_service
 from serving.settings import OUTREACH_ENV
 
@@ -19,16 +24,38 @@ POLICY = OutreachConfig(policy="randomized", band_low=0.0, band_high=1.0, probab
 
 
 @pytest.fixture(scope="module")
-def server(kit):
-    running = kit.launch("policy", extra_env={OUTREACH_ENV: POLICY.model_dump_json(), "LAPSE_OUTREACH_SECRET": SECRET})
+def effect_file(kit) -> str:
+    """effect.json as `lapse effect` writes it, from a randomized trial where a call helps more at higher risk."""
+    rng = np.random.default_rng(5)
+    n = 4000
+    risk = rng.uniform(0, 1, n)
+    action = rng.random(n) < 0.5
+    outcome = rng.random(n) < 0.3 + action * (0.05 + 0.3 * risk)
+    mrt = pd.DataFrame({"unit": [f"u{i % 800}" for i in range(n)], "time": np.arange(n) // 800, "action": action,
+                        "probability": 0.5, "outcome": outcome.astype(int), "tier": "", "risk": risk})
+    result = estimate_effect(mrt, columns=EffectColumns(tier=""), moderators=("risk",))
+    assert result.moderators[0].slope.estimate > 0
+    json_path, _ = write_result(result, kit.trained.root / "policy-effect")
+    return str(json_path)
+
+
+@pytest.fixture(scope="module")
+def server(kit, effect_file):
+    policy = POLICY.model_copy(update={"effect_file": effect_file})
+    running = kit.launch("policy", extra_env={OUTREACH_ENV: policy.model_dump_json(), "LAPSE_OUTREACH_SECRET": SECRET})
     yield running
     stop_service(running.process)
 
 
 def _items(kit, n: int, prefix: str, coaches: int = 0) -> list[dict]:
+    """Items with different risks (days of silence varied), all decided at AS_OF."""
+    silent = [name for name in ("days_since_last_engagement", "days_since_last_session")
+              if name in kit.trained.feature_names]
+    enrolled = {"days_since_enrolment": 40.0} if "days_since_enrolment" in kit.trained.feature_names else {}
     items = []
     for i in range(n):
-        item = {**kit.item(f"{prefix}-{i}"), "as_of": AS_OF}
+        values = {**enrolled, **{name: float(2 * (i % 15)) for name in silent}}
+        item = {**kit.item(f"{prefix}-{i}", **values), "as_of": AS_OF}
         if coaches:
             item["coach"] = f"coach-{i % coaches}"
         items.append(item)
@@ -91,15 +118,19 @@ def test_triage_keeps_coach_and_day_capacity_and_records_realized_propensities(s
     assert {c["patient_id"] for c in contact} == {r["patient_id"] for r in rows if r["action"]}
 
 
-def test_triage_by_benefit_without_an_effect_estimate_says_so_and_ranks_by_risk(server, kit):
-    items = _items(kit, 5, "benefit")
+def test_triage_by_benefit_ranks_by_the_effect_estimate(server, kit, effect_file):
+    items = _items(kit, 12, "benefit")
     with server.client() as client:
-        reply = client.post("/triage", json={"patients": items, "capacity": 2, "policy": "benefit"})
+        reply = client.post("/triage", json={"patients": items, "capacity": 3, "policy": "benefit"})
     assert reply.status_code == 200, reply.text
     body = reply.json()
-    assert body["ranked_by"] == "risk" and "no effect estimate" in body["note"]
-    risks = [c["risk"] for c in body["contact"]]
-    assert len(risks) == 2 and risks == sorted(risks, reverse=True)
-    rows = _logged(server, "triage")[-5:]
+    assert body["ranked_by"] == "expected benefit" and body["note"] == ""
+    effect = EffectResult.model_validate_json(open(effect_file).read())
+    moment = datetime.fromisoformat(AS_OF)
+    benefit = {c["patient_id"]: effect.expected_benefit(
+        Candidate(c["patient_id"], moment, c["risk"], c["tier"], moderators={"risk": c["risk"]}))
+               for c in body["contact"]}
+    assert len(body["contact"]) <= 3 and all(value > 0 for value in benefit.values())
+    assert list(benefit.values()) == sorted(benefit.values(), reverse=True)
+    rows = _logged(server, "triage")[-12:]
     assert {r["policy"] for r in rows} == {"benefit"} and {r["propensity"] for r in rows} <= {0.0, 1.0}
-
