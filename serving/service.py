@@ -20,17 +20,16 @@ from starlette.responses import JSONResponse, Response
 
 from config import DEFAULT_PATHS
 from models.loaded import LoadedModel
-
 from outreach.outcomes import Outcome
 
 from . import connections, outcomes_api, scoring
-from .policy import ServicePolicy, decide_scores, decide_triage
 from .decision_log import Decision, DecisionLog, DecisionLogError
 from .edge import Edge
 from .guard import RequestGuard, validated_input
 from .inputs import InputProblems
 from .logging import install_redaction, install_thread_hook
 from .model_store import ModelStore
+from .policy import ServicePolicy, decide_scores, decide_triage
 from .schemas import (
     Explanation,
     ExplainRequest,
