@@ -4,8 +4,10 @@ One row per logged decision whose outcome window has closed: unit = patient_id, 
 action (the support the policy chose), probability (the recorded propensity; 0/1 when the decision
 was not randomized, so the analysis leaves it out), outcome = 1 if a `re_engaged` outcome of that
 decision falls within `window_days` after it, tier, and the numeric moderators asked for (columns of
-the decision log, e.g. `risk`). Decisions logged before policies were recorded count as not
-randomized: their action is the logged trigger and their propensity that trigger (0 or 1).
+the decision log, e.g. `risk`, or features: the log keeps no feature values, so they come from a
+features table joined on patient_id and as_of, e.g. what `lapse features` wrote). Decisions logged
+before policies were recorded count as not randomized: their action is the logged trigger and their
+propensity that trigger (0 or 1).
 
 The decision log is read as plain SQL (serving owns its schema; this stage sits below serving).
 Nothing here is written anywhere: the table stays in memory and only aggregates leave `run_effect`.
@@ -62,19 +64,34 @@ def _utc(values: pd.Series, what: str) -> pd.Series:
         raise OutreachError(f"{what}: not ISO 8601 times", field=what) from None
 
 
+def with_features(decisions: pd.DataFrame, features: pd.DataFrame) -> pd.DataFrame:
+    """The decisions with the feature values of each decision's patient at its as_of (a features table, e.g.
+    `lapse features` output, with patient_id and as_of); a decision without a matching row gets NaN."""
+    missing = [c for c in ("patient_id", "as_of") if c not in features.columns]
+    if missing:
+        raise OutreachError(f"features: missing column(s) {', '.join(missing)}", field=missing[0])
+    clash = sorted(set(features.columns) & set(decisions.columns) - {"patient_id", "as_of"})
+    right = features.drop(columns=clash).assign(
+        patient_id=features["patient_id"].astype(str), as_of=_utc(features["as_of"], "features.as_of"))
+    right = right.drop_duplicates(["patient_id", "as_of"], keep="last")
+    left = decisions.assign(_as_of=_utc(decisions["as_of"], "decisions.as_of"))
+    merged = left.merge(right.rename(columns={"as_of": "_as_of"}), on=["patient_id", "_as_of"], how="left")
+    return merged.drop(columns="_as_of")
+
+
 def build_decisions_table(decisions: pd.DataFrame, outcomes: pd.DataFrame, window_days: int = 7,
                           moderators: Sequence[str] = (), until: datetime | None = None) -> pd.DataFrame:
     """The analysis table (columns unit, time, action, probability, outcome, tier and the moderators).
 
-    `decisions` is `read_decision_log`'s table, `outcomes` `read_outcomes`'s. Decisions whose window
-    has not ended by `until` (default: now) are left out: their outcome is not known yet.
+    `decisions` is `read_decision_log`'s table (optionally `with_features`), `outcomes` `read_outcomes`'s.
+    Decisions whose window has not ended by `until` (default: now) are left out: their outcome is not known yet.
     """
     if window_days < 1:
         raise OutreachError("window_days must be at least 1", field="window_days")
     unknown = [m for m in moderators if m not in decisions.columns]
     if unknown:
-        raise OutreachError(f"moderator(s) {', '.join(unknown)}: not a column of the decision log "
-                            f"(columns: {', '.join(sorted(map(str, decisions.columns)))})", field="moderators")
+        raise OutreachError(f"moderator(s) {', '.join(unknown)}: not a column of the decision log or the features "
+                            "table", field="moderators")
     window = pd.Timedelta(days=window_days)
     until = pd.Timestamp(until or datetime.now(timezone.utc))
     decided = _utc(decisions["decided_at"], "decisions.decided_at")
@@ -121,9 +138,13 @@ def _reengaged(decision_ids: pd.Series, decided: pd.Series, outcomes: pd.DataFra
 
 
 def decisions_table_from_log(db_url: str, window_days: int = 7, moderators: Sequence[str] = (),
-                             until: datetime | None = None) -> pd.DataFrame:
-    """`build_decisions_table` over the decision log and outcomes stored in the database at `db_url`."""
-    return build_decisions_table(read_decision_log(db_url), read_outcomes(db_url), window_days, moderators, until)
+                             until: datetime | None = None, features: pd.DataFrame | None = None) -> pd.DataFrame:
+    """`build_decisions_table` over the decision log and outcomes stored in the database at `db_url`, with the
+    feature values of `features` (joined on patient_id and as_of) available as moderators."""
+    decisions = read_decision_log(db_url)
+    if features is not None:
+        decisions = with_features(decisions, features)
+    return build_decisions_table(decisions, read_outcomes(db_url), window_days, moderators, until)
 
 
 def unknown_decisions(decision_ids: Sequence[str], db_url: str) -> set[str]:

@@ -62,16 +62,16 @@ promise for any one patient.</p>
 """)
 
 
-def read_decisions_file(path: str | Path) -> pd.DataFrame:
-    """A decisions table from CSV or Parquet."""
+def read_decisions_file(path: str | Path, what: str = "decisions") -> pd.DataFrame:
+    """A decisions (or features) table from CSV or Parquet."""
     path = Path(path)
     if not path.exists():
-        raise OutreachError(f"{path}: no such file", field="decisions")
+        raise OutreachError(f"{path}: no such file", field=what)
     if path.suffix == ".csv":
         return pd.read_csv(path)
     if path.suffix == ".parquet" or path.is_dir():
         return pd.read_parquet(path)
-    raise OutreachError(f"{path}: decisions must be a .csv or .parquet file", field="decisions")
+    raise OutreachError(f"{path}: {what} must be a .csv or .parquet file", field=what)
 
 
 def render_html(result: EffectResult) -> str:
@@ -158,7 +158,9 @@ def run_effect(settings: EffectSettings) -> EffectResult:
     if settings.decisions is not None:
         frame = read_decisions_file(settings.decisions)
     else:
-        frame = decisions_table_from_log(settings.decisions_db, settings.window_days, settings.moderators)
+        features = read_decisions_file(settings.features, "features") if settings.features is not None else None
+        frame = decisions_table_from_log(settings.decisions_db, settings.window_days, settings.moderators,
+                                         features=features)
         if frame.empty:
             raise OutreachError("the decision log has no decision whose outcome window has closed yet",
                                 field="decisions_db")

@@ -83,6 +83,9 @@ class EffectSettings(BaseSettings):
     out: Path
     # decisions_db only: the outcome is re-engagement within this many days after the decision.
     window_days: int = Field(default=7, ge=1)
+    # decisions_db only: a features table (patient_id, as_of, features; .parquet or .csv) whose columns can be
+    # moderators, joined to each decision by patient and as_of.
+    features: Path | None = None
     columns: EffectColumns = Field(default_factory=EffectColumns)
     # Numeric moderators: the effect is also fitted as a straight line in each (centred at its mean).
     moderators: tuple[str, ...] = ()

@@ -59,7 +59,11 @@ def command(
         "after the decision")] = 7,
     moderators: Annotated[Optional[str], typer.Option(
         "--moderators", metavar="COL,...", help="numeric columns the effect is also fitted along (a straight "
-        "line in each); from the decision log, e.g. risk")] = None,
+        "line in each); with --decisions-db: risk, or features from --features")] = None,
+    features: Annotated[Optional[Path], typer.Option(
+        "--features", metavar="FILE", help="--decisions-db only: a features table (.parquet or .csv with "
+        "patient_id, as_of and features, e.g. what lapse features wrote) joined to each decision by patient and "
+        "as_of, so its features can be --moderators")] = None,
     tracking_uri: Annotated[Optional[str], typer.Option(
         "--tracking-uri", metavar="URI", help="MLflow tracking store (default: lapse's own, MLFLOW_TRACKING_URI "
         "or sqlite under .lapse)")] = None,
@@ -73,11 +77,13 @@ def command(
 
     if (decisions_db is None) == (table is None):
         raise EffectRefused("give exactly one of --decisions-db URL and --table FILE")
+    if features is not None and decisions_db is None:
+        raise EffectRefused("--features joins feature values to the decision log: use it with --decisions-db")
     if columns and table is None:
         raise EffectRefused("--columns maps the names of a --table file; the decision log's are fixed")
     try:
         settings = EffectSettings(
-            decisions=table, decisions_db=decisions_db or "", out=out, window_days=window_days,
+            decisions=table, decisions_db=decisions_db or "", out=out, window_days=window_days, features=features,
             columns=EffectColumns(**parse_columns(columns)), moderators=parse_names(moderators),
             tracking_uri=tracking_uri or default_tracking_uri())
     except ValidationError as error:

@@ -6,6 +6,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+import pandas as pd
+
 from outreach.decisions_table import check_decisions_exist, decisions_table_from_log, unknown_decisions
 from outreach.errors import OutreachError
 from outreach.outcomes import Outcome, record_outcomes
@@ -57,6 +59,18 @@ def test_recorded_policy_columns_are_used_when_present(db_url):
                   _row("p2", 0, True, action=True, propensity=0.4, policy="randomized")])
     table = decisions_table_from_log(db_url, until=START + timedelta(days=20))
     assert list(table["probability"]) == [0.5, 0.4] and list(table["action"]) == [0, 1]
+
+
+def test_features_join_by_patient_and_as_of_and_can_be_moderators(db_url):
+    _log(db_url, [_row("p1", 0, True), _row("p2", 0, False), _row("p3", 0, False)])
+    features = pd.DataFrame({"patient_id": ["p1", "p2", "p2"], "as_of": [START, START, START + timedelta(days=1)],
+                             "days_since_last_session": [3.0, 9.0, 10.0], "risk": [0.0, 0.0, 0.0]})
+    table = decisions_table_from_log(db_url, moderators=("days_since_last_session", "risk"),
+                                     until=START + timedelta(days=20), features=features)
+    # p2's later snapshot is not the one decided on; p3 has none; the log's own risk is kept.
+    assert table["days_since_last_session"].tolist()[:2] == [3.0, 9.0]
+    assert pd.isna(table["days_since_last_session"].iloc[2])
+    assert table["risk"].tolist() == [0.6, 0.6, 0.6]
 
 
 def test_an_unknown_moderator_and_a_missing_log_are_named(db_url, tmp_path):
