@@ -110,6 +110,25 @@ def test_outcomes_import_then_effect_from_the_decision_log(tmp_path, mrt, capsys
     assert saved["moderators"][0]["slope"]["estimate"] == pytest.approx(expected.moderators[0].slope.estimate)
 
 
+def test_effect_from_the_decision_log_with_features_as_moderators(tmp_path, mrt, capsys):
+    db = f"sqlite:///{tmp_path / 'decisions.db'}"
+    ids = _log_decisions(db, mrt)
+    came_back = [(i, pd.Timestamp(t) + pd.Timedelta(days=1)) for i, t, y in zip(ids, mrt["time"], mrt["outcome"]) if y]
+    pd.DataFrame({"outcome_id": [f"o-{i}" for i, _ in came_back], "decision_id": [i for i, _ in came_back],
+                  "kind": "re_engaged", "at": [at.isoformat() for _, at in came_back]}).to_csv(tmp_path / "o.csv",
+                                                                                            index=False)
+    assert main(["outcomes", "import", str(tmp_path / "o.csv"), "--decisions-db", db]) == 0
+    mrt[["unit", "time", "days_since_last_use"]].rename(columns={"unit": "patient_id", "time": "as_of"}).to_parquet(
+        tmp_path / "features.parquet")
+    code = main(["effect", "--decisions-db", db, "--features", str(tmp_path / "features.parquet"), "--moderators",
+                 "days_since_last_use", "--out", str(tmp_path / "out"),
+                 "--tracking-uri", f"sqlite:///{tmp_path / 'm.db'}"])
+    assert code == 0, capsys.readouterr().err
+    saved = json.loads((tmp_path / "out" / "effect.json").read_text())
+    expected = estimate_effect(mrt, moderators=("days_since_last_use",))
+    assert saved["moderators"][0]["slope"]["estimate"] == pytest.approx(expected.moderators[0].slope.estimate)
+
+
 def test_a_bad_outcome_file_stores_nothing_and_names_the_row_and_field(tmp_path, mrt, capsys):
     db = f"sqlite:///{tmp_path / 'decisions.db'}"
     ids = _log_decisions(db, mrt.head(3))
