@@ -55,11 +55,14 @@ def _follow(score: PatientRisk, decision: Decision) -> PatientRisk:
         return score
     if decision.action:
         priority = support.priority if support.trigger else "soon"
-        why = support.why if support.trigger else "Offer the patient human support"
-        why += "; chosen by the randomized policy" if decision.policy == "randomized" else ""
+        how = "chosen by the randomized policy" if decision.policy == "randomized" else "on today's list"
+        why = f"{support.why}; {how}" if support.trigger else \
+            f"Offer the patient human support ({how}): {support.why.split(', below')[0]}"
     else:
         priority = "routine"
-        why = f"{support.why.split(':')[0]}: no outreach now ({decision.note or decision.policy + ' policy'})"
+        because = decision.note or f"not chosen by the {decision.policy} policy"
+        why = f"{support.why} ({because})" if not support.trigger else \
+            f"No outreach now ({because}): {support.why.split(': ', 1)[-1]}"
     return replace(score, support=SupportDecision(decision.action, priority, why))
 
 
