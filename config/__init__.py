@@ -8,6 +8,7 @@ from config.events import EventColumns, EventsConfig, EventTypeDeclaration
 from config.features import FeatureConfig
 from config.labels import LabelConfig
 from config.loader import load_settings, settings_file
+from config.outreach import OutreachConfig
 from config.paths import DEFAULT_PATHS, REPO_ROOT, Paths
 from config.program import ProgramConfig
 from config.registry import RegistryConfig
@@ -19,7 +20,7 @@ from config.training import PromotionGates, TrainingConfig, XGBoostParams
 
 __all__ = [
     "DEFAULT_PATHS", "REPO_ROOT", "ClinicianPageConfig", "ConfigError", "EventColumns", "EventTypeDeclaration",
-    "EventsConfig", "FeatureConfig", "HardeningConfig", "LabelConfig",
-    "LapseError", "LapseSettings", "Paths", "ProgramConfig", "PromotionGates", "RegistryConfig", "ReportConfig",
+    "EventsConfig", "FeatureConfig", "HardeningConfig", "LabelConfig", "LapseError", "LapseSettings", "OutreachConfig",
+    "Paths", "ProgramConfig", "PromotionGates", "RegistryConfig", "ReportConfig",
     "ScaleOutConfig", "ServingConfig", "TrainingConfig", "XGBoostParams", "load_settings", "settings_file",
 ]

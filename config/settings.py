@@ -10,6 +10,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from config.events import EventsConfig
 from config.features import FeatureConfig
 from config.labels import LabelConfig
+from config.outreach import OutreachConfig
 from config.program import ProgramConfig
 from config.registry import RegistryConfig
 from config.report import ReportConfig
@@ -48,6 +49,7 @@ class LapseSettings(BaseSettings):
     hardening: HardeningConfig = Field(default_factory=HardeningConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
     scale_out: ScaleOutConfig = Field(default_factory=ScaleOutConfig)
+    outreach: OutreachConfig = Field(default_factory=OutreachConfig)
 
     @model_validator(mode="before")
     @classmethod

@@ -16,6 +16,7 @@ import mlflow
 import pandas as pd
 from mlflow import MlflowClient
 
+from outreach.decisions_table import decisions_table_from_log
 from outreach.effect import EffectResult, estimate_effect
 from outreach.errors import OutreachError
 from outreach.settings import EffectSettings
@@ -61,16 +62,16 @@ promise for any one patient.</p>
 """)
 
 
-def read_decisions_file(path: str | Path) -> pd.DataFrame:
-    """A decisions table from CSV or Parquet."""
+def read_decisions_file(path: str | Path, what: str = "decisions") -> pd.DataFrame:
+    """A decisions (or features) table from CSV or Parquet."""
     path = Path(path)
     if not path.exists():
-        raise OutreachError(f"{path}: no such file", field="decisions")
+        raise OutreachError(f"{path}: no such file", field=what)
     if path.suffix == ".csv":
         return pd.read_csv(path)
     if path.suffix == ".parquet" or path.is_dir():
         return pd.read_parquet(path)
-    raise OutreachError(f"{path}: decisions must be a .csv or .parquet file", field="decisions")
+    raise OutreachError(f"{path}: {what} must be a .csv or .parquet file", field=what)
 
 
 def render_html(result: EffectResult) -> str:
@@ -140,7 +141,7 @@ def log_run(result: EffectResult, settings: EffectSettings, files: tuple[Path, P
     with mlflow.start_run(experiment_id=experiment_id, run_name="effect") as run:
         mlflow.set_tags({"lapse.kind": "effect", "lapse.estimator": "wcls"})
         mlflow.log_params({
-            "decisions": settings.decisions.name, "columns": settings.columns.model_dump_json(),
+            "decisions": settings.source_name, "columns": settings.columns.model_dump_json(),
             "moderators": ",".join(settings.moderators), "controls": ",".join(settings.controls),
             "reference_probability": result.reference_probability, "small_sample": settings.small_sample,
             "confidence": settings.confidence, "min_tier_decisions": settings.min_tier_decisions,
@@ -152,8 +153,17 @@ def log_run(result: EffectResult, settings: EffectSettings, files: tuple[Path, P
 
 
 def run_effect(settings: EffectSettings) -> EffectResult:
-    """Read the decisions, estimate the effect, write effect.json + effect.html, log to MLflow if asked."""
-    frame = read_decisions_file(settings.decisions)
+    """Read the decisions (a file, or the decision log + outcomes), estimate the effect, write effect.json +
+    effect.html, log to MLflow if asked."""
+    if settings.decisions is not None:
+        frame = read_decisions_file(settings.decisions)
+    else:
+        features = read_decisions_file(settings.features, "features") if settings.features is not None else None
+        frame = decisions_table_from_log(settings.decisions_db, settings.window_days, settings.moderators,
+                                         features=features)
+        if frame.empty:
+            raise OutreachError("the decision log has no decision whose outcome window has closed yet",
+                                field="decisions_db")
     result = estimate_effect(
         frame, settings.columns, settings.moderators, settings.controls, settings.reference_probability,
         settings.confidence, settings.small_sample, settings.min_tier_decisions,

@@ -9,9 +9,11 @@ class OutreachError(ValueError):
     Messages name fields, columns and row numbers, never patient values.
     """
 
-    def __init__(self, message: str, field: str | None = None):
+    def __init__(self, message: str, field: str | None = None, position: int | None = None):
         super().__init__(message)
         self.field = field
+        # The 1-based position of the bad record in its batch or file, when one record is to blame.
+        self.position = position
 
 
 class OutcomeConflict(OutreachError):

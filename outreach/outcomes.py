@@ -96,16 +96,29 @@ def make_engine(db_url: str) -> sa.Engine:
     return sa.create_engine(db_url, pool_pre_ping=True)
 
 
-def _unique(outcomes: Iterable[Outcome]) -> list[Outcome]:
-    """The batch with exact repeats dropped; one id sent twice with different bodies is a conflict."""
+@dataclass(frozen=True)
+class Recorded:
+    """What became of one outcome sent: when it was first recorded, and whether this call stored it."""
+
+    recorded_at: str
+    new: bool
+
+
+def _unique(outcomes: Iterable[Outcome]) -> tuple[list[Outcome], list[int]]:
+    """The batch with exact repeats dropped, and each distinct outcome's first position (1-based);
+    one id sent twice with different bodies is a conflict."""
     seen: dict[str, Outcome] = {}
+    first: dict[str, int] = {}
     for position, outcome in enumerate(outcomes):
         before = seen.get(outcome.outcome_id)
         if before is not None and before.body() != outcome.body():
-            raise OutcomeConflict(f"outcome {position + 1}: outcome_id repeats an earlier outcome in the batch "
-                                  "with a different body", field="outcome_id")
-        seen.setdefault(outcome.outcome_id, outcome)
-    return list(seen.values())
+            raise OutcomeConflict(f"outcome {position + 1}: outcome_id repeats outcome {first[outcome.outcome_id]} "
+                                  "of the batch with a different body", field="outcome_id",
+                                  position=position + 1)
+        if before is None:
+            seen[outcome.outcome_id] = outcome
+            first[outcome.outcome_id] = position + 1
+    return list(seen.values()), list(first.values())
 
 
 def _differing(stored: tuple, outcome: Outcome) -> list[str]:
@@ -117,46 +130,57 @@ def record_outcomes(outcomes: Iterable[Outcome], db_url: str) -> tuple[int, int]
 
     Raises OutcomeConflict (and stores nothing) if an id is already stored with a different body.
     """
-    batch = _unique(outcomes)
+    recorded = record_outcomes_detailed(outcomes, db_url)
+    stored = sum(r.new for r in recorded.values())
+    return stored, len(recorded) - stored
+
+
+def record_outcomes_detailed(outcomes: Iterable[Outcome], db_url: str) -> dict[str, Recorded]:
+    """`record_outcomes`, saying for each distinct outcome id when it was first recorded and whether now."""
+    batch, positions = _unique(outcomes)
     engine = make_engine(db_url)
     try:
         METADATA.create_all(engine)
         try:
-            return _store(engine, batch)
+            return _store(engine, batch, positions)
         except sa.exc.IntegrityError:
             # A concurrent import stored one of these ids between our read and our insert: decide again.
-            return _store(engine, batch)
+            return _store(engine, batch, positions)
     finally:
         engine.dispose()
 
 
-def _store(engine: sa.Engine, batch: list[Outcome]) -> tuple[int, int]:
+def _store(engine: sa.Engine, batch: list[Outcome], positions: list[int]) -> dict[str, Recorded]:
     with engine.begin() as connection:
         ids = [o.outcome_id for o in batch]
         stored: dict[str, tuple] = {}
         for start in range(0, len(ids), 500):
             rows = connection.execute(
-                sa.select(OUTCOMES.c.outcome_id, *(OUTCOMES.c[f] for f in BODY_FIELDS))
+                sa.select(OUTCOMES.c.outcome_id, *(OUTCOMES.c[f] for f in BODY_FIELDS), OUTCOMES.c.recorded_at)
                 .where(OUTCOMES.c.outcome_id.in_(ids[start:start + 500]))
             )
             stored.update({row[0]: tuple(row[1:]) for row in rows})
         fresh = []
-        for position, outcome in enumerate(batch):
+        now = datetime.now(timezone.utc).isoformat()
+        result: dict[str, Recorded] = {}
+        for position, outcome in zip(positions, batch):
             if outcome.outcome_id in stored:
-                differs = _differing(stored[outcome.outcome_id], outcome)
+                differs = _differing(stored[outcome.outcome_id][:-1], outcome)
                 if differs:
                     raise OutcomeConflict(
-                        f"outcome {position + 1}: outcome_id is already stored with a different "
-                        f"{', '.join(differs)}; nothing from this batch was stored", field="outcome_id")
+                        f"outcome {position}: outcome_id is already stored with a different "
+                        f"{', '.join(differs)}; nothing from this batch was stored", field="outcome_id",
+                        position=position)
+                result[outcome.outcome_id] = Recorded(stored[outcome.outcome_id][-1], new=False)
                 continue
             fresh.append(outcome)
-        now = datetime.now(timezone.utc).isoformat()
+            result[outcome.outcome_id] = Recorded(now, new=True)
         if fresh:
             connection.execute(OUTCOMES.insert(), [
                 dict(zip(("outcome_id", *BODY_FIELDS, "recorded_at"), (o.outcome_id, *o.body(), now)))
                 for o in fresh
             ])
-    return len(fresh), len(batch) - len(fresh)
+    return result
 
 
 def read_outcome_file(path: str | Path) -> list[Outcome]:

@@ -77,8 +77,15 @@ class EffectSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="LAPSE_EFFECT_", frozen=True, extra="forbid")
 
-    decisions: Path
+    # The decisions table: a CSV/Parquet file, or (decisions_db) the decision log + outcomes in a database.
+    decisions: Path | None = None
+    decisions_db: str = ""
     out: Path
+    # decisions_db only: the outcome is re-engagement within this many days after the decision.
+    window_days: int = Field(default=7, ge=1)
+    # decisions_db only: a features table (patient_id, as_of, features; .parquet or .csv) whose columns can be
+    # moderators, joined to each decision by patient and as_of.
+    features: Path | None = None
     columns: EffectColumns = Field(default_factory=EffectColumns)
     # Numeric moderators: the effect is also fitted as a straight line in each (centred at its mean).
     moderators: tuple[str, ...] = ()
@@ -95,3 +102,14 @@ class EffectSettings(BaseSettings):
     # MLflow tracking URI; empty: no run is logged.
     tracking_uri: str = ""
     experiment: str = "lapse-effect"
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "EffectSettings":
+        if (self.decisions is None) == (not self.decisions_db):
+            raise ValueError("give exactly one of decisions (a file) and decisions_db (a database URL)")
+        return self
+
+    @property
+    def source_name(self) -> str:
+        """The decisions' source as recorded on the run: the file's name, or "decision log"."""
+        return self.decisions.name if self.decisions is not None else "decision log"

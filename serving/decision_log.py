@@ -45,9 +45,18 @@ DECISIONS = sa.Table(
     sa.Column("priority", sa.String(20), nullable=False),
     # The program from the patient's profile (not a health value); NULL when scored from features only.
     sa.Column("program", sa.String(200), nullable=True),
+    # The trigger policy behind `trigger` (outreach/policy.py): its name and version, the realized
+    # probability of support (0/1 unless randomized), the HMAC draw (randomized only) and the action taken.
+    # NULL in rows logged before policies were recorded.
+    sa.Column("policy", sa.String(20), nullable=True),
+    sa.Column("policy_version", sa.String(80), nullable=True),
+    sa.Column("propensity", sa.Float, nullable=True),
+    sa.Column("draw", sa.Float, nullable=True),
+    sa.Column("action", sa.Boolean, nullable=True),
 )
 ROW_COLUMNS = ("decided_at", "request_id", "endpoint", "patient_id", "as_of", "model_name", "model_version",
-               "risk", "tier", "reasons", "trigger", "priority", "program")
+               "risk", "tier", "reasons", "trigger", "priority", "program",
+               "policy", "policy_version", "propensity", "draw", "action")
 _ZERO = timedelta(0)
 SYNC_MODES = {"full": "FULL", "normal": "NORMAL"}
 # Rows committed in one transaction at most; more wait for the next one.
@@ -71,6 +80,10 @@ class Decision:
     trigger: bool
     priority: str
     program: str | None = None
+    policy: str | None = None
+    policy_version: str | None = None
+    propensity: float | None = None
+    draw: float | None = None
 
     def row(self, decided_at: str) -> tuple[object, ...]:
         """The decision as a table row, in ROW_COLUMNS order."""
@@ -78,7 +91,8 @@ class Decision:
         return (decided_at, self.request_id, self.endpoint, self.patient_id, as_of.isoformat(), self.model_name,
                 self.model_version, float(self.risk), self.tier,
                 to_json(self.reasons).decode(), bool(self.trigger),
-                self.priority, self.program)
+                self.priority, self.program, self.policy, self.policy_version, self.propensity, self.draw,
+                bool(self.trigger) if self.policy is not None else None)
 
 
 class DecisionLogError(RuntimeError):

@@ -10,6 +10,7 @@ from pydantic_core import PydanticCustomError
 
 from features.catalog import LEVELS
 from features.contract import PATIENT_COLUMNS, EventType
+from outreach.outcomes import Outcome
 
 from .settings import serving_config
 
@@ -80,6 +81,7 @@ class PatientIn(Strict):
     )
     profile: Profile | None = None  # type: ignore[valid-type]
     events: list[Event] | None = Field(default=None, max_length=_LIMITS.max_events_per_patient)
+    coach: PatientId | None = Field(default=None, description="the patient's coach (/triage: capacity per coach)")
 
     @model_validator(mode="after")
     def _one_source(self) -> "PatientIn":
@@ -109,6 +111,9 @@ class TriageRequest(Strict):
 
     patients: list[PatientIn] = Field(min_length=1, max_length=_LIMITS.max_batch_size)
     capacity: int = Field(ge=1, le=_LIMITS.max_batch_size, description="how many patients can be contacted")
+    policy: Literal["risk", "benefit"] | None = Field(
+        default=None, description="rank by risk or by expected benefit (needs an effect estimate); absent: the "
+        "service's [outreach] policy")
 
 
 class ReloadRequest(Strict):
@@ -186,6 +191,8 @@ class TriageResponse(BaseModel):
     contact: list[PatientScore]
     considered: int
     capacity: int
+    ranked_by: Literal["risk", "expected benefit"] = "risk"
+    note: str = Field(default="", description="e.g. why the list is ranked by risk when benefit was asked for")
 
 
 class Threshold(BaseModel):
@@ -265,3 +272,24 @@ class DecisionPage(BaseModel):
 
     decisions: list[DecisionRecord]
     next_cursor: str | None
+
+
+class OutcomesRequest(Strict):
+    """What came of support decisions: coaches' results, or the patient coming back (idempotent by outcome_id)."""
+
+    outcomes: list[Outcome] = Field(min_length=1, max_length=_LIMITS.max_batch_size)
+
+
+class OutcomeRecorded(BaseModel):
+    """One outcome sent, in request order: when it was first recorded, and whether this call stored it."""
+
+    recorded_at: str = Field(description="when the outcome was first recorded (UTC); a retry returns the same time")
+    status: Literal["stored", "already_stored"]
+
+
+class OutcomesResponse(BaseModel):
+    """The outcomes recorded by one call; a retry of the same outcomes changes nothing."""
+
+    stored: int
+    already_stored: int
+    outcomes: list[OutcomeRecorded]

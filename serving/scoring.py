@@ -18,6 +18,7 @@ from pydantic import TypeAdapter
 from models.loaded import LoadedModel
 from models.results import PatientRisk, RiskExplanation
 from models.scoring import explain_row, score_matrix
+from outreach.policy import Decision as PolicyDecision
 
 from .decision_log import Decision
 from .inputs import Locate, feature_matrix
@@ -38,6 +39,8 @@ class TriageAnswer:
     contact: list[PatientRisk]
     considered: int
     capacity: int
+    ranked_by: str = "risk"
+    note: str = ""
 
 
 Answer = ScoreAnswer | TriageAnswer | RiskExplanation
@@ -79,23 +82,29 @@ def triage(scores: list[PatientRisk], capacity: int) -> tuple[TriageAnswer, set[
 
 def decisions(request_id: str, endpoint: str, answers: Sequence[PatientRisk | RiskExplanation],
               contacted: set[int] | None = None, reasons_kept: int = 5,
-              programs: Sequence[str | None] | None = None) -> list[Decision]:
+              programs: Sequence[str | None] | None = None,
+              policy: Sequence[PolicyDecision] | None = None) -> list[Decision]:
     """Decision-log records for answered patients (reason features and contributions, never values).
 
     For triage, `contacted` holds the positions (in `answers`) of the patients selected for contact:
     that selection is what is logged as the trigger. `programs` (aligned with `answers`) are the
-    patients' programs from their profiles, logged for the clinician page's filter.
+    patients' programs from their profiles, logged for the clinician page's filter. `policy` (aligned
+    with `answers`) are the trigger policy's decisions: their action is the trigger, and the policy,
+    version, propensity and draw are logged with it.
     """
     out = []
     for position, a in enumerate(answers):
         reasons = a.reasons if isinstance(a, PatientRisk) else a.contributions
         trigger = a.support.trigger if contacted is None else position in contacted
+        chosen = policy[position] if policy is not None else None
         out.append(Decision(
             request_id=request_id, endpoint=endpoint, patient_id=a.patient_id, as_of=a.as_of,
             model_name=a.model.name, model_version=a.model.version, risk=a.risk, tier=a.tier,
             reasons=tuple((r.feature, r.contribution) for r in reasons[:reasons_kept]),
             trigger=trigger, priority=a.support.priority,
-            program=programs[position] if programs is not None else None))
+            program=programs[position] if programs is not None else None,
+            **({} if chosen is None else {"policy": chosen.policy, "policy_version": chosen.policy_version,
+                                          "propensity": chosen.propensity, "draw": chosen.draw})))
     return out
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Literal
 
 import anyio.to_thread
 import bentoml
@@ -20,8 +20,9 @@ from starlette.responses import JSONResponse, Response
 
 from config import DEFAULT_PATHS
 from models.loaded import LoadedModel
+from outreach.outcomes import Outcome
 
-from . import connections, scoring
+from . import connections, outcomes_api, scoring
 from .app_metrics import app_metrics
 from .decision_log import Decision, DecisionLog, DecisionLogError
 from .decisions_api import QueryProblems, parse_query, read_page
@@ -31,6 +32,7 @@ from .idempotency import Idempotency
 from .inputs import InputProblems
 from .logging import install_redaction, install_thread_hook
 from .model_store import ModelStore
+from .policy import ServicePolicy, decide_scores, decide_triage
 from .request_ids import current_request_id
 from .schemas import (
     DecisionPage,
@@ -38,6 +40,8 @@ from .schemas import (
     ExplainRequest,
     ModelCard,
     ModelRef,
+    OutcomesRequest,
+    OutcomesResponse,
     PatientIn,
     ReloadRequest,
     ReloadResult,
@@ -46,7 +50,7 @@ from .schemas import (
     TriageRequest,
     TriageResponse,
 )
-from .settings import decision_log_url, hardening, serving_config
+from .settings import decision_log_url, hardening, outreach_config, serving_config
 from .ui import ClinicianPage
 from .webhook import Webhook
 
@@ -128,6 +132,7 @@ class RiskService:
         self.webhook = Webhook(CONFIG.webhook_url, CONFIG.webhook_secret, decision_log_url(CONFIG),
                                CONFIG.webhook_attempts, CONFIG.webhook_backoff_s,
                                CONFIG.webhook_timeout_s) if CONFIG.webhook_url else None
+        self.policy = ServicePolicy.load(outreach_config())
         self.warm = False
         self.store.reload()
         self._warm_up()
@@ -176,7 +181,9 @@ class RiskService:
 
         def work(model: LoadedModel, now: datetime):
             scores = scoring.score_patients(patients, model, now, CONFIG.top_reasons, _at, _seen(model))
-            decided = scoring.decisions(current_request_id(), "score", scores, programs=_programs(patients))
+            scores, chosen = decide_scores(scores, self.policy, model)
+            decided = scoring.decisions(current_request_id(), "score", scores, programs=_programs(patients),
+                                        policy=chosen)
             return scoring.ScoreAnswer(scores), decided
 
         return await self._answer(patients, work)
@@ -193,16 +200,25 @@ class RiskService:
         return await self._answer([patient], work)
 
     @bentoml.api(route="/triage", input_spec=validated_input(TriageRequest))
-    async def triage(self, patients: list[PatientIn], capacity: int) -> TriageResponse:
-        """The `capacity` patients to contact first, most at risk first, with their reasons."""
+    async def triage(self, patients: list[PatientIn], capacity: int,
+                     policy: Literal["risk", "benefit"] | None = None) -> TriageResponse:
+        """The day's list: at most `capacity` patients to contact, best first under the trigger policy."""
 
         def work(model: LoadedModel, now: datetime):
             scores = scoring.score_patients(patients, model, now, CONFIG.top_reasons, _at, _seen(model))
-            chosen, contacted = scoring.triage(scores, capacity)
-            decided = scoring.decisions(current_request_id(), "triage", scores, contacted, programs=_programs(patients))
+            day = decide_triage(scores, [p.coach for p in patients], capacity, policy, self.policy, model)
+            chosen = scoring.TriageAnswer([day.scores[i] for i in day.contact], len(scores), capacity, day.ranked_by,
+                                          day.note)
+            decided = scoring.decisions(current_request_id(), "triage", day.scores, set(day.contact),
+                                        programs=_programs(patients), policy=day.decisions)
             return chosen, decided
 
         return await self._answer(patients, work)
+
+    @bentoml.api(route="/outcomes", input_spec=validated_input(OutcomesRequest))
+    async def outcomes(self, outcomes: list[Outcome]) -> OutcomesResponse:
+        """Record what came of support decisions, next to the decision log; idempotent by outcome_id."""
+        return await anyio.to_thread.run_sync(outcomes_api.record, outcomes, decision_log_url(CONFIG))
 
     @bentoml.api(route="/admin/reload", input_spec=validated_input(ReloadRequest))
     async def reload(self) -> ReloadResult:
@@ -243,7 +259,7 @@ RiskService.add_asgi_middleware(Edge, problem=_problem, tiers=_tier_names)
 RiskService.add_asgi_middleware(
     RequestGuard,
     models={"/score": ScoreRequest, "/explain": ExplainRequest, "/triage": TriageRequest,
-            "/admin/reload": ReloadRequest},
+            "/admin/reload": ReloadRequest, "/outcomes": OutcomesRequest},
     admin_paths=ADMIN_PATHS,
     open_paths=OPEN_PATHS | {"/ui"},
     open_prefixes=OPEN_PREFIXES,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from config import DEFAULT_PATHS, HardeningConfig, ServingConfig
+from config import DEFAULT_PATHS, HardeningConfig, OutreachConfig, ServingConfig
 
 ENV_VAR = "LAPSE_SERVING_CONFIG"
 
@@ -25,6 +25,21 @@ def decision_log_url(config: ServingConfig) -> str:
     if config.decision_log_url:
         return config.decision_log_url
     return DEFAULT_PATHS.decision_log_url
+
+
+# The [outreach] table handed to the workers (JSON); the randomization secret is never in it.
+OUTREACH_ENV = "LAPSE_POLICY_CONFIG"
+
+
+def outreach_config() -> OutreachConfig:
+    """The [outreach] settings in LAPSE_POLICY_CONFIG (JSON of OutreachConfig fields), else the defaults."""
+    raw = os.environ.get(OUTREACH_ENV, "").strip()
+    return OutreachConfig.model_validate_json(raw) if raw else OutreachConfig()
+
+
+def outreach_env(config: OutreachConfig) -> dict[str, str]:
+    """Environment entries that make `outreach_config()` return `config` in a child process."""
+    return {OUTREACH_ENV: config.model_dump_json()}
 
 
 HARDENING_ENV = "LAPSE_HARDENING"

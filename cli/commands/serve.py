@@ -103,6 +103,8 @@ def command(
     """Check the settings, then replace this process with the BentoML server."""
     from serving.launcher import base_url, serve_argv, serve_env
     from serving.settings import hardening_env
+    from outreach.configured import policy_settings
+    from serving.settings import outreach_env
 
     flags = _flags(host=host, port=port, workers=workers, alias=alias, model_name=model_name,
                    max_batch_size=max_batch_size, max_body_bytes=max_body_bytes, decision_log_url=decision_log,
@@ -115,6 +117,9 @@ def command(
         raise NotConfigured("\n".join(problems))
     env = serve_env(serving)
     env.update(hardening_env(settings.hardening))
+    # A policy that cannot run (e.g. randomized without its secret) is refused here, before any server starts.
+    policy_settings(settings.outreach, 0.5)
+    env.update(outreach_env(settings.outreach))
     if tracking_uri:
         env["MLFLOW_TRACKING_URI"] = tracking_uri
     if not ipaddress.ip_address(serving.host).is_loopback:
