@@ -33,7 +33,7 @@ from training.quality import DataQuality, feature_quality, usable_features
 from training.runs import (
     digest_of, log_datasets, log_model_run, log_survival_run, parent_metrics, start_parent_run,
 )
-from training.survival import SurvivalOutcome, fit_time_to_dropout, observed_stops
+from training.survival import SurvivalOutcome, TooFewOutcomes, fit_time_to_dropout, observed_stops
 from training.tracking import (
     connect, ensure_experiment, refuse_mlflow_default_store, tag_skipped, tracking_uri,
 )
@@ -202,7 +202,10 @@ def fit_survival(data: TrainingData, outcome, groups: pd.DataFrame, config: Trai
     if missing:
         raise ValueError(f"{folder / 'truth.parquet'}: missing column(s) {', '.join(missing)}")
     table = data.table.reset_index(drop=True)
-    survival = fit_time_to_dropout(table, outcome.feature_names, outcome.split, observed, truth, groups, config)
+    try:
+        survival = fit_time_to_dropout(table, outcome.feature_names, outcome.split, observed, truth, groups, config)
+    except TooFewOutcomes as reason:
+        return None, str(reason)
     return survival, survival.reason
 
 

@@ -98,6 +98,10 @@ def concordance(time: np.ndarray, event: np.ndarray, risk: np.ndarray, block: in
     return (concordant / pairs if pairs else float("nan")), pairs
 
 
+class TooFewOutcomes(ValueError):
+    """The data cannot support a time-to-dropout view (training goes on without it, and says why)."""
+
+
 def stop_probability(margin: np.ndarray, sigma: float, horizon: float) -> np.ndarray:
     """P(stopped within `horizon` days) of a log-normal AFT model with log-scale location `margin`."""
     return norm.cdf((np.log(horizon) - margin) / sigma)
@@ -120,6 +124,10 @@ def calibrate_horizons(margin: np.ndarray, time: np.ndarray, event: np.ndarray, 
     out = []
     for h in horizons:
         known, stopped = known_by(time, event, h)
+        if len(stopped) == 0 or stopped.min() == stopped.max():
+            raise TooFewOutcomes(f"not fitted: the validation rows whose status at {h} days is known hold "
+                                 f"{'no rows' if len(stopped) == 0 else 'one outcome only'}, so that horizon "
+                                 "cannot be calibrated")
         out.append(fit_platt(_logit(stop_probability(margin[known], sigma, h)), stopped))
     return out
 

@@ -14,7 +14,7 @@ from reporting.survival import kaplan_meier
 from training.splits import Split
 from training.survival import (
     concordance, fit_time_to_dropout, kaplan_meier_at, km_stop_probabilities, observed_stops, row_times,
-    stop_probability, true_stops,
+    TooFewOutcomes, calibrate_horizons, stop_probability, true_stops,
 )
 
 START = pd.Timestamp("2026-01-01", tz="UTC")
@@ -103,3 +103,13 @@ def test_aft_model_ranks_patients_by_a_feature_that_sets_their_stop():
     assert outcome.use == (model["c_index"] > baseline["c_index"] and model["mean_ece"] <= baseline["mean_ece"])
     for h in (7, 14, 28):
         assert 0 <= model[f"ece_{h}d"] < 0.2 and 0 < model[f"mean_predicted_{h}d"] < 1
+
+
+def test_a_horizon_with_one_outcome_only_stops_the_survival_view_not_training():
+    """On a small cohort every validation row may have stopped by 28 days: that horizon cannot be
+    calibrated, so the time-to-dropout view is left out with the reason (training carries on)."""
+    margin = np.linspace(0.5, 3.0, 40)
+    time = np.linspace(1.0, 20.0, 40)
+    event = np.ones(40, dtype=bool)  # every row stopped within 20 days: at 28 days, one outcome only
+    with pytest.raises(TooFewOutcomes, match="28 days"):
+        calibrate_horizons(margin, time, event, 1.0, (7, 28))
