@@ -197,3 +197,24 @@ def engagement_timeline(events: pd.DataFrame, enrolled_at: pd.Timestamp, end: pd
         "last_activity_days": None if last_activity is None else int(f"{last_activity:.0f}"),
         "discontinued_at": stamps[stopped].min().isoformat() if stopped.any() else None,
     }
+
+
+# The values the patient page charts over time: (key, event type, words, scale top).
+MEASURES: tuple[tuple[str, EventType, str, float], ...] = (
+    ("mood", EventType.MOOD_CHECKIN, "Mood (0-10, 10 best)", 10.0),
+    ("phq9", EventType.PHQ9, "PHQ-9 (0-27, lower is better)", 27.0),
+    ("gad7", EventType.GAD7, "GAD-7 (0-21, lower is better)", 21.0),
+)
+
+
+def measures(events: pd.DataFrame, end: pd.Timestamp) -> list[dict]:
+    """The patient's mood ratings and PHQ-9/GAD-7 totals before `end`, oldest first, one series per measure."""
+    end = pd.Timestamp(end).tz_convert("UTC")
+    seen = events[(events["timestamp"] < end) & events["value"].notna()]
+    out = []
+    for key, kind, words, top in MEASURES:
+        rows = seen[seen["event_type"] == kind.value]
+        out.append({"key": key, "label": words, "max": top,
+                    "points": [{"at": t.isoformat(), "value": round(float(v), 1)}
+                               for t, v in zip(rows["timestamp"], rows["value"])]})
+    return out

@@ -33,6 +33,7 @@ from starlette.staticfiles import StaticFiles
 
 from config import ClinicianPageConfig
 from models.loaded import LoadedModel
+from outreach.settings import PolicySettings
 
 from .auth import KeyRing
 from .card_view import model_card_view
@@ -40,7 +41,9 @@ from .ratelimit import FailureLimiter
 from .sessions import Sessions, SessionsUnavailable
 from .settings import Hardening
 from .timeline import CohortSource
-from .ui_data import latest_two, patient_list, patient_view, recompute
+from .ui_data import latest_two, patient_list, patient_view
+from .ui_work import WorkQueueRoutes
+from .work_queue import Activity, activity
 
 log = logging.getLogger("lapse.serving.ui")
 STATIC = Path(__file__).resolve().parent / "static"
@@ -65,6 +68,19 @@ class Sources:
     engine: Callable[[], Any]  # the decision log's sqlalchemy Engine now (None while it cannot be opened)
     cohort: CohortSource
     top_reasons: int
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The decision log as the page last read it: list rows, latest decisions, each patient's activity."""
+
+    at: float
+    version: str | None
+    rows: list[dict[str, Any]]
+    latest: dict[str, dict[str, Any]]
+    states: dict[str, Activity]
+    lapsed_after: int
+    body: bytes
 
 
 def _secure(response: Response) -> Response:
@@ -157,17 +173,18 @@ def login_html(message: str | None = None) -> str:
 """
 
 
-class ClinicianPage(Starlette):
+class ClinicianPage(WorkQueueRoutes, Starlette):
     """The /ui sub-application; answers 503 until the service attaches its objects."""
 
     def __init__(self, config: ClinicianPageConfig = ClinicianPageConfig(), keys: KeyRing | None = None,
-                 settings: Hardening = Hardening()) -> None:
+                 settings: Hardening = Hardening(), policy: PolicySettings | None = None) -> None:
         self.config = config
         self.settings = settings
+        self._policy = policy
         self.sessions = Sessions(keys if keys is not None else KeyRing.from_env(), config.session_hours)
         self.failures = FailureLimiter(settings.failed_auth_limit, settings.failed_auth_window_s)
         self.sources: Sources | None = None
-        self._overview: tuple[float, object, bytes] | None = None
+        self._overview: Snapshot | None = None
         self._overview_lock: anyio.Lock | None = None
         super().__init__(routes=[
             Route("/", self.page, methods=["GET"]),
@@ -177,6 +194,9 @@ class ClinicianPage(Starlette):
             Route("/api/overview", self.overview, methods=["GET"]),
             Route("/api/patient", self.patient, methods=["POST"]),
             Route("/api/model", self.model_card, methods=["GET"]),
+            Route("/api/today", self.today_queue, methods=["GET"]),
+            Route("/api/mark", self.mark_patient, methods=["POST"]),
+            Route("/api/assign", self.assign_patient, methods=["POST"]),
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
         ])
 
@@ -186,6 +206,22 @@ class ClinicianPage(Starlette):
         engine = decision_engine if callable(decision_engine) else (lambda: decision_engine)
         self.sessions.bind(engine)
         self.sources = Sources(model, engine, CohortSource(data_dir, self.config.data_check_seconds), top_reasons)
+
+    @property
+    def policy(self) -> PolicySettings:
+        """The outreach policy that ranks Today's queue (LAPSE_OUTREACH_* settings unless one was given)."""
+        if self._policy is None:
+            self._policy = PolicySettings()
+        return self._policy
+
+    _json = staticmethod(_json)
+    _error = staticmethod(_error)
+
+    def _same_origin(self, request: Request) -> bool:
+        return _same_origin(request, self.settings.public_origin)
+
+    async def _read_body(self, request: Request) -> bytes | None:
+        return await _body(request, self.config.max_body_bytes)
 
     async def _signed_in(self, request: Request) -> bool:
         # A database read: done in a worker thread, off the event loop /score is answered on.
@@ -254,42 +290,49 @@ class ClinicianPage(Starlette):
         refused = await self._gate(request)
         if refused is not None:
             return refused
+        snapshot = await self._snapshot()
+        return _secure(Response(snapshot.body, media_type="application/json"))
+
+    def _build_snapshot(self, model: LoadedModel | None) -> Snapshot:
+        """The patient list from the decision log and each patient's activity from the data folder.
+
+        Nothing is re-scored here (that is done per patient page and for Today's few patients), so the
+        first load after a restart is as quick as the next.
+        """
         sources = self.sources
-        model = sources.model()
+        rows = latest_two(sources.engine())
+        latest = {r["patient_id"]: r for r in rows if r["at_rank"] == 1}
+        lapsed_after = self.config.lapsed_after_days or (model.horizon_days if model else 14)
+        try:
+            states = activity(sources.cohort, {pid: r["as_of"] for pid, r in latest.items()})
+        except Exception as error:  # noqa: BLE001 - the list still shows without activity
+            log.warning("clinician page: activity not read from the data folder (%s)", type(error).__name__)
+            states = {}
+        listing = patient_list(rows, self.config.list_limit, states, lapsed_after)
+        listing["tiers"] = [name for name, _ in model.tiers] if model else sorted({p["tier"] for p in
+                                                                                  listing["patients"]})
+        listing["model"] = None if model is None else {"name": model.name, "version": model.version}
+        listing["horizon_days"] = None if model is None else model.horizon_days
+        listing["timeline_available"] = sources.cohort.configured
+        listing["lapsed_after_days"] = lapsed_after
+        body = json.dumps(listing, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
+        return Snapshot(time.monotonic(), None if model is None else model.version, listing["patients"], latest,
+                        states, lapsed_after, body)
 
-        def explain(latest: list[dict]) -> dict:
-            if model is None:
-                return {}
-            try:
-                return recompute(model, sources.cohort, latest, sources.top_reasons)
-            except Exception as error:  # noqa: BLE001 - the list still shows the logged factors
-                log.warning("clinician page: reasons for the list not recomputed (%s)", type(error).__name__)
-                return {}
-
-        def build() -> bytes:
-            listing = patient_list(latest_two(sources.engine()), self.config.list_limit, explain)
-            listing["tiers"] = [name for name, _ in model.tiers] if model else sorted({p["tier"] for p in
-                                                                                      listing["patients"]})
-            listing["model"] = None if model is None else {"name": model.name, "version": model.version}
-            listing["horizon_days"] = None if model is None else model.horizon_days
-            listing["timeline_available"] = sources.cohort.configured
-            return json.dumps(listing, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
-
-        body = await self._cached_overview(model, build)
-        return _secure(Response(body, media_type="application/json"))
-
-    async def _cached_overview(self, model: LoadedModel | None, build: Callable[[], bytes]) -> bytes:
-        """The patient list as JSON, built and encoded in a worker thread at most once per `overview_cache_s`
-        (concurrent loads share one build), so page loads do not take the event loop from /score."""
+    async def _snapshot(self) -> Snapshot:
+        """The list snapshot, built in a worker thread at most once per `overview_cache_s` (concurrent loads
+        share one build), so page loads do not take the event loop from /score."""
         if self._overview_lock is None:
             self._overview_lock = anyio.Lock()
+        model = self.sources.model()
         async with self._overview_lock:
             cached = self._overview
             version = None if model is None else model.version
-            if cached is None or cached[1] != version or time.monotonic() - cached[0] > self.settings.overview_cache_s:
-                cached = (time.monotonic(), version, await anyio.to_thread.run_sync(build))
+            if (cached is None or cached.version != version
+                    or time.monotonic() - cached.at > self.settings.overview_cache_s):
+                cached = await anyio.to_thread.run_sync(self._build_snapshot, model)
                 self._overview = cached
-        return cached[2]
+        return cached
 
     async def patient(self, request: Request) -> Response:
         refused = await self._gate(request)
@@ -325,7 +368,7 @@ class ClinicianPage(Starlette):
         model = self.sources.model()
         if model is None:
             return _error(503, "no model is being served yet; try again shortly")
-        return _json(model_card_view(model))
+        return _json(await anyio.to_thread.run_sync(model_card_view, model))
 
 
 def page_url(base_url: str) -> str:
