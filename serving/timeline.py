@@ -122,6 +122,10 @@ class CohortSource:
                 self._loaded = None
             return self._loaded
 
+    def warm(self) -> None:
+        """Read the folder now (at service start, in a background thread), so the first page load need not."""
+        self._current()
+
     def records(self, patient_ids: list[str]) -> PatientRecord | None:
         """The patients table rows and events of those of `patient_ids` the folder holds (None if unusable)."""
         loaded = self._current()

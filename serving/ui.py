@@ -14,9 +14,9 @@ Patient identifiers travel in request bodies, not URLs, so access logs carry non
 
 from __future__ import annotations
 
-import html
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,7 +27,7 @@ from urllib.parse import parse_qs
 import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -42,6 +42,8 @@ from .sessions import Sessions, SessionsUnavailable
 from .settings import Hardening
 from .timeline import CohortSource
 from .ui_data import latest_two, patient_list, patient_view
+from .ui_http import (SECURITY_HEADERS, _base, _body, _error, _json, _same_origin, _secure,  # noqa: F401
+                      allowed_origins, login_html)
 from .ui_work import WorkQueueRoutes
 from .work_queue import Activity, activity
 
@@ -49,15 +51,6 @@ log = logging.getLogger("lapse.serving.ui")
 STATIC = Path(__file__).resolve().parent / "static"
 COOKIE = "lapse_session"
 _PATIENT_ID_MAX = 128
-SECURITY_HEADERS = {
-    "content-security-policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
-                               "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-    "x-content-type-options": "nosniff",
-    # same-origin, not no-referrer: with no-referrer browsers send "Origin: null" on the page's own form posts.
-    "referrer-policy": "same-origin",
-    "x-frame-options": "DENY",
-    "cache-control": "no-store",
-}
 
 
 @dataclass
@@ -81,96 +74,6 @@ class Snapshot:
     states: dict[str, Activity]
     lapsed_after: int
     body: bytes
-
-
-def _secure(response: Response) -> Response:
-    for name, value in SECURITY_HEADERS.items():
-        response.headers.setdefault(name, value)
-    return response
-
-
-def _json(content: Any, status: int = 200) -> Response:
-    return _secure(JSONResponse(content, status_code=status))
-
-
-def _error(status: int, message: str) -> Response:
-    return _json({"error": message}, status)
-
-
-async def _body(request: Request, limit: int) -> bytes | None:
-    """The request body, or None once it grows past `limit` bytes."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        return None
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def allowed_origins(public_origin: str, server: tuple[str, int] | None) -> set[str]:
-    """The origins a state-changing request may come from: the configured one, else the bound address."""
-    if public_origin:
-        return {public_origin.rstrip("/")}
-    if not server:
-        return set()
-    host, port = server
-    hosts = {f"[{host}]" if ":" in host else host}
-    if host in ("127.0.0.1", "::1"):
-        hosts.add("localhost")
-    out = {f"{scheme}://{h}:{port}" for scheme in ("http", "https") for h in hosts}
-    if port == 80:
-        out |= {f"http://{h}" for h in hosts}
-    if port == 443:
-        out |= {f"https://{h}" for h in hosts}
-    return out
-
-
-def _same_origin(request: Request, public_origin: str) -> bool:
-    """Whether a POST comes from this page: browsers send Origin on every POST, so none is refused."""
-    origin = request.headers.get("origin")
-    if not origin:
-        return False
-    return origin.rstrip("/") in allowed_origins(public_origin, request.scope.get("server"))
-
-
-def _base(request: Request) -> str:
-    """The page's own path prefix (where it is mounted), without a trailing slash."""
-    return request.scope.get("root_path", "").rstrip("/")
-
-
-def login_html(message: str | None = None) -> str:
-    """The sign-in form (a plain HTML form; works without JavaScript)."""
-    error = (f'<p class="form-error" id="login-error" role="alert">{html.escape(message)}</p>'
-             if message else "")
-    described = ' aria-describedby="login-error" aria-invalid="true"' if message else ""
-    return f"""<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Sign in · lapse</title>
-<link rel="stylesheet" href="static/ui.css">
-<link rel="icon" href="static/favicon.svg" type="image/svg+xml">
-</head>
-<body class="login-page">
-<main id="main" class="login-box">
-<h1>lapse</h1>
-<p class="lead">Who may need support today, and why.</p>
-<form method="post" action="login" class="login-form">
-<label for="key">Access key</label>
-<input id="key" name="key" type="password" autocomplete="off" required autofocus{described}>
-<p class="hint">Use the API key your team was given for the lapse service.</p>
-{error}
-<button type="submit" class="primary">Sign in</button>
-</form>
-</main>
-</body>
-</html>
-"""
 
 
 class ClinicianPage(WorkQueueRoutes, Starlette):
@@ -206,6 +109,9 @@ class ClinicianPage(WorkQueueRoutes, Starlette):
         engine = decision_engine if callable(decision_engine) else (lambda: decision_engine)
         self.sessions.bind(engine)
         self.sources = Sources(model, engine, CohortSource(data_dir, self.config.data_check_seconds), top_reasons)
+        if self.sources.cohort.configured:
+            # Reading a large data folder takes seconds: start now, not on the first page load after a restart.
+            threading.Thread(target=self.sources.cohort.warm, name="lapse-ui-warm", daemon=True).start()
 
     @property
     def policy(self) -> PolicySettings:

@@ -9,7 +9,6 @@ directions, since the log keeps no patient values).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 

@@ -144,8 +144,8 @@
     }
     pts.forEach((q, i) => chart.append(svg("circle", { cx: x(times[i]), cy: y(q.value), r: 3, class: "measure-point" },
       svg("title", { text: dateText(q.at) + ": " + q.value }))));
-    for (const t of t1 === t0 ? [t0] : [t0, t1]) {
-      chart.append(svg("text", { x: x(t), y: H - 6, class: "tick", "text-anchor": "middle",
+    for (const [t, anchor] of t1 === t0 ? [[t0, "middle"]] : [[t0, "start"], [t1, "end"]]) {
+      chart.append(svg("text", { x: x(t), y: H - 6, class: "tick", "text-anchor": anchor,
         text: shortDate(new Date(t).toISOString()) }));
     }
     return el("figure", { class: "measure" }, el("figcaption", {}, el("strong", { text: m.label }),
