@@ -7,7 +7,10 @@ and then `--repeat` loads ("warm") are timed from navigation until Today's queue
 full list's first page is drawn. The peer, measured in the same run, is the JSON the list is drawn from
 (GET /ui/api/overview, fetched from inside the page): the ratio says what the drawing adds.
 
-    python -P benchmarks/page_load.py [--patients 5000] [--repeat 5]
+    python -P benchmarks/page_load.py [--patients 5000] [--repeat 5] [--settle 30]
+
+A last restart is opened `--settle` seconds after the service is ready: the page starts reading the data
+folder at start-up, so a coach arriving a little after a restart does not wait for it.
 """
 
 from __future__ import annotations
@@ -100,6 +103,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--patients", type=int, default=5000)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--settle", type=float, default=30.0)
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -133,6 +137,18 @@ def main() -> None:
                 browser.close()
         finally:
             stop_service(process)
+        # And once more, opened `--settle` seconds after the restart: the page reads the data folder at start-up.
+        process = start_service(config, extra["env"], log)
+        try:
+            wait_ready(url, process, timeout=300)
+            time.sleep(args.settle)
+            with sync_playwright() as p:
+                browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--headless"])
+                context, page, today_settled = _signed_in(browser, url)
+                context.close()
+                browser.close()
+        finally:
+            stop_service(process)
             log.close()
     fetch = statistics.median(fetch)
     today_s = statistics.median(today)
@@ -140,10 +156,11 @@ def main() -> None:
     print(f"patients scored: {scored}")
     print(f"first load after restart: Today {today_cold:.2f} s (from pressing Sign in), "
           f"then the full list {list_cold:.2f} s")
+    print(f"first load {args.settle:.0f} s after another restart: Today {today_settled:.2f} s")
     print(f"warm loads (median of {args.repeat}): Today {today_s:.2f} s, full list {list_s:.2f} s")
     print(f"peer: the overview JSON fetched by the page {fetch:.2f} s (median); "
           f"Today/peer {today_s / fetch:.1f}x, list/peer {list_s / fetch:.1f}x")
-    print(f"target under 2 s: Today {'met' if max(today_s, today_cold) < 2 else 'NOT met'}, "
+    print(f"target under 2 s (warm and first load): Today {'met' if max(today_s, today_cold) < 2 else 'NOT met'}, "
           f"list {'met' if max(list_s, list_cold) < 2 else 'NOT met'}")
 
 

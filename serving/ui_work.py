@@ -50,7 +50,9 @@ class WorkQueueRoutes:
         lapsed_after = snapshot.lapsed_after
         capacity = self.policy.capacity_per_day or config.today_capacity
         chosen = today(snapshot.rows, snapshot.states, coaches, self.policy, config.today_capacity, lapsed_after,
-                       config.recently_lapsed_days, datetime.now(timezone.utc))
+                       config.recently_lapsed_days,
+                       # One decision time per day, so a randomized policy's draws hold all day.
+                       datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0))
         by_id = {r["patient_id"]: r for r in snapshot.rows}
         reasons: dict[str, str] = {}
         if model is not None and chosen:
@@ -60,11 +62,10 @@ class WorkQueueRoutes:
             except Exception as error:  # noqa: BLE001 - the queue still shows without the reason words
                 log.warning("clinician page: reasons for today's queue not recomputed (%s)", type(error).__name__)
                 answers = {}
-            lapsed = {c["patient_id"] for c in chosen if c["section"] == "lapsed"}
             for pid, answer in answers.items():
-                # A lapsed patient's line already says how long they have been away.
-                raising = [g for g in group_reasons(answer.score.reasons, 4) if g.raises
-                           and not (pid in lapsed and g.theme == "inactivity")]
+                # The line already says when they last used the program; background is not a "why now".
+                raising = [g for g in group_reasons(answer.score.reasons, 5) if g.raises
+                           and g.theme not in ("inactivity", "background", "time")]
                 if raising:
                     reasons[pid] = raising[0].sentence
         marks = marks_by_patient(engine)
