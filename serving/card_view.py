@@ -38,10 +38,10 @@ CANNOT_SEE = (
 
 # The promotion gates (training/promotion.py, training/fairness.py) in clinician words.
 GATE_WORDS = {
-    "min_auc": "it ranks patients well enough",
-    "auc_vs_champion": "it ranks patients at least about as well as the version it replaced",
-    "ece": "its risks are close to the dropout actually seen",
-    "comparable": "it could be compared with the version it replaced",
+    "min_auc": "ranking patients well enough",
+    "auc_vs_champion": "ranking patients at least about as well as the version it replaced",
+    "ece": "risks close to the dropout actually seen",
+    "comparable": "a fair comparison with the version it replaced",
 }
 
 
@@ -49,7 +49,7 @@ def _gate_words(name: str) -> str:
     if name in GATE_WORDS:
         return GATE_WORDS[name]
     if "fair" in name or "tpr" in name or "group" in name:
-        return f"it treats patient groups alike ({name.replace('_', ' ')})"
+        return f"treating patient groups alike ({name.replace('_', ' ')})"
     return name.replace("_", " ")
 
 
@@ -80,12 +80,13 @@ def promotion_words(name: str, version: str) -> dict[str, Any]:
     when = _long_date(pd.Timestamp(run.info.start_time, unit="ms", tz="UTC")) or "an unknown date"
     if outcome == "promoted_by_override":
         reason = run.data.tags.get("override_reason") or tags.get("override_reason") or "no reason recorded"
-        text = (f"Put into use on {when} by an override: it did not pass every check ("
-                f"{'; '.join(failed) or 'a check failed'}). The reason given: “{reason}”.")
+        text = (f"Put into use on {when} by an override: it failed the check{'s' if len(failed) != 1 else ''} for "
+                f"{'; '.join(failed) or 'an unrecorded gate'}. The reason given: “{reason}”.")
     elif outcome == "promoted":
         text = f"Put into use on {when} after passing every check: {'; '.join(passed)}."
     elif outcome == "refused":
-        text = f"The promotion check on {when} refused this version ({'; '.join(failed)}), yet it is being served."
+        text = (f"The promotion check on {when} refused this version (it failed the checks for {'; '.join(failed)}), "
+                "yet it is being served.")
     else:
         text = "The promotion record of this version does not say how it was approved."
     return {"outcome": outcome or "unknown", "text": text, "passed": passed, "failed": failed}

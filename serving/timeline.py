@@ -36,6 +36,11 @@ COUNTS: tuple[tuple[str, tuple[EventType, ...]], ...] = (
 _OWN = tuple(t.value for t in OWN_ENGAGEMENT)
 
 
+def instants(stamps: pd.Series) -> np.ndarray:
+    """Times as plain UTC datetime64 (a tz-aware column's to_numpy() gives slow Timestamp objects)."""
+    return stamps.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(dtype="datetime64[us]")
+
+
 @dataclass(frozen=True)
 class PatientRecord:
     """One patient's row of the patients table (a one-row frame) and their events (sorted by time)."""
@@ -94,7 +99,7 @@ class CohortSource:
         patients = cohort.patients.reset_index(drop=True)
         row_of = pd.Index(patients["patient_id"])
         owner = row_of.get_indexer(cohort.events["patient_id"])
-        order = np.lexsort((cohort.events["timestamp"].to_numpy(), owner))
+        order = np.lexsort((instants(cohort.events["timestamp"]), owner))
         events = cohort.events.iloc[order].reset_index(drop=True)
         starts = np.searchsorted(owner[order], np.arange(len(patients) + 1))
         return _Loaded(patients, events, row_of, starts, stamp)

@@ -7,8 +7,9 @@ same objects. Sign-in takes one of the service's API keys and opens a server-sid
 leaves the server after the form post); the HTML page redirects to the sign-in form without a
 session and the JSON answers 401. Failed sign-ins are limited per client (429 with Retry-After);
 a POST must carry an Origin equal to the configured public origin or the address the server is
-bound to (the Host header is not trusted). The overview is built in a worker thread and reused for
-`Hardening.overview_cache_s`, so loading the page does not slow /score down.
+bound to (the Host header is not trusted). The list snapshot (decision log + each patient's activity) is
+built in a worker thread, at start-up and then in the background once older than
+`Hardening.overview_cache_s`, so loading the page neither waits for it nor slows /score down.
 Patient identifiers travel in request bodies, not URLs, so access logs carry none.
 """
 
@@ -41,7 +42,7 @@ from .ratelimit import FailureLimiter
 from .sessions import Sessions, SessionsUnavailable
 from .settings import Hardening
 from .timeline import CohortSource
-from .ui_data import latest_two, patient_list, patient_view
+from .ui_data import latest_two, newest_decision, patient_list, patient_view
 from .ui_http import (SECURITY_HEADERS, _base, _body, _error, _json, _same_origin, _secure,  # noqa: F401
                       allowed_origins, login_html)
 from .ui_work import WorkQueueRoutes
@@ -74,6 +75,7 @@ class Snapshot:
     states: dict[str, Activity]
     lapsed_after: int
     body: bytes
+    last_decision: int | None  # the decision log's newest row id when the snapshot was read
 
 
 class ClinicianPage(WorkQueueRoutes, Starlette):
@@ -88,6 +90,7 @@ class ClinicianPage(WorkQueueRoutes, Starlette):
         self.failures = FailureLimiter(settings.failed_auth_limit, settings.failed_auth_window_s)
         self.sources: Sources | None = None
         self._overview: Snapshot | None = None
+        self._refreshing = threading.Lock()
         self._overview_lock: anyio.Lock | None = None
         super().__init__(routes=[
             Route("/", self.page, methods=["GET"]),
@@ -109,9 +112,20 @@ class ClinicianPage(WorkQueueRoutes, Starlette):
         engine = decision_engine if callable(decision_engine) else (lambda: decision_engine)
         self.sessions.bind(engine)
         self.sources = Sources(model, engine, CohortSource(data_dir, self.config.data_check_seconds), top_reasons)
-        if self.sources.cohort.configured:
-            # Reading a large data folder takes seconds: start now, not on the first page load after a restart.
-            threading.Thread(target=self.sources.cohort.warm, name="lapse-ui-warm", daemon=True).start()
+        # Reading a large data folder and the first re-scoring take seconds: do them now, in the background,
+        # not on the first page load after a restart.
+        threading.Thread(target=self._warm, name="lapse-ui-warm", daemon=True).start()
+
+    def _warm(self) -> None:
+        """Read the data folder, build the list snapshot and Today's queue once, so later loads reuse them."""
+        try:
+            self.sources.cohort.warm()
+            model = self.sources.model()
+            if model is not None and self.sources.engine() is not None:
+                self._overview = self._build_snapshot(model)
+                self._build_today(self._overview)
+        except Exception as error:  # noqa: BLE001 - only a head start; the first page load does it otherwise
+            log.warning("clinician page: start-up read failed (%s)", type(error).__name__)
 
     @property
     def policy(self) -> PolicySettings:
@@ -206,6 +220,7 @@ class ClinicianPage(WorkQueueRoutes, Starlette):
         first load after a restart is as quick as the next.
         """
         sources = self.sources
+        last_decision = newest_decision(sources.engine())
         rows = latest_two(sources.engine())
         latest = {r["patient_id"]: r for r in rows if r["at_rank"] == 1}
         lapsed_after = self.config.lapsed_after_days or (model.horizon_days if model else 14)
@@ -223,22 +238,38 @@ class ClinicianPage(WorkQueueRoutes, Starlette):
         listing["lapsed_after_days"] = lapsed_after
         body = json.dumps(listing, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
         return Snapshot(time.monotonic(), None if model is None else model.version, listing["patients"], latest,
-                        states, lapsed_after, body)
+                        states, lapsed_after, body, last_decision)
 
     async def _snapshot(self) -> Snapshot:
-        """The list snapshot, built in a worker thread at most once per `overview_cache_s` (concurrent loads
-        share one build), so page loads do not take the event loop from /score."""
+        """The list snapshot. Built in a worker thread (concurrent loads share one build) when there is none or
+        the model changed or new decisions were logged; otherwise, once older than `overview_cache_s` (the
+        patients' activity in the data folder may have moved on), it is still answered from while a background
+        thread rebuilds it."""
         if self._overview_lock is None:
             self._overview_lock = anyio.Lock()
         model = self.sources.model()
+        version = None if model is None else model.version
+        cached = self._overview
+        newest = await anyio.to_thread.run_sync(newest_decision, self.sources.engine())
+        if cached is not None and cached.version == version and cached.last_decision == newest:
+            stale = time.monotonic() - cached.at > self.settings.overview_cache_s
+            if stale and self._refreshing.acquire(blocking=False):
+                threading.Thread(target=self._refresh, args=(model,), name="lapse-ui-refresh", daemon=True).start()
+            return cached
         async with self._overview_lock:
             cached = self._overview
-            version = None if model is None else model.version
-            if (cached is None or cached.version != version
-                    or time.monotonic() - cached.at > self.settings.overview_cache_s):
+            if cached is None or cached.version != version or cached.last_decision != newest:
                 cached = await anyio.to_thread.run_sync(self._build_snapshot, model)
                 self._overview = cached
         return cached
+
+    def _refresh(self, model: LoadedModel | None) -> None:
+        try:
+            self._overview = self._build_snapshot(model)
+        except Exception as error:  # noqa: BLE001 - the previous snapshot keeps answering
+            log.warning("clinician page: list not refreshed (%s)", type(error).__name__)
+        finally:
+            self._refreshing.release()
 
     async def patient(self, request: Request) -> Response:
         refused = await self._gate(request)

@@ -82,6 +82,12 @@ def latest_two(engine: sa.Engine) -> list[dict[str, Any]]:
         return [dict(row) for row in connection.execute(query).mappings()]
 
 
+def newest_decision(engine: sa.Engine) -> int | None:
+    """The id of the newest logged decision (a cheap check whether the list must be read again)."""
+    with engine.connect() as connection:
+        return connection.execute(sa.select(sa.func.max(DECISIONS.c.id))).scalar()
+
+
 @dataclass(frozen=True)
 class Recomputed:
     """The API's answer for a logged decision, recomputed from the data folder, and when the patient left."""

@@ -30,7 +30,7 @@ from outreach.policy import Candidate, decide
 from outreach.settings import PolicySettings
 
 from .decision_log import DECISIONS
-from .timeline import CohortSource
+from .timeline import CohortSource, instants
 
 ASSIGNMENT_METADATA = sa.MetaData()
 ASSIGNMENTS = sa.Table(
@@ -128,19 +128,22 @@ def activity(cohort: CohortSource, as_of: dict[str, str]) -> dict[str, Activity]
     ids = record.patients["patient_id"].astype(str)
     at = pd.Series(pd.to_datetime([as_of[p] for p in ids], utc=True, format="ISO8601"), index=ids.to_numpy())
     events = record.events
-    when = at.reindex(events["patient_id"].astype(str).to_numpy()).to_numpy()
-    before = events["timestamp"].to_numpy() < when
+    # Plain UTC datetime64 on both sides: tz-aware to_numpy() would give slow Timestamp objects.
+    when = instants(at.reset_index(drop=True))[pd.Index(ids).get_indexer(events["patient_id"].astype(str))]
+    before = instants(events["timestamp"]) < when
     types = events["event_type"].astype(str).to_numpy()
     own = events.loc[before & np.isin(types, _OWN), ["patient_id", "timestamp"]]
     last = own.groupby("patient_id")["timestamp"].max()
     days = own.assign(day=own["timestamp"].dt.floor("D")).groupby("patient_id")["day"].nunique()
     left = set(events.loc[before & (types == EventType.DISCONTINUED.value), "patient_id"].astype(str))
-    enrolled = pd.Series(record.patients["enrolled_at"].to_numpy(), index=ids.to_numpy())
-    out = {}
-    for pid in ids:
-        since = last.get(pid, enrolled[pid])
-        # Rounded as the reason sentences round it ("No activity for 9 days").
-        out[pid] = Activity(int(round((at[pid] - since) / DAY)), int(days.get(pid, 0)), pid in left)
+    keys = ids.to_numpy()
+    enrolled = pd.Series(record.patients["enrolled_at"].to_numpy(), index=keys)
+    latest_use = last.reindex(keys)
+    since = latest_use.where(latest_use.notna(), enrolled)
+    # Rounded as the reason sentences round it ("No activity for 9 days").
+    idle = np.rint(((at - since) / DAY).to_numpy(dtype=np.float64)).astype(np.int64)
+    active = days.reindex(keys, fill_value=0).to_numpy()
+    out = {pid: Activity(int(i), int(a), pid in left) for pid, i, a in zip(keys, idle, active)}
     return out
 
 
