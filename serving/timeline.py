@@ -216,14 +216,19 @@ MEASURES: tuple[tuple[str, EventType, str, float], ...] = (
 )
 
 
-def measures(events: pd.DataFrame, end: pd.Timestamp) -> list[dict]:
-    """The patient's mood ratings and PHQ-9/GAD-7 totals before `end`, oldest first, one series per measure."""
+def measures(events: pd.DataFrame, end: pd.Timestamp, profile: pd.Series | None = None) -> list[dict]:
+    """The patient's mood ratings and PHQ-9/GAD-7 totals before `end`, oldest first, one series per measure;
+    the enrolment PHQ-9/GAD-7 of the patients table (`profile`) come first, at the enrolment time."""
     end = pd.Timestamp(end).tz_convert("UTC")
     seen = events[(events["timestamp"] < end) & events["value"].notna()]
     out = []
     for key, kind, words, top in MEASURES:
         rows = seen[seen["event_type"] == kind.value]
-        out.append({"key": key, "label": words, "max": top,
-                    "points": [{"at": t.isoformat(), "value": round(float(v), 1)}
-                               for t, v in zip(rows["timestamp"], rows["value"])]})
+        points = [{"at": t.isoformat(), "value": round(float(v), 1), "baseline": False}
+                  for t, v in zip(rows["timestamp"], rows["value"])]
+        start = None if profile is None else profile.get(f"baseline_{key}")
+        if start is not None and not pd.isna(start):
+            points.insert(0, {"at": pd.Timestamp(profile["enrolled_at"]).isoformat(), "value": round(float(start), 1),
+                              "baseline": True})
+        out.append({"key": key, "label": words, "max": top, "points": points})
     return out

@@ -247,7 +247,7 @@ def patient_view(engine: sa.Engine, patient_id: str, model: LoadedModel | None, 
     if record is not None:
         timeline = {"available": True, **engagement_timeline(record.events, record.profile["enrolled_at"], as_of,
                                                              timeline_days),
-                    "measures": measures(record.events, as_of)}
+                    "measures": measures(record.events, as_of, record.profile)}
     else:
         why = cohort.problem if cohort.problem else "the data folder has no record of this patient"
         timeline = {"available": False, "note": f"The engagement timeline is not available: {why}."}

@@ -128,9 +128,10 @@
     const y = (v) => T + (1 - v / m.max) * (H - T - B);
     const first = pts[0], last = pts[pts.length - 1];
     const id = "measure-" + m.key;
-    const words = pts.length === 1 ? "One value: " + last.value + " on " + dateText(last.at) + "."
+    const words = (first.baseline ? "At enrolment " + first.value + ". " : "") +
+      (pts.length === 1 ? "One value: " + last.value + " on " + dateText(last.at) + "."
       : pts.length + " values from " + dateText(first.at) + " to " + dateText(last.at) + ": first " + first.value +
-        ", latest " + last.value + ".";
+        ", latest " + last.value + ".");
     const chart = svg("svg", { class: "measure-chart", viewBox: "0 0 " + W + " " + H, role: "img",
       "aria-labelledby": id });
     for (const tick of [0, m.max / 2, m.max]) {

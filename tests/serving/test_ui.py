@@ -446,11 +446,17 @@ def test_a_patient_shows_grouped_reasons_in_plain_words_and_values_over_time(pag
     assert page.locator("#patient-timeline svg.timeline-chart").count() == 1
     # Mood and questionnaire values over time, as the events hold them.
     ev = served.events[(served.events["patient_id"] == top) & (served.events["timestamp"] < served.data_end)]
+    profile = served.patients.set_index("patient_id").loc[top]
     for kind, key in (("mood_checkin", "mood"), ("phq9", "phq9"), ("gad7", "gad7")):
         values = ev.loc[ev["event_type"] == kind, "value"].dropna()
-        if len(values):
+        # PHQ-9 and GAD-7 start at the enrolment values of the patients table.
+        start = None if key == "mood" else profile[f"baseline_{key}"]
+        shown = len(values) + int(start is not None and not pd.isna(start))
+        if shown:
             assert page.locator(f"#measure-{key}").count() == 1
-            assert page.locator(f"#patient-measures svg[aria-labelledby='measure-{key}'] circle").count() == len(values)
+            assert page.locator(f"#patient-measures svg[aria-labelledby='measure-{key}'] circle").count() == shown
+            if start is not None and not pd.isna(start):
+                assert f"At enrolment {float(start):g}." in page.locator(f"#measure-{key}").inner_text()
             if len(values) > 1:
                 assert f"latest {round(float(values.iloc[-1]), 1):g}" in page.locator(f"#measure-{key}").inner_text()
     _no_placeholders(page.locator("main").inner_text())
