@@ -128,7 +128,9 @@
     const y = (v) => T + (1 - v / m.max) * (H - T - B);
     const first = pts[0], last = pts[pts.length - 1];
     const id = "measure-" + m.key;
-    const words = (first.baseline ? "At enrolment " + first.value + ". " : "") +
+    const words = pts.length === 1 && first.baseline
+      ? "At enrolment " + first.value + ". Taken " + dateText(first.at) + "; none since."
+      : (first.baseline ? "At enrolment " + first.value + ". " : "") +
       (pts.length === 1 ? "One value: " + last.value + " on " + dateText(last.at) + "."
       : pts.length + " values from " + dateText(first.at) + " to " + dateText(last.at) + ": first " + first.value +
         ", latest " + last.value + ".");
