@@ -48,7 +48,8 @@ class WorkQueueRoutes:
         coaches = assignments(engine)
         model = sources.model()
         lapsed_after = snapshot.lapsed_after
-        capacity = self.policy.capacity_per_day or config.today_capacity
+        capacity = self.policy.capacity_per_day
+        capacity = config.today_capacity if capacity is None else capacity
         chosen = today(snapshot.rows, snapshot.states, coaches, self.policy, config.today_capacity, lapsed_after,
                        config.recently_lapsed_days,
                        # One decision time per day, so a randomized policy's draws hold all day.
@@ -119,7 +120,8 @@ class WorkQueueRoutes:
         outcome = await anyio.to_thread.run_sync(store)
         if outcome is None:
             return self._error(404, "no score has been recorded for this patient")
-        return self._json({"kind": outcome.kind.value, "at": outcome.at.isoformat(), "decision_id": outcome.decision_id})
+        return self._json({"kind": outcome.kind.value, "at": outcome.at.isoformat(),
+                           "decision_id": outcome.decision_id})
 
     async def assign_patient(self, request: Request) -> Response:
         body, refused = await self._patient_body(request)

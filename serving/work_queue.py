@@ -197,7 +197,8 @@ def today(rows: list[dict[str, Any]], states: dict[str, Activity], coaches: dict
         sections[row["patient_id"]] = "lapsed" if a is not None and a.days_idle >= lapsed_after else "slipping"
         candidates.append(Candidate(row["patient_id"], now, float(row["risk"]), row["tier"],
                                     coaches.get(row["patient_id"])))
-    sized = policy.model_copy(update={"capacity_per_day": policy.capacity_per_day or capacity})
-    chosen = sorted((d for d in decide(candidates, sized) if d.action), key=lambda d: (-d.score, d.patient_id))
+    if policy.capacity_per_day is None:
+        policy = policy.model_copy(update={"capacity_per_day": capacity})
+    chosen = sorted((d for d in decide(candidates, policy) if d.action), key=lambda d: (-d.score, d.patient_id))
     return [{"patient_id": d.patient_id, "section": sections[d.patient_id], "rank": i + 1}
             for i, d in enumerate(chosen)]

@@ -120,7 +120,9 @@
   function measureChart(m) {
     const { el, svg, shortDate, dateText } = ui();
     const pts = m.points;
-    if (!pts.length) return el("p", { class: "measure-empty" }, el("strong", { text: m.label + ": " }), "none recorded.");
+    if (!pts.length) {
+      return el("p", { class: "measure-empty" }, el("strong", { text: m.label + ": " }), "none recorded.");
+    }
     const W = 320, H = 110, L = 30, R = 10, T = 8, B = 22;
     const times = pts.map((q) => new Date(q.at).getTime());
     const t0 = Math.min(...times), t1 = Math.max(...times);

@@ -620,7 +620,8 @@ def test_reasons_are_recomputed_when_the_log_mixes_times_with_and_without_fracti
                "risk": served.latest[ids[1]]["risk"]}]
     answers = recompute(model, CohortSource(served.data_dir), logged, 5)
     assert set(answers) == set(ids)
-    assert [r.sentence for r in answers[ids[1]].score.reasons] == [r["sentence"] for r in served.latest[ids[1]]["reasons"]]
+    api = served.latest[ids[1]]["reasons"]
+    assert [r.sentence for r in answers[ids[1]].score.reasons] == [r["sentence"] for r in api]
 
 
 def test_without_a_data_folder_the_page_shows_the_logged_themes_and_says_the_timeline_is_unavailable(served):

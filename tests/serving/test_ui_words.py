@@ -102,7 +102,8 @@ def test_today_is_the_policys_top_patients_within_capacity_in_two_sections():
 def test_why_now_says_in_one_line_what_changed_without_a_risk_figure():
     slipping = why_now(_row("a", 0.8, 0.15), Activity(4, 20, False), "PHQ-9 worse by 3 points since enrolment",
                        lapsed=False)
-    assert slipping == "Risk up 15 points since 23 Feb; last used it 4 days ago; PHQ-9 worse by 3 points since enrolment"
+    assert slipping == ("Risk up 15 points since 23 Feb; last used it 4 days ago; "
+                        "PHQ-9 worse by 3 points since enrolment")
     lapsed = why_now(_row("b", 0.9), Activity(16, 23, False), None, lapsed=True)
     assert lapsed == "No use of the program for 16 days, after 23 days of use"
     assert "%" not in slipping + lapsed and "\n" not in slipping + lapsed
