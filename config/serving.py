@@ -97,6 +97,12 @@ class ClinicianPageConfig(Settings):
     max_body_bytes: int = Field(4096, ge=1)
     # Seconds between checks that the data folder's tables changed (they are re-read if so).
     data_check_seconds: float = Field(30.0, ge=0)
+    # Patients in the Today queue when the outreach policy sets no capacity_per_day (the team's capacity).
+    today_capacity: int = Field(20, ge=1)
+    # A patient with no use of the program for this long counts as lapsed (0: the model's horizon);
+    # lapsed longer ago than recently_lapsed_days they leave the Today queue (still in the full list).
+    lapsed_after_days: int = Field(0, ge=0)
+    recently_lapsed_days: int = Field(28, ge=1)
 
 
 class HardeningConfig(Settings):

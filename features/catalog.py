@@ -19,6 +19,9 @@ class FeatureSpec:
     (format specs allowed, e.g. `{value:.0f}`), `{s}` becomes "s" unless the value is 1.
     For flags (unit "flag") `phrase` is said when the flag is 1 and `phrase_off` when 0.
     `missing` is said when the value is NaN (undefined, e.g. no mood check-in yet).
+    `phrase_down` (optional) is said instead of `phrase` for a negative value, with the value's size, so a
+    change reads "PHQ-9 improved by 9 points", never "PHQ-9 -9 points"; `steady` is said when the shown
+    value is 0. A reason's theme (inactivity, symptoms, coach contact, ...) comes from its `group`: THEMES.
     """
 
     name: str
@@ -30,6 +33,8 @@ class FeatureSpec:
     missing: str = ""
     group: str = ""
     description: str = ""
+    phrase_down: str = ""
+    steady: str = ""
 
     def __post_init__(self) -> None:
         if self.level not in LEVELS:
@@ -42,11 +47,21 @@ class FeatureSpec:
         value = float(value)
         if self.unit == "flag":
             return self.phrase if value >= 0.5 else (self.phrase_off or f"Not: {self.phrase.lower()}")
-        return self.phrase.format(value=value, s="" if abs(self._shown(value)) == 1 else "s")
+        if self.steady and self._shown(value) == 0:
+            return self.steady
+        phrase = self.phrase
+        if self.phrase_down and value < 0:
+            phrase, value = self.phrase_down, -value
+        return phrase.format(value=value, s="" if abs(self._shown(value, phrase)) == 1 else "s")
 
-    def _shown(self, value: float) -> float:
+    @property
+    def theme(self) -> str:
+        """The theme this feature's reasons are grouped under (a key of THEME_WORDS)."""
+        return THEMES.get(self.group, "other")
+
+    def _shown(self, value: float, phrase: str | None = None) -> float:
         """The value as the phrase prints it (so 0.6 days shown as "1" reads "1 day")."""
-        for _, field, format_spec, _ in string.Formatter().parse(self.phrase):
+        for _, field, format_spec, _ in string.Formatter().parse(phrase or self.phrase):
             if field == "value" and format_spec and format_spec.endswith("f"):
                 return float(format(value, format_spec))
         return round(value, 6)
@@ -119,7 +134,9 @@ def build_features(config: FeatureConfig = FeatureConfig()) -> tuple[FeatureSpec
 
     add(FeatureSpec(f"activity_slope_{trend}d", f"Trend in daily activity over the last {trend} days",
                     "events/day per day", "usage",
-                    f"Daily activity changing by {{value:+.2f}} events a day over the last {trend} days",
+                    f"Daily activity rising by {{value:.2f}} events a day over the last {trend} days",
+                    phrase_down=f"Daily activity falling by {{value:.2f}} events a day over the last {trend} days",
+                    steady=f"Daily activity steady over the last {trend} days",
                     missing="Too early to see an activity trend", group="shape",
                     description=f"least-squares slope of own-engagement events per day over the last {trend} "
                                 "days (only days since enrolment; needs 2 days)"))
@@ -145,21 +162,28 @@ def build_features(config: FeatureConfig = FeatureConfig()) -> tuple[FeatureSpec
                     "Latest mood rating {value:.1f} out of 10", missing="No mood check-in yet", group="clinical",
                     description="value of the most recent mood check-in"))
     add(FeatureSpec(f"mood_trend_{trend}d", f"Mood trend over the last {trend} days", "points/week", "patient",
-                    "Mood changing by {value:+.1f} points a week", group="clinical",
+                    "Mood improving by {value:.1f} point{s} a week", group="clinical",
+                    phrase_down="Mood worsening by {value:.1f} point{s} a week", steady="Mood steady",
                     missing=f"Too few mood check-ins in the last {trend} days to see a trend",
                     description=f"least-squares slope of mood check-ins against time over the last {trend} days, "
                                 "points per week (needs check-ins at least 2 days apart)"))
     add(FeatureSpec("mood_change_since_first", "Mood change since the first check-in", "points", "patient",
-                    "Mood {value:+.1f} points since the first check-in", missing="Fewer than two mood check-ins",
+                    "Mood better by {value:.1f} point{s} since the first check-in",
+                    phrase_down="Mood worse by {value:.1f} point{s} since the first check-in",
+                    steady="Mood unchanged since the first check-in", missing="Fewer than two mood check-ins",
                     group="clinical", description="latest mood minus first mood check-in"))
     add(FeatureSpec("latest_phq9", "Latest PHQ-9 score", "points", "patient", "Latest PHQ-9 score {value:.0f}",
                     missing="No PHQ-9 since enrolment", group="clinical",
                     description="most recent PHQ-9 questionnaire total"))
     add(FeatureSpec("phq9_change", "PHQ-9 change since baseline", "points", "patient",
-                    "PHQ-9 {value:+.0f} point{s} since enrolment", missing="No PHQ-9 since enrolment",
+                    "PHQ-9 worse by {value:.0f} point{s} since enrolment",
+                    phrase_down="PHQ-9 improved by {value:.0f} point{s} since enrolment",
+                    steady="PHQ-9 unchanged since enrolment", missing="No PHQ-9 since enrolment",
                     group="clinical", description="latest PHQ-9 minus baseline PHQ-9 (negative is better)"))
     add(FeatureSpec("gad7_change", "GAD-7 change since baseline", "points", "patient",
-                    "GAD-7 {value:+.0f} point{s} since enrolment", missing="No GAD-7 since enrolment",
+                    "GAD-7 worse by {value:.0f} point{s} since enrolment",
+                    phrase_down="GAD-7 improved by {value:.0f} point{s} since enrolment",
+                    steady="GAD-7 unchanged since enrolment", missing="No GAD-7 since enrolment",
                     group="clinical", description="latest GAD-7 minus baseline GAD-7 (negative is better)"))
 
     add(FeatureSpec(f"coach_messages_{week}d", f"Coach messages received in the last {week} days", "messages",
@@ -207,11 +231,12 @@ def build_features(config: FeatureConfig = FeatureConfig()) -> tuple[FeatureSpec
     add(FeatureSpec("comorbid_anxiety", "Anxiety at enrolment (GAD-7 10 or more)", "flag", "patient",
                     "Anxiety at enrolment (GAD-7 10 or more)", "No marked anxiety at enrolment",
                     "No baseline GAD-7", group="baseline", description="1 if baseline GAD-7 >= 10"))
-    for name, words in (("human_support", "Has a coach or clinician supporting them"),
-                        ("gamification", "Badges, streaks or points shown"),
-                        ("incentives", "Incentives offered"),
-                        ("reminders_enabled", "Automatic reminders on")):
-        add(FeatureSpec(name, words, "flag", "intervention", words, f"Not: {words[0].lower()}{words[1:]}",
+    for name, words, off in (("human_support", "Has a coach or clinician supporting them",
+                              "No coach or clinician supporting them"),
+                             ("gamification", "Badges, streaks or points shown", "No badges, streaks or points"),
+                             ("incentives", "Incentives offered", "No incentives offered"),
+                             ("reminders_enabled", "Automatic reminders on", "Automatic reminders off")):
+        add(FeatureSpec(name, words, "flag", "intervention", words, off,
                         "Not recorded", group="baseline", description=f"1 if {words[0].lower()}{words[1:]}"))
     for source, words in REFERRAL_SOURCES.items():
         add(FeatureSpec(f"referral_{source}", f"Referred by {words}", "flag", "system", f"Referred by {words}",
@@ -264,6 +289,23 @@ def declared_specs(config: FeatureConfig) -> list[FeatureSpec]:
                                                                  f"in the {week} days before"))
     return out
 
+
+# Reasons are grouped by theme (several features saying one thing become one reason): group -> theme.
+THEMES = {
+    "enrolment": "time", "recency": "inactivity", "frequency": "inactivity", "adherence": "inactivity",
+    "shape": "inactivity", "declared": "inactivity", "clinical": "symptoms", "support": "coach", "baseline": "background",
+}
+# The clinician's name of each theme.
+THEME_WORDS = {
+    "time": "Time in the program",
+    "inactivity": "Use of the program",
+    "symptoms": "Mood and symptoms",
+    "coach": "Contact with the coach and reminders",
+    "background": "Background at enrolment",
+    "other": "Other",
+}
+# Themes whose not-recorded values are missing covariates: never given as a reason.
+NOT_A_REASON_WHEN_MISSING = frozenset({"background"})
 
 # Referral routes encoded as flags; any other recorded value sets all of them to 0.
 REFERRAL_SOURCES = {"self": "themselves", "gp": "a GP", "employer": "an employer", "clinician": "a clinician"}

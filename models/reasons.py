@@ -7,11 +7,12 @@ scored without its label and phrases.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 
-from features.catalog import FeatureSpec
+from features.catalog import NOT_A_REASON_WHEN_MISSING, THEME_WORDS, FeatureSpec
 from features.catalog import spec as catalog_spec
 from models.loaded import LoadedModel
 from models.results import Reason, SupportDecision
@@ -65,3 +66,57 @@ def support_decision(model: LoadedModel, risk: float, tier: str, reasons: list[R
     return SupportDecision(True, "urgent" if tier == model.tiers[0][0] else "soon",
                            f"{who}: {risk:.0%} risk of dropping out{within}, at or above the {threshold} "
                            f"threshold{because}")
+
+
+@dataclass(frozen=True)
+class ReasonGroup:
+    """Related reasons said once: one theme (inactivity, symptoms, coach contact, ...), its total pull on the
+    risk, the sentence of its strongest member and the other members' sentences."""
+
+    theme: str
+    title: str
+    sentence: str
+    contribution: float
+    related: tuple[str, ...]
+
+    @property
+    def raises(self) -> bool:
+        """Whether the theme as a whole raises the risk."""
+        return self.contribution > 0
+
+
+def actionable(r: Reason) -> bool:
+    """Whether a reason can be shown to a clinician: a missing covariate (education not recorded) never is."""
+    try:
+        theme = catalog_spec(r.feature).theme
+    except KeyError:
+        return True
+    return not (r.value is None and theme in NOT_A_REASON_WHEN_MISSING)
+
+
+def group_reasons(reasons: list[Reason], limit: int) -> list[ReasonGroup]:
+    """Reasons grouped by theme, strongest theme first, at most `limit` themes.
+
+    A theme's pull is the sum of its members' contributions; it is worded by its strongest member whose
+    direction agrees with the sum (so "No activity for 12 days" stands for the four inactivity signs).
+    """
+    by_theme: dict[str, list[Reason]] = {}
+    for r in reasons:
+        if not actionable(r) or r.contribution == 0.0:
+            continue
+        try:
+            theme = catalog_spec(r.feature).theme
+        except KeyError:
+            theme = "other"
+        by_theme.setdefault(theme, []).append(r)
+    groups = []
+    for theme, members in by_theme.items():
+        total = sum(m.contribution for m in members)
+        agreeing = sorted((m for m in members if (m.contribution > 0) == (total > 0)),
+                          key=lambda m: -abs(m.contribution))
+        lead = agreeing[0] if agreeing else max(members, key=lambda m: abs(m.contribution))
+        words = lead.sentence.rsplit(" raises risk", 1)[0].rsplit(" lowers risk", 1)[0]
+        groups.append(ReasonGroup(theme, THEME_WORDS.get(theme, THEME_WORDS["other"]), words, total,
+                                  tuple(m.sentence for m in members if m is not lead and m.value is not None)))
+    groups.sort(key=lambda g: -abs(g.contribution))
+    return groups[:limit]

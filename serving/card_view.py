@@ -6,6 +6,8 @@ import math
 from typing import Any
 
 import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
 
 from config import LabelConfig
 from models.loaded import LoadedModel
@@ -32,6 +34,62 @@ CANNOT_SEE = (
     "Patients unlike those it learned from: other programs, other populations, or a changed program may be "
     "scored less accurately.",
 )
+
+
+# The promotion gates (training/promotion.py, training/fairness.py) in clinician words.
+GATE_WORDS = {
+    "min_auc": "ranking patients well enough",
+    "auc_vs_champion": "ranking patients at least about as well as the version it replaced",
+    "ece": "risks close to the dropout actually seen",
+    "comparable": "a fair comparison with the version it replaced",
+}
+
+
+def _gate_words(name: str) -> str:
+    if name in GATE_WORDS:
+        return GATE_WORDS[name]
+    if "fair" in name or "tpr" in name or "group" in name:
+        return f"treating patient groups alike ({name.replace('_', ' ')})"
+    return name.replace("_", " ")
+
+
+def _long_date(text: Any) -> str | None:
+    try:
+        return pd.Timestamp(text).tz_convert("UTC").strftime("%-d %B %Y")
+    except (ValueError, TypeError):
+        return None
+
+
+def promotion_words(name: str, version: str) -> dict[str, Any]:
+    """How this version came to be served, from its registry tags and promotion run (training/promotion.py):
+    promoted after passing every gate, promoted by override (with the reason), or no promotion recorded."""
+    try:
+        client = MlflowClient()
+        tags = client.get_model_version(name, version).tags
+        run_id = tags.get("promotion_run_id")
+        run = client.get_run(run_id) if run_id else None
+    except MlflowException:
+        return {"outcome": "unknown", "text": "How this version was approved could not be read from the registry."}
+    if run is None:
+        return {"outcome": "unrecorded", "text": "No promotion check is recorded for this version: it was put into "
+                                                 "use directly, without the promotion gates."}
+    gates = {key.removeprefix("gate."): value == "pass" for key, value in tags.items() if key.startswith("gate.")}
+    passed = [_gate_words(g) for g, ok in gates.items() if ok]
+    failed = [_gate_words(g) for g, ok in gates.items() if not ok]
+    outcome = run.data.tags.get("lapse.promotion", "")
+    when = _long_date(pd.Timestamp(run.info.start_time, unit="ms", tz="UTC")) or "an unknown date"
+    if outcome == "promoted_by_override":
+        reason = run.data.tags.get("override_reason") or tags.get("override_reason") or "no reason recorded"
+        text = (f"Put into use on {when} by an override: it failed the check{'s' if len(failed) != 1 else ''} for "
+                f"{'; '.join(failed) or 'an unrecorded gate'}. The reason given: “{reason}”.")
+    elif outcome == "promoted":
+        text = f"Put into use on {when} after passing every check: {'; '.join(passed)}."
+    elif outcome == "refused":
+        text = (f"The promotion check on {when} refused this version (it failed the checks for {'; '.join(failed)}), "
+                "yet it is being served.")
+    else:
+        text = "The promotion record of this version does not say how it was approved."
+    return {"outcome": outcome or "unknown", "text": text, "passed": passed, "failed": failed}
 
 
 def _pct(x: float) -> str:
@@ -122,6 +180,7 @@ def model_card_view(model: LoadedModel) -> dict[str, Any]:
         "name": card.name,
         "version": card.version,
         "alias": card.alias,
+        "promotion": promotion_words(card.name, card.version),
         "loaded_at": str(card.loaded_at),
         "predicts": _label_words(model.label_config),
         "horizon_days": card.horizon_days,

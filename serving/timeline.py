@@ -36,6 +36,11 @@ COUNTS: tuple[tuple[str, tuple[EventType, ...]], ...] = (
 _OWN = tuple(t.value for t in OWN_ENGAGEMENT)
 
 
+def instants(stamps: pd.Series) -> np.ndarray:
+    """Times as plain UTC datetime64 (a tz-aware column's to_numpy() gives slow Timestamp objects)."""
+    return stamps.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(dtype="datetime64[us]")
+
+
 @dataclass(frozen=True)
 class PatientRecord:
     """One patient's row of the patients table (a one-row frame) and their events (sorted by time)."""
@@ -94,7 +99,7 @@ class CohortSource:
         patients = cohort.patients.reset_index(drop=True)
         row_of = pd.Index(patients["patient_id"])
         owner = row_of.get_indexer(cohort.events["patient_id"])
-        order = np.lexsort((cohort.events["timestamp"].to_numpy(), owner))
+        order = np.lexsort((instants(cohort.events["timestamp"]), owner))
         events = cohort.events.iloc[order].reset_index(drop=True)
         starts = np.searchsorted(owner[order], np.arange(len(patients) + 1))
         return _Loaded(patients, events, row_of, starts, stamp)
@@ -121,6 +126,10 @@ class CohortSource:
                 log.warning("clinician page: %s", self._problem)
                 self._loaded = None
             return self._loaded
+
+    def warm(self) -> None:
+        """Read the folder now (at service start, in a background thread), so the first page load need not."""
+        self._current()
 
     def records(self, patient_ids: list[str]) -> PatientRecord | None:
         """The patients table rows and events of those of `patient_ids` the folder holds (None if unusable)."""
@@ -197,3 +206,29 @@ def engagement_timeline(events: pd.DataFrame, enrolled_at: pd.Timestamp, end: pd
         "last_activity_days": None if last_activity is None else int(f"{last_activity:.0f}"),
         "discontinued_at": stamps[stopped].min().isoformat() if stopped.any() else None,
     }
+
+
+# The values the patient page charts over time: (key, event type, words, scale top).
+MEASURES: tuple[tuple[str, EventType, str, float], ...] = (
+    ("mood", EventType.MOOD_CHECKIN, "Mood (0-10, 10 best)", 10.0),
+    ("phq9", EventType.PHQ9, "PHQ-9 (0-27, lower is better)", 27.0),
+    ("gad7", EventType.GAD7, "GAD-7 (0-21, lower is better)", 21.0),
+)
+
+
+def measures(events: pd.DataFrame, end: pd.Timestamp, profile: pd.Series | None = None) -> list[dict]:
+    """The patient's mood ratings and PHQ-9/GAD-7 totals before `end`, oldest first, one series per measure;
+    the enrolment PHQ-9/GAD-7 of the patients table (`profile`) come first, at the enrolment time."""
+    end = pd.Timestamp(end).tz_convert("UTC")
+    seen = events[(events["timestamp"] < end) & events["value"].notna()]
+    out = []
+    for key, kind, words, top in MEASURES:
+        rows = seen[seen["event_type"] == kind.value]
+        points = [{"at": t.isoformat(), "value": round(float(v), 1), "baseline": False}
+                  for t, v in zip(rows["timestamp"], rows["value"])]
+        start = None if profile is None else profile.get(f"baseline_{key}")
+        if start is not None and not pd.isna(start):
+            points.insert(0, {"at": pd.Timestamp(profile["enrolled_at"]).isoformat(), "value": round(float(start), 1),
+                              "baseline": True})
+        out.append({"key": key, "label": words, "max": top, "points": points})
+    return out

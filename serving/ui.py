@@ -7,16 +7,17 @@ same objects. Sign-in takes one of the service's API keys and opens a server-sid
 leaves the server after the form post); the HTML page redirects to the sign-in form without a
 session and the JSON answers 401. Failed sign-ins are limited per client (429 with Retry-After);
 a POST must carry an Origin equal to the configured public origin or the address the server is
-bound to (the Host header is not trusted). The overview is built in a worker thread and reused for
-`Hardening.overview_cache_s`, so loading the page does not slow /score down.
+bound to (the Host header is not trusted). The list snapshot (decision log + each patient's activity) is
+built in a worker thread, at start-up and then in the background once older than
+`Hardening.overview_cache_s`, so loading the page neither waits for it nor slows /score down.
 Patient identifiers travel in request bodies, not URLs, so access logs carry none.
 """
 
 from __future__ import annotations
 
-import html
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,12 +28,13 @@ from urllib.parse import parse_qs
 import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from config import ClinicianPageConfig
 from models.loaded import LoadedModel
+from outreach.settings import PolicySettings
 
 from .auth import KeyRing
 from .card_view import model_card_view
@@ -40,21 +42,16 @@ from .ratelimit import FailureLimiter
 from .sessions import Sessions, SessionsUnavailable
 from .settings import Hardening
 from .timeline import CohortSource
-from .ui_data import latest_two, patient_list, patient_view, recompute
+from .ui_data import latest_two, newest_decision, patient_list, patient_view
+from .ui_http import (SECURITY_HEADERS, _base, _body, _error, _json, _same_origin, _secure,  # noqa: F401
+                      allowed_origins, login_html)
+from .ui_work import WorkQueueRoutes
+from .work_queue import Activity, activity
 
 log = logging.getLogger("lapse.serving.ui")
 STATIC = Path(__file__).resolve().parent / "static"
 COOKIE = "lapse_session"
 _PATIENT_ID_MAX = 128
-SECURITY_HEADERS = {
-    "content-security-policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
-                               "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-    "x-content-type-options": "nosniff",
-    # same-origin, not no-referrer: with no-referrer browsers send "Origin: null" on the page's own form posts.
-    "referrer-policy": "same-origin",
-    "x-frame-options": "DENY",
-    "cache-control": "no-store",
-}
 
 
 @dataclass
@@ -67,107 +64,33 @@ class Sources:
     top_reasons: int
 
 
-def _secure(response: Response) -> Response:
-    for name, value in SECURITY_HEADERS.items():
-        response.headers.setdefault(name, value)
-    return response
+@dataclass(frozen=True)
+class Snapshot:
+    """The decision log as the page last read it: list rows, latest decisions, each patient's activity."""
+
+    at: float
+    version: str | None
+    rows: list[dict[str, Any]]
+    latest: dict[str, dict[str, Any]]
+    states: dict[str, Activity]
+    lapsed_after: int
+    body: bytes
+    last_decision: int | None  # the decision log's newest row id when the snapshot was read
 
 
-def _json(content: Any, status: int = 200) -> Response:
-    return _secure(JSONResponse(content, status_code=status))
-
-
-def _error(status: int, message: str) -> Response:
-    return _json({"error": message}, status)
-
-
-async def _body(request: Request, limit: int) -> bytes | None:
-    """The request body, or None once it grows past `limit` bytes."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        return None
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def allowed_origins(public_origin: str, server: tuple[str, int] | None) -> set[str]:
-    """The origins a state-changing request may come from: the configured one, else the bound address."""
-    if public_origin:
-        return {public_origin.rstrip("/")}
-    if not server:
-        return set()
-    host, port = server
-    hosts = {f"[{host}]" if ":" in host else host}
-    if host in ("127.0.0.1", "::1"):
-        hosts.add("localhost")
-    out = {f"{scheme}://{h}:{port}" for scheme in ("http", "https") for h in hosts}
-    if port == 80:
-        out |= {f"http://{h}" for h in hosts}
-    if port == 443:
-        out |= {f"https://{h}" for h in hosts}
-    return out
-
-
-def _same_origin(request: Request, public_origin: str) -> bool:
-    """Whether a POST comes from this page: browsers send Origin on every POST, so none is refused."""
-    origin = request.headers.get("origin")
-    if not origin:
-        return False
-    return origin.rstrip("/") in allowed_origins(public_origin, request.scope.get("server"))
-
-
-def _base(request: Request) -> str:
-    """The page's own path prefix (where it is mounted), without a trailing slash."""
-    return request.scope.get("root_path", "").rstrip("/")
-
-
-def login_html(message: str | None = None) -> str:
-    """The sign-in form (a plain HTML form; works without JavaScript)."""
-    error = (f'<p class="form-error" id="login-error" role="alert">{html.escape(message)}</p>'
-             if message else "")
-    described = ' aria-describedby="login-error" aria-invalid="true"' if message else ""
-    return f"""<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Sign in · lapse</title>
-<link rel="stylesheet" href="static/ui.css">
-<link rel="icon" href="static/favicon.svg" type="image/svg+xml">
-</head>
-<body class="login-page">
-<main id="main" class="login-box">
-<h1>lapse</h1>
-<p class="lead">Who may need support today, and why.</p>
-<form method="post" action="login" class="login-form">
-<label for="key">Access key</label>
-<input id="key" name="key" type="password" autocomplete="off" required autofocus{described}>
-<p class="hint">Use the API key your team was given for the lapse service.</p>
-{error}
-<button type="submit" class="primary">Sign in</button>
-</form>
-</main>
-</body>
-</html>
-"""
-
-
-class ClinicianPage(Starlette):
+class ClinicianPage(WorkQueueRoutes, Starlette):
     """The /ui sub-application; answers 503 until the service attaches its objects."""
 
     def __init__(self, config: ClinicianPageConfig = ClinicianPageConfig(), keys: KeyRing | None = None,
-                 settings: Hardening = Hardening()) -> None:
+                 settings: Hardening = Hardening(), policy: PolicySettings | None = None) -> None:
         self.config = config
         self.settings = settings
+        self._policy = policy
         self.sessions = Sessions(keys if keys is not None else KeyRing.from_env(), config.session_hours)
         self.failures = FailureLimiter(settings.failed_auth_limit, settings.failed_auth_window_s)
         self.sources: Sources | None = None
-        self._overview: tuple[float, object, bytes] | None = None
+        self._overview: Snapshot | None = None
+        self._refreshing = threading.Lock()
         self._overview_lock: anyio.Lock | None = None
         super().__init__(routes=[
             Route("/", self.page, methods=["GET"]),
@@ -177,6 +100,9 @@ class ClinicianPage(Starlette):
             Route("/api/overview", self.overview, methods=["GET"]),
             Route("/api/patient", self.patient, methods=["POST"]),
             Route("/api/model", self.model_card, methods=["GET"]),
+            Route("/api/today", self.today_queue, methods=["GET"]),
+            Route("/api/mark", self.mark_patient, methods=["POST"]),
+            Route("/api/assign", self.assign_patient, methods=["POST"]),
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
         ])
 
@@ -186,6 +112,36 @@ class ClinicianPage(Starlette):
         engine = decision_engine if callable(decision_engine) else (lambda: decision_engine)
         self.sessions.bind(engine)
         self.sources = Sources(model, engine, CohortSource(data_dir, self.config.data_check_seconds), top_reasons)
+        # Reading a large data folder and the first re-scoring take seconds: do them now, in the background,
+        # not on the first page load after a restart.
+        threading.Thread(target=self._warm, name="lapse-ui-warm", daemon=True).start()
+
+    def _warm(self) -> None:
+        """Read the data folder, build the list snapshot and Today's queue once, so later loads reuse them."""
+        try:
+            self.sources.cohort.warm()
+            model = self.sources.model()
+            if model is not None and self.sources.engine() is not None:
+                self._overview = self._build_snapshot(model)
+                self._build_today(self._overview)
+        except Exception as error:  # noqa: BLE001 - only a head start; the first page load does it otherwise
+            log.warning("clinician page: start-up read failed (%s)", type(error).__name__)
+
+    @property
+    def policy(self) -> PolicySettings:
+        """The outreach policy that ranks Today's queue (LAPSE_OUTREACH_* settings unless one was given)."""
+        if self._policy is None:
+            self._policy = PolicySettings()
+        return self._policy
+
+    _json = staticmethod(_json)
+    _error = staticmethod(_error)
+
+    def _same_origin(self, request: Request) -> bool:
+        return _same_origin(request, self.settings.public_origin)
+
+    async def _read_body(self, request: Request) -> bytes | None:
+        return await _body(request, self.config.max_body_bytes)
 
     async def _signed_in(self, request: Request) -> bool:
         # A database read: done in a worker thread, off the event loop /score is answered on.
@@ -254,42 +210,66 @@ class ClinicianPage(Starlette):
         refused = await self._gate(request)
         if refused is not None:
             return refused
+        snapshot = await self._snapshot()
+        return _secure(Response(snapshot.body, media_type="application/json"))
+
+    def _build_snapshot(self, model: LoadedModel | None) -> Snapshot:
+        """The patient list from the decision log and each patient's activity from the data folder.
+
+        Nothing is re-scored here (that is done per patient page and for Today's few patients), so the
+        first load after a restart is as quick as the next.
+        """
         sources = self.sources
-        model = sources.model()
+        last_decision = newest_decision(sources.engine())
+        rows = latest_two(sources.engine())
+        latest = {r["patient_id"]: r for r in rows if r["at_rank"] == 1}
+        lapsed_after = self.config.lapsed_after_days or (model.horizon_days if model else 14)
+        try:
+            states = activity(sources.cohort, {pid: r["as_of"] for pid, r in latest.items()})
+        except Exception as error:  # noqa: BLE001 - the list still shows without activity
+            log.warning("clinician page: activity not read from the data folder (%s)", type(error).__name__)
+            states = {}
+        listing = patient_list(rows, self.config.list_limit, states, lapsed_after)
+        listing["tiers"] = [name for name, _ in model.tiers] if model else sorted({p["tier"] for p in
+                                                                                  listing["patients"]})
+        listing["model"] = None if model is None else {"name": model.name, "version": model.version}
+        listing["horizon_days"] = None if model is None else model.horizon_days
+        listing["timeline_available"] = sources.cohort.configured
+        listing["lapsed_after_days"] = lapsed_after
+        body = json.dumps(listing, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
+        return Snapshot(time.monotonic(), None if model is None else model.version, listing["patients"], latest,
+                        states, lapsed_after, body, last_decision)
 
-        def explain(latest: list[dict]) -> dict:
-            if model is None:
-                return {}
-            try:
-                return recompute(model, sources.cohort, latest, sources.top_reasons)
-            except Exception as error:  # noqa: BLE001 - the list still shows the logged factors
-                log.warning("clinician page: reasons for the list not recomputed (%s)", type(error).__name__)
-                return {}
-
-        def build() -> bytes:
-            listing = patient_list(latest_two(sources.engine()), self.config.list_limit, explain)
-            listing["tiers"] = [name for name, _ in model.tiers] if model else sorted({p["tier"] for p in
-                                                                                      listing["patients"]})
-            listing["model"] = None if model is None else {"name": model.name, "version": model.version}
-            listing["horizon_days"] = None if model is None else model.horizon_days
-            listing["timeline_available"] = sources.cohort.configured
-            return json.dumps(listing, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
-
-        body = await self._cached_overview(model, build)
-        return _secure(Response(body, media_type="application/json"))
-
-    async def _cached_overview(self, model: LoadedModel | None, build: Callable[[], bytes]) -> bytes:
-        """The patient list as JSON, built and encoded in a worker thread at most once per `overview_cache_s`
-        (concurrent loads share one build), so page loads do not take the event loop from /score."""
+    async def _snapshot(self) -> Snapshot:
+        """The list snapshot. Built in a worker thread (concurrent loads share one build) when there is none or
+        the model changed or new decisions were logged; otherwise, once older than `overview_cache_s` (the
+        patients' activity in the data folder may have moved on), it is still answered from while a background
+        thread rebuilds it."""
         if self._overview_lock is None:
             self._overview_lock = anyio.Lock()
+        model = self.sources.model()
+        version = None if model is None else model.version
+        cached = self._overview
+        newest = await anyio.to_thread.run_sync(newest_decision, self.sources.engine())
+        if cached is not None and cached.version == version and cached.last_decision == newest:
+            stale = time.monotonic() - cached.at > self.settings.overview_cache_s
+            if stale and self._refreshing.acquire(blocking=False):
+                threading.Thread(target=self._refresh, args=(model,), name="lapse-ui-refresh", daemon=True).start()
+            return cached
         async with self._overview_lock:
             cached = self._overview
-            version = None if model is None else model.version
-            if cached is None or cached[1] != version or time.monotonic() - cached[0] > self.settings.overview_cache_s:
-                cached = (time.monotonic(), version, await anyio.to_thread.run_sync(build))
+            if cached is None or cached.version != version or cached.last_decision != newest:
+                cached = await anyio.to_thread.run_sync(self._build_snapshot, model)
                 self._overview = cached
-        return cached[2]
+        return cached
+
+    def _refresh(self, model: LoadedModel | None) -> None:
+        try:
+            self._overview = self._build_snapshot(model)
+        except Exception as error:  # noqa: BLE001 - the previous snapshot keeps answering
+            log.warning("clinician page: list not refreshed (%s)", type(error).__name__)
+        finally:
+            self._refreshing.release()
 
     async def patient(self, request: Request) -> Response:
         refused = await self._gate(request)
@@ -325,7 +305,7 @@ class ClinicianPage(Starlette):
         model = self.sources.model()
         if model is None:
             return _error(503, "no model is being served yet; try again shortly")
-        return _json(model_card_view(model))
+        return _json(await anyio.to_thread.run_sync(model_card_view, model))
 
 
 def page_url(base_url: str) -> str:

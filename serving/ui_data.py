@@ -9,21 +9,23 @@ directions, since the log keeps no patient values).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
 
-from features.catalog import FEATURES
+from features.catalog import FEATURES, THEME_WORDS
+from features.catalog import spec as catalog_spec
 from features.point_in_time import compute_features
 from models.loaded import LoadedModel
-from models.results import PatientRisk, Reason
+from models.reasons import group_reasons
+from models.results import PatientRisk
 from models.scoring import score_frame
 
 from .decision_log import DECISIONS
-from .timeline import CohortSource, engagement_timeline
+from .timeline import CohortSource, engagement_timeline, measures
+from .work_queue import Activity, assignments, ensure_tables, marks_by_patient, state_words
 
 _LABELS = {spec.name: spec.label for spec in FEATURES}
 # A recomputed risk this close to the logged one is the same score.
@@ -46,6 +48,14 @@ def parse_reasons(text: str) -> list[tuple[str, float]]:
 def feature_label(name: str) -> str:
     """The clinician label of a feature (the name itself only for a feature unknown to the catalog)."""
     return _LABELS.get(name, name.replace("_", " ").capitalize())
+
+
+def theme_label(name: str) -> str:
+    """The theme a logged factor belongs to, in clinician words (inactivity, symptoms, ...)."""
+    try:
+        return THEME_WORDS[catalog_spec(name).theme]
+    except KeyError:
+        return feature_label(name)
 
 
 def _direction(contribution: float) -> str:
@@ -72,6 +82,12 @@ def latest_two(engine: sa.Engine) -> list[dict[str, Any]]:
         return [dict(row) for row in connection.execute(query).mappings()]
 
 
+def newest_decision(engine: sa.Engine) -> int | None:
+    """The id of the newest logged decision (a cheap check whether the list must be read again)."""
+    with engine.connect() as connection:
+        return connection.execute(sa.select(sa.func.max(DECISIONS.c.id))).scalar()
+
+
 @dataclass(frozen=True)
 class Recomputed:
     """The API's answer for a logged decision, recomputed from the data folder, and when the patient left."""
@@ -81,13 +97,14 @@ class Recomputed:
     left_at: str | None
 
 
-def patient_list(rows: list[dict[str, Any]], limit: int,
-                 explain: Callable[[list[dict[str, Any]]], dict[str, Recomputed]] | None = None) -> dict[str, Any]:
-    """The list rows: latest risk, change since the previous score, tier, top reason, support, program.
+def patient_list(rows: list[dict[str, Any]], limit: int, states: dict[str, Activity] | None = None,
+                 lapsed_after: int = 0) -> dict[str, Any]:
+    """The list rows: latest risk, change since the previous score, tier, main reason, state, support, program.
 
-    `explain` recomputes the API's answers for the latest decisions of the rows shown (see `recompute`);
-    where it gives one, the top reason is the API's sentence, else the logged factor's label.
+    Built from the decision log alone (and the patients' activity, `states`), so it is quick for thousands
+    of patients; the main reason is the theme of the top logged factor (a patient's page words it fully).
     """
+    states = states or {}
     latest: dict[str, dict[str, Any]] = {}
     previous: dict[str, dict[str, Any]] = {}
     for row in rows:
@@ -95,16 +112,21 @@ def patient_list(rows: list[dict[str, Any]], limit: int,
     out = []
     for pid, row in latest.items():
         before = previous.get(pid)
-        reasons = parse_reasons(row["reasons"])
-        top = reasons[0] if reasons else None
+        top = next(((f, c) for f, c in parse_reasons(row["reasons"]) if theme_label(f) != THEME_WORDS["background"]),
+                   None)
+        a = states.get(pid)
         out.append({
             "patient_id": pid,
+            "decision_id": str(row["id"]),
             "risk": float(row["risk"]),
             "previous_risk": None if before is None else float(before["risk"]),
             "change": None if before is None else float(row["risk"]) - float(before["risk"]),
             "previous_as_of": None if before is None else before["as_of"],
             "tier": row["tier"],
-            "top_reason": None if top is None else {"label": feature_label(top[0]), "direction": _direction(top[1])},
+            "top_reason": None if top is None else {"label": theme_label(top[0]), "direction": _direction(top[1])},
+            "state": state_words(a, lapsed_after),
+            "days_idle": None if a is None else a.days_idle,
+            "left": bool(a and a.left),
             "trigger": bool(row["trigger"]),
             "priority": row["priority"],
             "program": _program_of(row),
@@ -112,15 +134,7 @@ def patient_list(rows: list[dict[str, Any]], limit: int,
             "model_version": row["model_version"],
         })
     out.sort(key=lambda r: (-r["risk"], r["patient_id"]))
-    shown = out[:limit]
-    answers = explain([latest[r["patient_id"]] for r in shown]) if explain and shown else {}
-    for r in shown:
-        answer = answers.get(r["patient_id"])
-        r["left_at"] = answer.left_at if answer else None
-        if answer and answer.score.reasons:
-            top = answer.score.reasons[0]
-            r["top_reason"] = {"label": top.label, "sentence": top.sentence, "direction": _direction(top.contribution)}
-    return {"patients": shown, "total": len(out), "truncated": len(out) > limit,
+    return {"patients": out[:limit], "total": len(out), "truncated": len(out) > limit,
             "programs": sorted({r["program"] for r in out if r["program"]})}
 
 
@@ -157,7 +171,8 @@ def recompute(model: LoadedModel, cohort: CohortSource, latest: list[dict[str, A
         return {}
     known = set(record.patients["patient_id"])
     wanted = [d for d in wanted if d["patient_id"] in known]
-    times = pd.to_datetime([d["as_of"] for d in wanted], utc=True).astype("datetime64[us, UTC]")
+    # ISO8601: the log holds times with and without fractional seconds side by side.
+    times = pd.to_datetime([d["as_of"] for d in wanted], utc=True, format="ISO8601").astype("datetime64[us, UTC]")
     as_of = pd.DataFrame({"patient_id": [d["patient_id"] for d in wanted], "as_of": times})
     features = compute_features(record.patients, record.events, as_of, config=model.feature_config)
     answers = score_frame(features, model, top_reasons)
@@ -177,14 +192,27 @@ def _left_program(events: pd.DataFrame, as_of: pd.DataFrame) -> dict[str, str]:
     return {pid: t.isoformat() for pid, t in first.items()}
 
 
-def _plain_reasons(reasons: list[Reason]) -> list[dict[str, Any]]:
-    return [{"label": r.label, "sentence": r.sentence, "direction": _direction(r.contribution),
-             "contribution": r.contribution} for r in reasons]
+def _grouped_reasons(answer: PatientRisk, limit: int) -> list[dict[str, Any]]:
+    return [{"label": g.title, "sentence": g.sentence, "direction": _direction(g.contribution),
+             "contribution": g.contribution, "related": list(g.related)}
+            for g in group_reasons(answer.reasons, limit)]
 
 
-def _logged_reasons(text: str) -> list[dict[str, Any]]:
-    return [{"label": feature_label(f), "sentence": f"{feature_label(f)}: {_direction(c)} risk",
-             "direction": _direction(c), "contribution": c} for f, c in parse_reasons(text)]
+def _logged_reasons(text: str, limit: int) -> list[dict[str, Any]]:
+    themes: dict[str, float] = {}
+    for f, c in parse_reasons(text):
+        if theme_label(f) != THEME_WORDS["background"]:
+            themes[theme_label(f)] = themes.get(theme_label(f), 0.0) + c
+    ranked = sorted(themes.items(), key=lambda kv: -abs(kv[1]))[:limit]
+    return [{"label": t, "sentence": f"{t}: {_direction(c)} the risk", "direction": _direction(c),
+             "contribution": c, "related": []} for t, c in ranked]
+
+
+def _work(engine: sa.Engine, patient_id: str) -> dict[str, Any]:
+    """The coach's marks of the patient (oldest first) and the coach they are assigned to."""
+    ensure_tables(engine)
+    return {"marks": marks_by_patient(engine, patient_id).get(patient_id, []),
+            "coach": assignments(engine).get(patient_id)}
 
 
 def patient_view(engine: sa.Engine, patient_id: str, model: LoadedModel | None, cohort: CohortSource,
@@ -198,13 +226,15 @@ def patient_view(engine: sa.Engine, patient_id: str, model: LoadedModel | None, 
     as_of = pd.Timestamp(latest["as_of"]).tz_convert("UTC")
     record = cohort.patient(patient_id) if cohort.configured else None
 
-    reasons = {"source": "logged", "items": _logged_reasons(latest["reasons"]),
+    reasons = {"source": "logged", "items": _logged_reasons(latest["reasons"], top_reasons),
                "note": "Recorded reasons: the decision log keeps which factors moved the risk, not the "
                        "patient's values."}
     support = {"trigger": bool(latest["trigger"]), "priority": latest["priority"], "why": None}
-    answer = recompute(model, cohort, [latest], top_reasons).get(patient_id) if model is not None else None
+    # Every feature's reason, so each theme's pull is complete; shown grouped, top `top_reasons` themes.
+    every = len(model.feature_names) if model is not None else 0
+    answer = recompute(model, cohort, [latest], every).get(patient_id) if model is not None else None
     if answer is not None:
-        reasons = {"source": "recomputed", "items": _plain_reasons(answer.score.reasons), "note": None}
+        reasons = {"source": "recomputed", "items": _grouped_reasons(answer.score, top_reasons), "note": None}
         support["why"] = answer.score.support.why
     elif record is not None and model is not None and model.version == latest["model_version"]:
         reasons["note"] = ("The program's data for this patient has changed since this score, so the reasons "
@@ -216,7 +246,8 @@ def patient_view(engine: sa.Engine, patient_id: str, model: LoadedModel | None, 
         program = None if pd.isna(value) else str(value)
     if record is not None:
         timeline = {"available": True, **engagement_timeline(record.events, record.profile["enrolled_at"], as_of,
-                                                             timeline_days)}
+                                                             timeline_days),
+                    "measures": measures(record.events, as_of, record.profile)}
     else:
         why = cohort.problem if cohort.problem else "the data folder has no record of this patient"
         timeline = {"available": False, "note": f"The engagement timeline is not available: {why}."}
@@ -235,4 +266,6 @@ def patient_view(engine: sa.Engine, patient_id: str, model: LoadedModel | None, 
         "reasons": reasons,
         "support": support,
         "timeline": timeline,
+        "decision_id": str(latest["id"]),
+        **_work(engine, patient_id),
     }

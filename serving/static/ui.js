@@ -11,7 +11,10 @@
     lastOpened: null,
     navigated: false,
     tierRank: {},
+    page: 0,
   };
+  // Rows drawn per page of the full list: drawing thousands of rows at once blocks the page for seconds.
+  const PAGE_SIZE = 50;
 
   // --- small helpers ---------------------------------------------------------------------
 
@@ -138,6 +141,7 @@
   async function overview(force) {
     if (!state.overview || force) {
       state.overview = await api("api/overview");
+      state.loadedAt = Date.now();
       state.tierRank = {};
       state.overview.tiers.forEach((t, i) => { state.tierRank[t] = i; });
     }
@@ -169,6 +173,7 @@
         ((a.priority === "urgent") - (b.priority === "urgent"));
       case "risk": return a.risk - b.risk;
       case "change": return a.change - b.change;
+      case "days_idle": return a.days_idle - b.days_idle;
       default: return String(a[key] || "").localeCompare(String(b[key] || ""));
     }
   }
@@ -203,8 +208,7 @@
     return el("td", { class: "risk" }, el("span", { class: "risk-value", text: pct(risk) }), bar);
   }
 
-  // The API's sentence when the page could recompute it ("No session for 9 days raises risk"), else the
-  // logged factor's label with its direction.
+  // The theme of the top logged factor ("Use of the program") with its direction; a patient's page words it fully.
   function reasonCell(top) {
     if (!top) return el("td", { text: "—" });
     const raises = top.direction === "raises";
@@ -218,20 +222,22 @@
   function renderRows() {
     const data = state.overview;
     const rows = sorted(filtered(data.patients));
+    const pages = Math.max(1, Math.ceil(rows.length / PAGE_SIZE));
+    state.page = Math.min(state.page, pages - 1);
     const body = document.querySelector("#patients tbody");
     body.replaceChildren();
-    for (const r of rows) {
+    for (const r of rows.slice(state.page * PAGE_SIZE, (state.page + 1) * PAGE_SIZE)) {
       const ch = changeText(r.change);
       const sup = supportWords(r.trigger, r.priority);
       const link = el("a", { href: "#/patient/" + encodeURIComponent(r.patient_id), class: "patient-link",
         "data-patient": r.patient_id, text: r.patient_id });
       const tr = el("tr", { "data-patient": r.patient_id },
-        el("th", { scope: "row" }, link, r.left_at ? el("span", { class: "left-flag" },
-          el("span", { "aria-hidden": "true", text: "⚠ " }), "Left the program " + shortDate(r.left_at)) : null),
+        el("th", { scope: "row" }, link),
         riskCell(r.risk),
         el("td", { class: "change change-" + ch.cls },
           el("span", { "aria-hidden": "true", class: "change-icon", text: ch.icon + " " }), ch.text),
         el("td", {}, tierBadge(r.tier)),
+        el("td", { class: "state" + (r.left ? " left-flag" : ""), text: r.state }),
         reasonCell(r.top_reason),
         el("td", { class: "support support-" + sup.cls },
           sup.icon ? el("span", { "aria-hidden": "true", text: sup.icon + " " }) : null, sup.text),
@@ -250,6 +256,12 @@
     if (data.truncated) count += " (the " + total + " highest risks of " + data.total + " scored)";
     document.getElementById("list-count").textContent = count;
     document.getElementById("list-empty").hidden = shown !== 0;
+    const pager = document.getElementById("pager");
+    pager.hidden = pages < 2;
+    document.getElementById("page-info").textContent = "Page " + (state.page + 1) + " of " + pages + " (rows " +
+      (state.page * PAGE_SIZE + 1) + "–" + Math.min(rows.length, (state.page + 1) * PAGE_SIZE) + ")";
+    document.getElementById("page-prev").disabled = state.page === 0;
+    document.getElementById("page-next").disabled = state.page >= pages - 1;
     for (const th of document.querySelectorAll("#patients th[data-sort]")) {
       const active = th.dataset.sort === state.sort.key;
       th.setAttribute("aria-sort", active ? (state.sort.dir === "asc" ? "ascending" : "descending") : "none");
@@ -263,7 +275,7 @@
   }
 
   async function showList() {
-    const data = await overview(true);
+    const data = await overview(!state.overview || Date.now() - state.loadedAt > 10000);
     fillFilters(data);
     document.getElementById("list-intro").textContent = "Each patient's latest dropout risk: the chance they stop " +
       "using the program " + horizonWords(data.horizon_days) + ". Highest risk first; select a column heading to " +
@@ -310,9 +322,11 @@
     box.replaceChildren(
       el("p", { class: "support-headline support-" + cls },
         el("span", { "aria-hidden": "true", text: icon + " " }), headline),
-      el("p", { class: "support-why", text: s.why ||
+      el("p", { class: "support-why", text:
         (s.trigger ? "The risk is at or above the level at which the program offers human support."
-          : "The risk is below the level at which the program offers human support; keep monitoring.") }));
+          : "The risk is below the level at which the program offers human support; keep monitoring.") +
+        (s.trigger && p.reasons.items.some((r) => r.direction === "raises")
+          ? " Main reason: " + p.reasons.items.find((r) => r.direction === "raises").sentence + "." : "") }));
   }
 
   function renderReasons(p) {
@@ -332,7 +346,9 @@
           class: raises ? "bar-raises" : "bar-lowers" }),
         svg("line", { x1: half, y1: 0, x2: half, y2: 18, class: "axis" }));
       list.append(el("li", { class: "reason " + (raises ? "raises" : "lowers") },
-        el("span", { class: "reason-text", text: r.sentence }),
+        el("span", { class: "reason-text" }, el("strong", { text: r.label + ": " }), r.sentence,
+          r.related && r.related.length ? el("span", { class: "related", text: " (also: " +
+            r.related.slice(0, 3).map((x) => x.replace(/ (raises|lowers) risk$/, "")).join("; ") + ")" }) : null),
         el("span", { class: "reason-direction", "aria-hidden": "true", text: raises ? "▲ raises" : "▼ lowers" }),
         chart));
     }
@@ -506,7 +522,8 @@
         ...TIMELINE_ROWS.map((row) => el("td", { text: String(d[row.key]) })),
         el("td", { text: String(d.minutes) })))));
     box.replaceChildren(el("p", { id: "timeline-summary", class: "timeline-summary", text: summary }), legend,
-      el("div", { class: "chart-wrap" }, chart),
+      el("div", { class: "chart-wrap", tabindex: "0", role: "region", "aria-label": "Engagement chart, latest " +
+        "days at the right" }, chart),
       el("details", {}, el("summary", { text: "Show the days as a table" }), table));
   }
 
@@ -529,8 +546,11 @@
     renderReasons(p);
     renderHistory(p, data);
     renderTimeline(p);
+    window.lapseWork.renderPatientWork(p);
     setStatus("");
     show("view-patient", "patient-title");
+    // The latest days in view on a narrow screen: the chart scrolls, opened at its right (newest) end.
+    for (const wrap of document.querySelectorAll("#view-patient .chart-wrap")) wrap.scrollLeft = wrap.scrollWidth;
   }
 
   // --- the model card --------------------------------------------------------------------
@@ -560,8 +580,9 @@
       ")" }), el("ul", {}, ...g.labels.map((l) => el("li", { text: l })))));
     box.replaceChildren(
       el("p", { class: "lead", text: m.predicts }),
-      section("Version", el("p", { text: m.name + ", version " + m.version + ", the version approved for use (“" +
-        m.alias + "”), serving since " + dateText(m.loaded_at) + "." })),
+      section("Version", el("p", { text: m.name + ", version " + m.version + ", served as “" + m.alias +
+        "” since " + dateText(m.loaded_at) + "." }),
+        el("p", { id: "promotion", class: "promotion promotion-" + m.promotion.outcome, text: m.promotion.text })),
       section("What it learned from", el("ul", {}, ...windows),
         el("p", { text: m.data_end ? "Data up to " + dateText(m.data_end) + "." : "" })),
       section("How accurate it is", el("p", { class: "hint", text: m.evaluated }), metrics),
@@ -579,13 +600,14 @@
   // back on the list, focus returns to the patient that was open.
   function show(id, headingId) {
     for (const view of document.querySelectorAll("main > section")) view.hidden = view.id !== id;
-    for (const [nav, view] of [["nav-list", "view-list"], ["nav-model", "view-model"]]) {
+    for (const [nav, view] of [["nav-today", "view-today"], ["nav-list", "view-list"], ["nav-model", "view-model"]]) {
       const link = document.getElementById(nav);
       if (view === id) link.setAttribute("aria-current", "page"); else link.removeAttribute("aria-current");
     }
     if (!state.navigated) return;
-    if (id === "view-list" && state.lastOpened) {
-      const link = document.querySelector('a.patient-link[data-patient="' + CSS.escape(state.lastOpened) + '"]');
+    if ((id === "view-list" || id === "view-today") && state.lastOpened) {
+      const view = document.getElementById(id);
+      const link = view.querySelector('a.patient-link[data-patient="' + CSS.escape(state.lastOpened) + '"]');
       state.lastOpened = null;
       if (link) { link.focus(); return; }
     }
@@ -602,9 +624,12 @@
       } else if (hash === "#/model") {
         document.title = "About the model · lapse";
         await showModel();
-      } else {
-        document.title = "Patients who may need support · lapse";
+      } else if (hash === "#/patients") {
+        document.title = "All patients · lapse";
         await showList();
+      } else {
+        document.title = "Today · lapse";
+        await window.lapseWork.showToday();
       }
       setStatus("");
     } catch (error) {
@@ -622,13 +647,18 @@
       });
     }
     for (const id of ["filter-tier", "filter-program", "filter-support"]) {
-      document.getElementById(id).addEventListener("change", renderRows);
+      document.getElementById(id).addEventListener("change", () => { state.page = 0; renderRows(); });
     }
-    document.getElementById("filter-text").addEventListener("input", renderRows);
+    document.getElementById("filter-text").addEventListener("input", () => { state.page = 0; renderRows(); });
+    document.getElementById("page-prev").addEventListener("click", () => { state.page -= 1; renderRows(); });
+    document.getElementById("page-next").addEventListener("click", () => { state.page += 1; renderRows(); });
     document.getElementById("filters").addEventListener("submit", (e) => e.preventDefault());
     window.addEventListener("hashchange", () => { state.navigated = true; route(); });
     route();
   }
 
+  // Shared with work.js (Today's queue, marks, assignment, the patient's measures).
+  window.lapseUI = { el, svg, pct, api, dateText, shortDate, tierBadge, changeText, capital, setStatus, show, overview,
+    state };
   document.addEventListener("DOMContentLoaded", init);
 })();
