@@ -34,13 +34,14 @@ from starlette.staticfiles import StaticFiles
 
 from config import ClinicianPageConfig
 from models.loaded import LoadedModel
+from outreach.configured import policy_settings
 from outreach.settings import PolicySettings
 
 from .auth import KeyRing
 from .card_view import model_card_view
 from .ratelimit import FailureLimiter
 from .sessions import Sessions, SessionsUnavailable
-from .settings import Hardening
+from .settings import Hardening, outreach_config
 from .timeline import CohortSource
 from .ui_data import latest_two, newest_decision, patient_list, patient_view
 from .ui_http import (SECURITY_HEADERS, _base, _body, _error, _json, _same_origin, _secure,  # noqa: F401
@@ -129,10 +130,12 @@ class ClinicianPage(WorkQueueRoutes, Starlette):
 
     @property
     def policy(self) -> PolicySettings:
-        """The outreach policy that ranks Today's queue (LAPSE_OUTREACH_* settings unless one was given)."""
-        if self._policy is None:
-            self._policy = PolicySettings()
-        return self._policy
+        """The outreach policy that ranks Today's queue: the service's [outreach] settings (the same policy
+        /score and /triage decide with), its risk threshold defaulting to the served model's trigger risk."""
+        if self._policy is not None:
+            return self._policy
+        model = self.sources.model() if self.sources is not None else None
+        return policy_settings(outreach_config(), model.trigger_risk if model is not None else 0.5)
 
     _json = staticmethod(_json)
     _error = staticmethod(_error)
