@@ -514,7 +514,7 @@ def check_program(raw: object, source: str = PROGRAM_FILE) -> list[Problem]:
 
     if not isinstance(raw, dict):
         return [Problem(source, None, "bad_program", "must be a JSON object of settings")]
-    spec = {name: info.annotation for name, info in ProgramConfig.model_fields.items()}
+    spec = {name: getattr(info.annotation, "__name__", str(info.annotation)) for name, info in ProgramConfig.model_fields.items()}
     out = []
     unknown = sorted(set(raw) - set(spec))
     if unknown:

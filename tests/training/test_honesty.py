@@ -99,7 +99,8 @@ def test_train_prints_and_logs_the_data_quality_summary_and_the_one_feature_rule
     assert main(["train", "--data", str(data), "--as-of-days", "7"]) == 0
     out = capsys.readouterr().out
     assert "best one-feature rule:" in out and "data quality:" in out
-    run = mlflow.search_runs(experiment_names=["lapse-dropout"], output_format="list")[0]
+    run = mlflow.search_runs(experiment_names=["lapse-dropout"], output_format="list",
+                             filter_string="tags.`lapse.kind` = 'training'")[0]  # the parent run
     assert run.data.tags["lapse.honesty"] in ("ok", "flagged")
     assert "one_feature_rule.day7.auc" in run.data.metrics
     record = json.loads(open(mlflow.artifacts.download_artifacts(run_id=run.info.run_id,

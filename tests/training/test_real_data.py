@@ -55,7 +55,8 @@ def test_training_on_the_courses_uses_only_supported_features_and_the_external_l
     counts = [int(n.replace(",", "")) for n in out.split("snapshots ")[1].splitlines()[0].split(" / ")]
     assert sum(counts) == len(labels)  # one training row per external label
     assert "all missing" in out and "latest_phq9" in out and "best one-feature rule:" in out
-    run = mlflow.search_runs(experiment_names=["lapse-dropout"], output_format="list")[0]
+    run = mlflow.search_runs(experiment_names=["lapse-dropout"], output_format="list",
+                             filter_string="tags.`lapse.kind` = 'training'")[0]  # the parent run
     record = json.loads(Path(mlflow.artifacts.download_artifacts(run_id=run.info.run_id,
                                                                  artifact_path="data_quality.json")).read_text())
     meta = json.loads(Path(mlflow.artifacts.download_artifacts(run_id=run.info.run_id,
