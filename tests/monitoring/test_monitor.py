@@ -13,18 +13,10 @@ from cli.main import main
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory, sim_data_dir):
-    from config import TrainingConfig, XGBoostParams
-    from training.job import run_training
-    from training.promotion import promote
-
+def store(tmp_path_factory, private_store):
+    """The session's champion in a tracking store of this module's own."""
     root = tmp_path_factory.mktemp("monitor")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    training = TrainingConfig(xgboost=XGBoostParams(max_rounds=40, early_stopping_rounds=10), shap_plot_rows=100,
-                              subgroups=("sex",), subgroup_min_size=20, subgroup_min_positives=5)
-    run_training(sim_data_dir, training, tracking=uri)
-    promote(training, tracking=uri, override_reason="monitor tests: a small cohort may miss the quality gates")
-    return uri, root
+    return private_store(root), root
 
 
 @pytest.fixture(autouse=True)

@@ -43,21 +43,10 @@ class Running:
 
 
 @pytest.fixture(scope="session")
-def trained(tmp_path_factory, sim_data_dir) -> Trained:
-    """A tracking store with a short training run's model promoted to champion."""
-    from config import TrainingConfig, XGBoostParams
-    from models.scorer import load_scorer
-    from training.job import run_training
-    from training.promotion import promote
-
+def trained(tmp_path_factory, champion, private_store) -> Trained:
+    """The session's champion in a tracking store of these tests' own."""
     root = tmp_path_factory.mktemp("hardening")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    training = TrainingConfig(xgboost=XGBoostParams(max_rounds=40, early_stopping_rounds=10), shap_plot_rows=100,
-                              subgroups=("sex",), subgroup_min_size=20, subgroup_min_positives=5)
-    summary = run_training(sim_data_dir, training, tracking=uri)
-    promote(training, tracking=uri, override_reason="hardening tests: a small cohort may miss the quality gates")
-    scorer = load_scorer(summary.model_uri, tracking_uri=uri)
-    return Trained(uri, summary.model_version, list(scorer.feature_names), root)
+    return Trained(private_store(root), champion.version, champion.feature_names, root)
 
 
 def launch(trained: Trained, name: str, config: ServingConfig | None = None,

@@ -19,6 +19,7 @@ import pandas as pd
 import pytest
 
 from features.contract import PATIENT_COLUMNS
+from features.validate import load_cohort
 from serving.decision_log import read_decisions
 from serving.launcher import free_port, stop_service, wait_ready
 from serving.payloads import json_value
@@ -55,29 +56,12 @@ class Server:
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory, sim_data_dir) -> Store:
-    """A tracking store with the training job's model on the simulated cohort, promoted to champion."""
-    from mlflow import MlflowClient
-
-    from config import TrainingConfig, XGBoostParams
-    from features.validate import load_cohort
-    from models.scorer import load_scorer
-    from training.job import run_training
-    from training.promotion import promote
-
-    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
+def store(tmp_path_factory, champion, private_store, sim_data_dir) -> Store:
+    """The session's champion in a tracking store of this module's own (its tests register and move aliases)."""
     root = tmp_path_factory.mktemp("serving")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    # A short fit: these tests are about serving, not about the model's quality.
-    training = TrainingConfig(xgboost=XGBoostParams(max_rounds=80, early_stopping_rounds=10), shap_plot_rows=200,
-                              subgroups=("sex",), subgroup_min_size=20, subgroup_min_positives=5)
-    summary = run_training(sim_data_dir, training, tracking=uri)
-    promote(training, tracking=uri, override_reason="serving tests: a small cohort may miss the quality gates")
-    champion = MlflowClient(uri, registry_uri=uri).get_model_version_by_alias(MODEL, "champion")
-    assert str(champion.version) == summary.model_version
-    scorer = load_scorer(summary.model_uri, tracking_uri=uri)
     cohort = load_cohort(sim_data_dir)
-    return Store(uri, summary.model_version, list(scorer.feature_names), cohort.patients, cohort.events, root)
+    return Store(private_store(root), champion.version, champion.feature_names, cohort.patients,
+                 cohort.events, root)
 
 
 @pytest.fixture(scope="module")
