@@ -21,6 +21,7 @@ from scipy.special import expit
 
 from config import FeatureConfig, LabelConfig
 from features.catalog import FEATURES, FeatureSpec
+from features.point_in_time import specs_for
 from models.metadata import MetadataError, ModelMetadata
 from models.scorer import RiskScorer, load_scorer, tier_names
 
@@ -84,6 +85,12 @@ class LoadedModel:
     def label_config(self) -> LabelConfig:
         """The dropout definition the model was trained for."""
         return self.metadata.label
+
+    @cached_property
+    def catalog_columns(self) -> np.ndarray:
+        """Where each model column is in the rows `compute_features_one` gives (catalog order)."""
+        order = {spec.name: j for j, spec in enumerate(specs_for(self.feature_config))}
+        return np.array([order[name] for name in self.feature_names], dtype=np.intp)
 
     @cached_property
     def horizon_days(self) -> int:
