@@ -67,10 +67,17 @@ def _given_features(items: Sequence[PatientIn], rows: list[int], model: LoadedMo
                     locate: Locate) -> list[dict[str, str]]:
     """Fill X's rows from items that send feature values; problems for unknown or absent names."""
     names = model.feature_names
-    wanted = set(names)
-    problems: list[dict[str, str]] = []
-    values: list[tuple] = []
     pick = itemgetter(*names) if len(names) > 1 else (lambda d: (d[names[0]],))
+    try:  # the common case: every item sends exactly the model's names (same count, none absent)
+        sent = [items[i].features for i in rows]
+        values = [pick(given) for given in sent]
+        if all(len(given) == len(names) for given in sent):
+            X[rows] = np.array(values, dtype=np.float64)  # numpy reads None as NaN in a float array
+            return []
+    except KeyError:
+        pass
+    wanted = set(names)  # some item sends other names: say which, for every item
+    problems: list[dict[str, str]] = []
     for i in rows:
         given = items[i].features
         keys = given.keys()
@@ -86,9 +93,6 @@ def _given_features(items: Sequence[PatientIn], rows: list[int], model: LoadedMo
                 problems.append(_problem(f"{locate(i)}.features",
                                          f"lacks feature(s) {shown} (send null for a value that is not known)",
                                          "missing_feature"))
-        values.append(pick(given) if keys == wanted else tuple(given.get(n) for n in names))
-    if not problems:  # numpy reads None as NaN in a float array
-        X[rows] = np.array(values, dtype=np.float64)
     return problems
 
 
