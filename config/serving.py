@@ -45,6 +45,9 @@ class ServingConfig(Settings):
     request_timeout_s: float = Field(30.0, gt=0)
     # Data folder (patients + events tables) the clinician page reads timelines from; empty: none.
     data_dir: str = ""
+    # Where the model comes from: "registry" (the MLflow alias), "bento" (the model packed in the Bento
+    # by `lapse build`), or "auto": the Bento's model when the service runs inside a Bento, else the registry.
+    model_source: Literal["auto", "registry", "bento"] = "auto"
 
     @model_validator(mode="before")
     @classmethod

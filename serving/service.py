@@ -86,6 +86,8 @@ def _programs(items: list[PatientIn]) -> list[str | None]:
     name="lapse",
     workers=CONFIG.workers,
     traffic={"timeout": CONFIG.request_timeout_s},
+    # `bentoml serve` (of a Bento too) binds here unless --host says otherwise: loopback by default.
+    http={"host": CONFIG.host, "port": CONFIG.port},
     # BentoML labels its request metrics by raw path (unbounded); serving/edge.py counts by route instead.
     metrics={"enabled": False, "namespace": "bentoml_service"},
     logging={"access": {"enabled": True, "request_content_length": True, "response_content_length": True}},
