@@ -56,6 +56,11 @@ def _problem(field: str, rule: str, kind: str) -> dict[str, str]:
 
 
 def _as_of(items: Sequence[PatientIn], now: datetime, locate: Locate) -> list[datetime]:
+    # Features were computed for some time already; raw events need the time to compute them for.
+    unset = [i for i, item in enumerate(items) if item.as_of is None and item.features is None]
+    if unset:
+        raise InputProblems([_problem(f"{locate(i)}.as_of", "is required with profile + events (the time to "
+                                      "compute the features for)", "missing") for i in unset])
     times = [item.as_of.astimezone(timezone.utc) if item.as_of else now for item in items]
     late = [i for i, t in enumerate(times) if t > now + FUTURE_SKEW]
     if late:
