@@ -5,6 +5,8 @@ with no MLflow store; `bentoml containerize lapse:latest` makes an image (docs/a
 
 from __future__ import annotations
 
+import importlib.util
+import shutil
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -36,6 +38,9 @@ def command(
     alias = alias or serving.alias
     if not (PROJECT / BENTOFILE).is_file():
         raise NothingToPack(f"{PROJECT / BENTOFILE} is missing: build from a lapse source folder")
+    if shutil.which("uv") is None and importlib.util.find_spec("uv") is None:
+        raise NothingToPack("BentoML builds with uv, which is not on PATH: install uv (https://docs.astral.sh/uv/) "
+                            "or add its folder to PATH")
     uri = DEFAULT_PATHS.tracking_uri
     try:
         model = import_model(uri, serving.model_name, alias)

@@ -81,3 +81,12 @@ def test_the_bento_listens_on_loopback_only_by_default():
     from serving import service
 
     assert service.RiskService.config["http"]["host"] == "127.0.0.1"
+
+
+def test_build_names_the_alias_it_cannot_find_and_builds_nothing(kit, tmp_path):
+    env = {**os.environ, "PATH": _uv_path(), "BENTOML_HOME": str(tmp_path / "home"),
+           "MLFLOW_TRACKING_URI": kit.trained.uri, "BENTOML_DO_NOT_TRACK": "True"}
+    built = _run([sys.executable, "-m", "cli", "build", "--alias", "no-such-alias"], env, tmp_path)
+    assert built.returncode == 2
+    assert "no version of lapse-dropout behind alias 'no-such-alias'" in built.stderr
+    assert not (tmp_path / "home" / "bentos").exists()
