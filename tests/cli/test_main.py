@@ -14,7 +14,7 @@ from rich.console import Console
 from cli.main import app, main
 from cli.progress import job_steps
 
-JOBS = ["simulate", "validate", "features", "train", "promote", "serve", "report", "score-batch", "demo"]
+JOBS = ["simulate", "validate", "features", "train", "promote", "serve", "build", "report", "score-batch", "demo"]
 
 
 def test_help_lists_every_job(capsys):
