@@ -9,7 +9,8 @@ import typer
 from pydantic import ValidationError
 
 from cli.commands import (
-    demo, effect, features, monitor, outcomes, promote, report, score_batch, serve, simulate, train, validate,
+    build, demo, effect, features, monitor, outcomes, promote, report, score_batch, serve, simulate, train,
+    validate,
 )
 from config import LapseError
 
@@ -19,7 +20,7 @@ EXIT_USER_ERROR = 2
 app = typer.Typer(name="lapse", help="Dropout risk for digital mental health programs: one command per job.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None,
                   context_settings={"help_option_names": ["-h", "--help"]})
-for module in (simulate, validate, features, train, promote, serve, report, score_batch, monitor, demo, effect):
+for module in (simulate, validate, features, train, promote, serve, build, report, score_batch, monitor, demo, effect):
     text = " ".join(module.__doc__.split())
     app.command(module.NAME, help=text, short_help=text.split(". ")[0] + ".")(module.command)
 app.add_typer(outcomes.app, name=outcomes.NAME, short_help=" ".join(outcomes.__doc__.split()).split(": ")[0] + ".")

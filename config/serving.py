@@ -57,6 +57,10 @@ class ServingConfig(Settings):
     webhook_backoff_s: float = Field(2.0, gt=0)
     webhook_timeout_s: float = Field(10.0, gt=0)
 
+    # Where the model comes from: "registry" (the MLflow alias), "bento" (the model packed in the Bento
+    # by `lapse build`), or "auto": the Bento's model when the service runs inside a Bento, else the registry.
+    model_source: Literal["auto", "registry", "bento"] = "auto"
+
     @model_validator(mode="after")
     def _webhook_signed(self) -> "ServingConfig":
         if self.webhook_url and not self.webhook_secret:

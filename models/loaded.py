@@ -21,6 +21,7 @@ from scipy.special import expit
 
 from config import FeatureConfig, LabelConfig
 from features.catalog import FEATURES, FeatureSpec
+from features.point_in_time import specs_for
 from models.metadata import MetadataError, ModelMetadata
 from models.scorer import RiskScorer, load_scorer, tier_names
 
@@ -84,6 +85,12 @@ class LoadedModel:
     def label_config(self) -> LabelConfig:
         """The dropout definition the model was trained for."""
         return self.metadata.label
+
+    @cached_property
+    def catalog_columns(self) -> np.ndarray:
+        """Where each model column is in the rows `compute_features_one` gives (catalog order)."""
+        order = {spec.name: j for j, spec in enumerate(specs_for(self.feature_config))}
+        return np.array([order[name] for name in self.feature_names], dtype=np.intp)
 
     @cached_property
     def horizon_days(self) -> int:
@@ -187,14 +194,34 @@ def load_version(tracking_uri: str, model_name: str, version: str, alias: str, t
 
     `threads` above 1 adds a copy of the booster for batches of BATCH_ROWS rows or more.
     """
-    uri = f"models:/{model_name}/{version}"
     try:
         use_store(tracking_uri)
-        scorer = load_scorer(uri, tracking_uri=tracking_uri)
-        tiers, trigger = cut_points(scorer, tiers_source)
+        scorer = load_scorer(f"models:/{model_name}/{version}", tracking_uri=tracking_uri)
     except MetadataError as error:
         raise ModelRefused(f"version {version} cannot be used: {error}") from error
     except Exception as error:  # noqa: BLE001 - any failure to load means the version is refused
+        raise ModelRefused(f"version {version} could not be loaded ({type(error).__name__})") from error
+    return checked_model(scorer, model_name, version, alias, tiers_source, warmup_predictions, threads)
+
+
+def load_folder(folder: str | Path, model_name: str, version: str, alias: str, tiers_source: str = "model",
+                warmup_predictions: int = 1, threads: int = 1) -> LoadedModel:
+    """`load_version` for a model folder on disk (the scorer files, e.g. a Bento's model), no registry needed."""
+    try:
+        scorer = load_scorer(Path(folder))
+    except MetadataError as error:
+        raise ModelRefused(f"version {version} cannot be used: {error}") from error
+    except Exception as error:  # noqa: BLE001 - any failure to load means the version is refused
+        raise ModelRefused(f"version {version} could not be loaded ({type(error).__name__})") from error
+    return checked_model(scorer, model_name, version, alias, tiers_source, warmup_predictions, threads)
+
+
+def checked_model(scorer: RiskScorer, model_name: str, version: str, alias: str, tiers_source: str = "model",
+                  warmup_predictions: int = 1, threads: int = 1) -> LoadedModel:
+    """A loaded scorer checked, warmed up and wrapped as a LoadedModel (raises ModelRefused if unusable)."""
+    try:
+        tiers, trigger = cut_points(scorer, tiers_source)
+    except Exception as error:  # noqa: BLE001 - unreadable tiers: the version cannot be used as configured
         raise ModelRefused(f"version {version} could not be loaded ({type(error).__name__})") from error
     try:
         check_model(scorer, tiers, trigger)

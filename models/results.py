@@ -35,6 +35,14 @@ class SupportDecision:
 
 
 @dataclass(slots=True)
+class StatusReason:
+    """Why a patient is not scored: a stable code and a clinician's sentence (models/status.py)."""
+
+    code: str
+    words: str
+
+
+@dataclass(slots=True)
 class PatientRisk:
     """One patient's risk, tier, top reasons (largest first) and support decision."""
 
@@ -46,6 +54,10 @@ class PatientRisk:
     reasons: list[Reason]
     support: SupportDecision
     model: ModelRef
+    # "scored", or "not_eligible" for a patient outside what the model was trained on (then `status_reason`
+    # says why, the support decision does not trigger, and the risk is not a prediction to act on).
+    status: str = "scored"
+    status_reason: StatusReason | None = None
 
 
 @dataclass(slots=True)
@@ -72,3 +84,5 @@ class RiskExplanation:
     levels: list[LevelTotal]
     support: SupportDecision
     model: ModelRef
+    status: str = "scored"
+    status_reason: StatusReason | None = None

@@ -17,7 +17,8 @@ from scipy.special import expit
 from features.catalog import LEVELS
 from models.loaded import LoadedModel
 from models.reasons import coach_flags, reason, support_decision, top_indices
-from models.results import LevelTotal, PatientRisk, Reason, RiskExplanation
+from models.results import LevelTotal, PatientRisk, Reason, RiskExplanation, SupportDecision
+from models.status import NOT_ELIGIBLE, fit_statuses
 
 
 def model_matrix(features: pd.DataFrame, feature_names: Sequence[str]) -> np.ndarray:
@@ -43,11 +44,17 @@ def score_matrix(X: np.ndarray, model: LoadedModel, patient_ids: Sequence[str], 
     coach = coach_flags(model, X).tolist()
     risks, tiers, top = risk.tolist(), model.tier_of(risk).tolist(), top.tolist()
     specs, ref = model.specs, model.ref
+    unfit = fit_statuses(X, model)
     out = []
     for i, patient_id in enumerate(patient_ids):
         reasons = [reason(specs[j], v, c) for j, v, c in zip(top[i], values[i], sizes[i]) if c != 0.0]
-        out.append(PatientRisk(patient_id, as_of[i], risks[i], tiers[i], reasons,
-                               support_decision(model, risks[i], tiers[i], reasons, coach[i]), ref))
+        why_not = unfit[i]
+        if why_not is None:
+            out.append(PatientRisk(patient_id, as_of[i], risks[i], tiers[i], reasons,
+                                   support_decision(model, risks[i], tiers[i], reasons, coach[i]), ref))
+        else:
+            out.append(PatientRisk(patient_id, as_of[i], risks[i], tiers[i], reasons,
+                                   SupportDecision(False, "routine", why_not.words), ref, NOT_ELIGIBLE, why_not))
     return out
 
 
@@ -67,6 +74,10 @@ def explain_row(x: np.ndarray, model: LoadedModel, patient_id: str, as_of: datet
     order = top_indices(contributions, len(c))[0].tolist()
     reasons: list[Reason] = [reason(model.specs[j], float(X[0, j]), float(c[j])) for j in order]
     levels = [LevelTotal(level, float(c[model.levels == level].sum())) for level in LEVELS]
-    support = support_decision(model, risk, tier, reasons, float(coach_flags(model, X)[0]))
-    return RiskExplanation(patient_id, as_of, risk, tier, b, float(b + c.sum()), reasons, levels, support,
-                           model.ref)
+    why_not = fit_statuses(X, model)[0]
+    if why_not is None:
+        support = support_decision(model, risk, tier, reasons, float(coach_flags(model, X)[0]))
+        return RiskExplanation(patient_id, as_of, risk, tier, b, float(b + c.sum()), reasons, levels, support,
+                               model.ref)
+    return RiskExplanation(patient_id, as_of, risk, tier, b, float(b + c.sum()), reasons, levels,
+                           SupportDecision(False, "routine", why_not.words), model.ref, NOT_ELIGIBLE, why_not)

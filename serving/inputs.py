@@ -16,7 +16,8 @@ from operator import itemgetter
 import numpy as np
 import pandas as pd
 
-from features.point_in_time import compute_features
+from features.contract import VALUE_RULES, EventType
+from features.point_in_time import compute_features, compute_features_one
 from features.validate import ContractError, errors_in, validate_tables
 from models.loaded import LoadedModel
 from models.scoring import model_matrix
@@ -29,8 +30,17 @@ _PROFILE_FIELDS = tuple(Profile.model_fields)
 
 Locate = Callable[[int], str]
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
-# From this many feature rows on, the matrix is built through pandas (faster in bulk, slower for a few).
-_FRAME_ROWS = 64
+# From this many raw patients on, features are computed through the tables (faster in bulk, slower for a few).
+_TABLE_PATIENTS = 16
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MICROSECOND = timedelta(microseconds=1)
+_TYPES = tuple(EventType)
+_CODE = {t: k for k, t in enumerate(_TYPES)}
+# Per event type code: value required, lowest, highest, whole number (the contract's VALUE_RULES).
+_REQUIRED = np.array([VALUE_RULES[t].required for t in _TYPES])
+_LOW = np.array([-np.inf if VALUE_RULES[t].low is None else VALUE_RULES[t].low for t in _TYPES])
+_HIGH = np.array([np.inf if VALUE_RULES[t].high is None else VALUE_RULES[t].high for t in _TYPES])
+_WHOLE = np.array([VALUE_RULES[t].integer for t in _TYPES])
 
 
 class InputProblems(Exception):
@@ -46,6 +56,11 @@ def _problem(field: str, rule: str, kind: str) -> dict[str, str]:
 
 
 def _as_of(items: Sequence[PatientIn], now: datetime, locate: Locate) -> list[datetime]:
+    # Features were computed for some time already; raw events need the time to compute them for.
+    unset = [i for i, item in enumerate(items) if item.as_of is None and item.features is None]
+    if unset:
+        raise InputProblems([_problem(f"{locate(i)}.as_of", "is required with profile + events (the time to "
+                                      "compute the features for)", "missing") for i in unset])
     times = [item.as_of.astimezone(timezone.utc) if item.as_of else now for item in items]
     late = [i for i, t in enumerate(times) if t > now + FUTURE_SKEW]
     if late:
@@ -57,10 +72,17 @@ def _given_features(items: Sequence[PatientIn], rows: list[int], model: LoadedMo
                     locate: Locate) -> list[dict[str, str]]:
     """Fill X's rows from items that send feature values; problems for unknown or absent names."""
     names = model.feature_names
-    wanted = set(names)
-    problems: list[dict[str, str]] = []
-    values: list[tuple] = []
     pick = itemgetter(*names) if len(names) > 1 else (lambda d: (d[names[0]],))
+    try:  # the common case: every item sends exactly the model's names (same count, none absent)
+        sent = [items[i].features for i in rows]
+        values = [pick(given) for given in sent]
+        if all(len(given) == len(names) for given in sent):
+            X[rows] = np.array(values, dtype=np.float64)  # numpy reads None as NaN in a float array
+            return []
+    except KeyError:
+        pass
+    wanted = set(names)  # some item sends other names: say which, for every item
+    problems: list[dict[str, str]] = []
     for i in rows:
         given = items[i].features
         keys = given.keys()
@@ -76,13 +98,6 @@ def _given_features(items: Sequence[PatientIn], rows: list[int], model: LoadedMo
                 problems.append(_problem(f"{locate(i)}.features",
                                          f"lacks feature(s) {shown} (send null for a value that is not known)",
                                          "missing_feature"))
-        values.append(pick(given) if keys == wanted else tuple(given.get(n) for n in names))
-    if not problems:
-        if len(rows) >= _FRAME_ROWS:  # pandas turns many rows of floats and None into a matrix fastest
-            X[rows] = pd.DataFrame.from_records(values, columns=list(names)).to_numpy(dtype=np.float64,
-                                                                                    na_value=np.nan)
-        else:
-            X[rows] = [[math.nan if v is None else v for v in row] for row in values]
     return problems
 
 
@@ -103,6 +118,64 @@ def _contract_problems(problems, raw_items: list[int], event_owner: np.ndarray, 
                     f".{p.column}" if p.column else "")
             out.append(_problem(where, p.message, p.rule))
     return out
+
+
+def _micros(moment: datetime) -> int:
+    """A time-zone-aware moment as exact int64 microseconds since the epoch."""
+    return (moment - _EPOCH) // _MICROSECOND
+
+
+def _patient_row(profile: Profile) -> pd.DataFrame:
+    """The contract's canonical one-row patients table for a profile.
+
+    The request schema already holds the contract's types, ranges and categories (lower case); text is
+    trimmed and an empty text is not known, as the contract reads it.
+    """
+    row: dict[str, object] = {}
+    for name in _PROFILE_FIELDS:
+        value = getattr(profile, name)
+        if isinstance(value, str):
+            value = value.strip() or None
+        if value is not None:
+            row[name] = [value]
+    enrolled = np.array([_micros(profile.enrolled_at)], dtype="datetime64[us]")
+    row["enrolled_at"] = pd.DatetimeIndex(enrolled).tz_localize("UTC")
+    return pd.DataFrame(row)
+
+
+def _event_arrays(item: PatientIn) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One item's events as arrays: times (microseconds since the epoch), type codes and values (NaN: none)."""
+    events = item.events
+    times = np.fromiter((_micros(e.timestamp) for e in events), dtype=np.int64, count=len(events))
+    codes = np.fromiter((_CODE[e.event_type] for e in events), dtype=np.int8, count=len(events))
+    values = np.fromiter((math.nan if e.value is None else e.value for e in events), dtype=np.float64,
+                         count=len(events))
+    return times, codes, values
+
+
+def _passes_contract(enrolled: int, times: np.ndarray, codes: np.ndarray, values: np.ndarray, limit: int) -> bool:
+    """Whether one patient's events surely pass the contract's table checks (VALUE_RULES, no event before
+    enrolment, nothing after `limit`). False sends the patient through `validate_tables`, whose messages say
+    what is wrong."""
+    if enrolled > limit or (len(times) and (times.min() < enrolled or times.max() > limit)):
+        return False
+    missing = np.isnan(values)
+    with np.errstate(invalid="ignore"):
+        broken = (values < _LOW[codes]) | (values > _HIGH[codes]) | (_REQUIRED[codes] & missing)
+        broken |= _WHOLE[codes] & ~missing & (np.mod(values, 1) != 0)
+    return not broken.any()
+
+
+def _raw_one(item: PatientIn, as_of: datetime, model: LoadedModel, now: datetime) -> np.ndarray | None:
+    """One raw item's model row through `compute_features_one`, or None if the contract checks may fail."""
+    if as_of < item.profile.enrolled_at:
+        return None
+    arrays = _event_arrays(item)
+    if not _passes_contract(_micros(item.profile.enrolled_at), *arrays, _micros(now + FUTURE_SKEW)):
+        return None
+    patient = _patient_row(item.profile)
+    row = compute_features_one(patient, *arrays, _micros(as_of), config=model.feature_config)
+    return row[model.catalog_columns]
 
 
 def _raw_features(items: Sequence[PatientIn], rows: list[int], as_of: list[datetime], model: LoadedModel,
@@ -149,6 +222,15 @@ def feature_matrix(items: Sequence[PatientIn], model: LoadedModel, now: datetime
     given = [i for i, item in enumerate(items) if item.features is not None]
     raw = [i for i, item in enumerate(items) if item.features is None]
     problems = _given_features(items, given, model, X, locate) if given else []
+    if raw and len(raw) < _TABLE_PATIENTS:
+        slow = []
+        for i in raw:
+            row = _raw_one(items[i], as_of[i], model, now)
+            if row is None:
+                slow.append(i)
+            else:
+                X[i] = row
+        raw = slow
     if raw:
         problems += _raw_features(items, raw, as_of, model, X, now, locate)
     if problems:

@@ -1,4 +1,5 @@
-"""The model being served: loaded from the MLflow registry by alias, checked, and swapped atomically.
+"""The model being served: loaded from the MLflow registry by alias (or from the Bento it runs in), checked,
+and swapped atomically.
 
 Requests take `store.current` once and use that object to the end, so a swap never mixes two
 versions in one answer. A new version is loaded and checked beside the old one (by
@@ -8,13 +9,16 @@ make it current. A version that fails to load or to score is refused and the old
 
 from __future__ import annotations
 
+import gc
 import logging
 import math
 import threading
 from dataclasses import dataclass
 
 from config import ServingConfig
-from models.loaded import LoadedModel, ModelRefused, alias_version, batch_threads, load_version
+from models.loaded import LoadedModel, ModelRefused, alias_version, batch_threads, load_folder, load_version
+
+from .bento import in_bento, packed_model
 
 log = logging.getLogger("lapse.serving.model")
 
@@ -49,8 +53,35 @@ class ModelStore:
                             self.config.tiers_source, self.config.warmup_predictions,
                             batch_threads(self.config.workers))
 
+    @property
+    def from_bento(self) -> bool:
+        """Whether the model comes from the Bento's packed model rather than the registry."""
+        source = self.config.model_source
+        return source == "bento" or (source == "auto" and in_bento())
+
+    def _reload_packed(self) -> ReloadOutcome:
+        """Serve the model packed in the Bento (it never changes while the Bento runs)."""
+        if self._current is not None:
+            return ReloadOutcome("unchanged", f"version {self._current.version} is packed in the Bento")
+        try:
+            packed = packed_model(self.config.model_name)
+            loaded = load_folder(packed.folder, self.config.model_name, packed.version, packed.alias,
+                                 self.config.tiers_source, self.config.warmup_predictions,
+                                 batch_threads(self.config.workers))
+        except (LookupError, KeyError, ModelRefused) as error:
+            detail = f"the Bento's model cannot be used ({error})"
+            log.warning("reload refused: %s", detail)
+            return ReloadOutcome("refused", detail)
+        self._current = loaded
+        gc.freeze()  # see reload
+        log.info("now serving %s version %s from the Bento (%s)", loaded.name, loaded.version, packed.tag)
+        return ReloadOutcome("swapped", f"serving version {loaded.version} from the Bento")
+
     def reload(self) -> ReloadOutcome:
         """Serve the version the alias points at now, if it differs and passes the checks."""
+        if self.from_bento:
+            with self._reload_lock:
+                return self._reload_packed()
         with self._reload_lock:
             current = self._current
             try:
@@ -68,6 +99,9 @@ class ModelStore:
                 return ReloadOutcome("refused", f"{refusal}; still serving "
                                      f"{'version ' + current.version if current else 'no model'}")
             self._current = loaded
+            # The model and everything loaded so far live as long as the worker: keeping them out of the
+            # garbage collector's generations makes each collection during a big batch short.
+            gc.freeze()
             log.info("now serving %s version %s (alias %s)", loaded.name, version, loaded.alias)
             previous = f" instead of version {current.version}" if current else ""
             return ReloadOutcome("swapped", f"serving version {version}{previous}")

@@ -75,7 +75,8 @@ class PatientIn(Strict):
     """One patient to score: either ready features, or the profile and events to compute them from."""
 
     patient_id: PatientId
-    as_of: AwareDatetime | None = Field(default=None, description="prediction time; the time of the request if absent")
+    as_of: AwareDatetime | None = Field(default=None, description="prediction time; required with profile + "
+                                        "events; the time of the request if absent with features")
     features: dict[FeatureName, FiniteOrNull] | None = Field(
         default=None, max_length=500, description="feature values by name; null means not known"
     )
@@ -145,6 +146,13 @@ class SupportDecision(BaseModel):
     why: str
 
 
+class StatusReason(BaseModel):
+    """Why a patient is not scored."""
+
+    code: Literal["no_engagement_yet", "lapsed"]
+    words: str
+
+
 class PatientScore(BaseModel):
     """The answer for one patient."""
 
@@ -155,6 +163,11 @@ class PatientScore(BaseModel):
     reasons: list[Reason]
     support: SupportDecision
     model: ModelRef
+    status: Literal["scored", "not_eligible"] = Field(
+        "scored", description="not_eligible: the patient is outside what the model was trained on (no own "
+        "engagement yet, or lapsed beyond the dropout definition's engagement window); the risk is then not a "
+        "prediction to act on and the support decision does not trigger")
+    status_reason: StatusReason | None = Field(None, description="why the patient is not scored (null when scored)")
 
 
 class ScoreResponse(BaseModel):
@@ -183,6 +196,8 @@ class Explanation(BaseModel):
     levels: list[LevelTotal]
     support: SupportDecision
     model: ModelRef
+    status: Literal["scored", "not_eligible"] = "scored"
+    status_reason: StatusReason | None = None
 
 
 class TriageResponse(BaseModel):

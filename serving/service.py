@@ -59,8 +59,10 @@ HARDENING = hardening()
 # uvicorn is started by BentoML after this module is imported: its connections get a header deadline
 # and a cap from here on (serving/connections.py).
 connections.install(HARDENING)
-# Requests with more patients than this, or with raw events, are scored in a worker thread.
+# Requests with more patients than this, or with more raw events in all, are scored in a worker thread
+# (a few patients' events take the array path, about a millisecond per few hundred events).
 _INLINE_PATIENTS = 32
+_INLINE_EVENTS = 1000
 OPEN_PATHS = frozenset({"/", "/livez", "/healthz", "/readyz", "/metrics", "/docs.json", "/schema.json"})
 # The clinician page checks its own sign-in session (serving/ui.py).
 OPEN_PREFIXES = ("/ui/",)
@@ -110,6 +112,8 @@ def _programs(items: list[PatientIn]) -> list[str | None]:
     name="lapse",
     workers=CONFIG.workers,
     traffic={"timeout": CONFIG.request_timeout_s},
+    # `bentoml serve` (of a Bento too) binds here unless --host says otherwise: loopback by default.
+    http={"host": CONFIG.host, "port": CONFIG.port},
     # BentoML labels its request metrics by raw path (unbounded); serving/edge.py counts by route instead.
     metrics={"enabled": False, "namespace": "bentoml_service"},
     logging={"access": {"enabled": True, "request_content_length": True, "response_content_length": True}},
@@ -155,7 +159,7 @@ class RiskService:
             return _unavailable("no model is being served yet; try again shortly")
         now = datetime.now(timezone.utc)
         try:
-            if len(items) > _INLINE_PATIENTS or any(item.events for item in items):
+            if len(items) > _INLINE_PATIENTS or sum(len(item.events or ()) for item in items) > _INLINE_EVENTS:
                 answer, decided = await anyio.to_thread.run_sync(work, model, now)
             else:
                 answer, decided = work(model, now)

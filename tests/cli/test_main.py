@@ -14,8 +14,8 @@ from rich.console import Console
 from cli.main import app, main
 from cli.progress import job_steps
 
-JOBS = ["simulate", "validate", "features", "train", "promote", "serve", "report", "score-batch", "monitor", "demo",
-        "effect", "outcomes"]
+JOBS = ["simulate", "validate", "features", "train", "promote", "serve", "build", "report", "score-batch", "monitor",
+        "demo", "effect", "outcomes"]
 
 
 def test_help_lists_every_job(capsys):

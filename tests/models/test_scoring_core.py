@@ -156,7 +156,9 @@ def test_the_full_breakdown_agrees_with_the_score(batch_model, cohort):
                                                                                  abs=1e-9)
         top = [r for r in full.contributions[:TOP] if r.contribution != 0.0]
         assert [(r.feature, r.sentence) for r in top] == [(r.feature, r.sentence) for r in score.reasons]
-        assert score.support.trigger == (score.risk >= model.trigger_risk)
+        assert full.status == score.status and full.status_reason == score.status_reason
+        # A patient outside the training population (models/status.py) never triggers support.
+        assert score.support.trigger == (score.status == "scored" and score.risk >= model.trigger_risk)
 
 
 def test_the_metadata_survives_the_round_trip(store, tmp_path):
@@ -226,3 +228,35 @@ def test_a_model_folder_without_schema_version_is_refused_by_the_scorer(store, t
     meta.write_text(json.dumps(_old_format(json.loads(meta.read_text()))))
     with pytest.raises(MetadataError, match=f"{folder}.*older lapse.*retrain"):
         load_scorer(folder)
+
+
+def test_the_fit_status_is_the_label_rules_eligibility(batch_model, cohort):
+    from features.labels import compute_labels
+    from features.snapshots import snapshot_times
+    from models.status import fit_statuses
+
+    loaded, data_end = cohort
+    rows = snapshot_times(loaded.patients, [3, 7, 14, 28, 42])
+    features = compute_features(loaded.patients, loaded.events, rows, config=batch_model.feature_config)
+    labels = compute_labels(loaded.events, rows, data_end, batch_model.label_config)
+    scored = np.array([s is None for s in fit_statuses(model_matrix(features, batch_model.feature_names),
+                                                       batch_model)])
+    eligible = labels["eligible"].to_numpy()
+    assert scored.any() and (~scored).any()
+    # The one difference allowed: an explicit discontinuation before the as-of time, which no feature shows.
+    gone = loaded.events[loaded.events["event_type"] == "discontinued"].groupby("patient_id")["timestamp"].min()
+    first_gone = rows["patient_id"].map(gone)
+    discontinued = (first_gone.notna() & (first_gone <= rows["as_of"])).to_numpy()
+    assert np.array_equal(scored & ~discontinued, eligible & ~discontinued)
+
+
+def test_the_fit_status_at_the_engagement_window_boundary(batch_model):
+    from models.status import fit_statuses
+
+    names = list(batch_model.feature_names)
+    window = batch_model.label_config.engaged_within_days
+    X = np.zeros((4, len(names)))
+    X[:, names.index("active_days_total")] = [3.0, 3.0, 0.0, np.nan]
+    X[:, names.index("days_since_last_engagement")] = [window - 1e-6, window, 5.0, 40.0]
+    assert [s.code if s else None for s in fit_statuses(X, batch_model)] == [None, "lapsed", "no_engagement_yet",
+                                                                             "lapsed"]
