@@ -4,9 +4,10 @@ patients, the metadata survives the round trip, and a model logged without this 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import json
 import math
-import os
 import shutil
 from datetime import timedelta
 from pathlib import Path
@@ -18,7 +19,7 @@ import pytest
 from mlflow import MlflowClient
 from scipy.special import expit
 
-from config import ServingConfig, TrainingConfig, XGBoostParams
+from config import ServingConfig
 from engines.scoring import load_served_model, score_cohort
 from features.io import read_data_end
 from features.point_in_time import compute_features
@@ -32,28 +33,33 @@ from serving.schemas import PatientIn, Profile
 from serving.scoring import score_patients
 from serving.timeline import CohortSource
 from serving.ui_data import recompute
-from training.job import run_training
 
 MODEL = "lapse-dropout"
 TOP = 5
 
 
+@dataclass(frozen=True)
+class Trained:
+    """What these tests need of the trained model: where it is registered and the run that logged it."""
+
+    model_uri: str
+    model_version: str
+    run_id: str
+
+
 @pytest.fixture(scope="module")
-def store(tmp_path_factory, sim_data_dir):
-    """A tracking store holding one model trained by the training job on the simulated cohort (as candidate)."""
-    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
+def store(tmp_path_factory, champion, private_store):
+    """The session's champion (trained by the training job on the simulated cohort) in a store of our own."""
     root = tmp_path_factory.mktemp("core")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    training = TrainingConfig(xgboost=XGBoostParams(max_rounds=60, early_stopping_rounds=10), shap_plot_rows=100,
-                              subgroups=("sex",), subgroup_min_size=20, subgroup_min_positives=5)
-    summary = run_training(sim_data_dir, training, tracking=uri)
-    return uri, summary, root
+    uri = private_store(root)
+    run_id = MlflowClient(uri, registry_uri=uri).get_model_version(MODEL, champion.version).run_id
+    return uri, Trained(champion.model_uri, champion.version, run_id), root
 
 
 @pytest.fixture(scope="module")
 def batch_model(store):
     uri, summary, _ = store
-    model = load_served_model(uri, "candidate")
+    model = load_served_model(uri, "champion")
     assert model.version == summary.model_version
     return model
 
