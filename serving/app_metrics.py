@@ -6,9 +6,11 @@
 - `lapse_refused_requests_total{route, status}`: scoring requests refused (401, 413, 415, 422, 429, ...).
 - `lapse_left_out_patients_total{route}`: patients left out of a batch that was otherwise scored (a value
   out of range; the guard marks the request's scope with LEFT_OUT).
-- `lapse_feature_values_total{feature}` and `lapse_feature_missing_total{feature}`: values scored and how
-  many of them were missing, so `missing / values` is each feature's missing rate (e.g. in PromQL:
-  `rate(lapse_feature_missing_total[1h]) / rate(lapse_feature_values_total[1h])`).
+- `lapse_scored_rows_total` and `lapse_feature_missing_total{feature}`: patients scored (every feature has
+  one value per patient) and how many of a feature's values were missing, so `missing / rows` is each
+  feature's missing rate (e.g. in PromQL:
+  `rate(lapse_feature_missing_total[1h]) / ignoring(feature) group_left rate(lapse_scored_rows_total[1h])`).
+  One counter for the rows keeps the per-request cost to one increment plus one per feature actually missing.
 
 Labels come from closed sets (routes, status codes, the model's tiers and features), never from a
 request. The metrics live in BentoML's registry, which adds up the worker processes; the registry
@@ -17,6 +19,7 @@ exists only inside the server, so the metrics are made on first use.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from functools import cache
 
@@ -49,28 +52,33 @@ class AppMetrics:
         self.left_out = client.Counter(name="lapse_left_out_patients_total",
                                        documentation="patients left out of a scored batch (values out of range)",
                                        labelnames=["route"])
-        self.values = client.Counter(name="lapse_feature_values_total", documentation="feature values scored",
-                                     labelnames=["feature"])
+        self.rows = client.Counter(name="lapse_scored_rows_total", documentation="patients (feature rows) scored")
         self.missing = client.Counter(name="lapse_feature_missing_total",
                                       documentation="feature values scored that were missing", labelnames=["feature"])
 
     def decided(self, decisions: Sequence[Decision]) -> None:
-        """Count answered decisions: risk, tier and trigger."""
+        """Count answered decisions: risk, tier and trigger (one increment per tier and priority seen)."""
+        risk = self.risk.labels(endpoint=decisions[0].endpoint) if decisions else None
+        tiers: Counter[tuple[str, str]] = Counter()
+        triggers: Counter[tuple[str, str]] = Counter()
         for d in decisions:
-            self.risk.labels(endpoint=d.endpoint).observe(d.risk)
-            self.decisions.labels(endpoint=d.endpoint, tier=d.tier).inc()
+            risk.observe(d.risk)
+            tiers[d.endpoint, d.tier] += 1
             if d.trigger:
-                self.triggers.labels(endpoint=d.endpoint, priority=d.priority).inc()
+                triggers[d.endpoint, d.priority] += 1
+        for (endpoint, tier), n in tiers.items():
+            self.decisions.labels(endpoint=endpoint, tier=tier).inc(n)
+        for (endpoint, priority), n in triggers.items():
+            self.triggers.labels(endpoint=endpoint, priority=priority).inc(n)
 
     def scored_inputs(self, X: np.ndarray, feature_names: Sequence[str]) -> None:
         """Count the feature values of a scored matrix and how many were missing (NaN)."""
         if X.size == 0:
             return
+        self.rows.inc(X.shape[0])
         missing = np.isnan(X).sum(axis=0)
-        for name, count in zip(feature_names, missing):
-            self.values.labels(feature=name).inc(X.shape[0])
-            if count:
-                self.missing.labels(feature=name).inc(int(count))
+        for i in np.flatnonzero(missing):
+            self.missing.labels(feature=feature_names[i]).inc(int(missing[i]))
 
     def refusal(self, route: str, status: int, left_out: int = 0) -> None:
         """Count a refused request to a scoring route, or the patients left out of an answered batch."""

@@ -221,6 +221,8 @@ def test_metrics_count_scores_tiers_triggers_refusals_and_missing_features(serve
     assert 'lapse_left_out_patients_total{route="/score"} 1.0' in text
     missing = [line for line in text.splitlines() if line.startswith(f'lapse_feature_missing_total{{feature="{name}"}}')]
     assert missing and float(missing[0].split()[-1]) >= 1
+    rows = [line for line in text.splitlines() if line.startswith("lapse_scored_rows_total ")]
+    assert rows and float(rows[0].split()[-1]) >= 2
 
 
 def test_schemathesis_finds_no_server_error_and_no_undocumented_status(server, kit):
