@@ -7,9 +7,7 @@ are health records.
 
 from __future__ import annotations
 
-import json
 import re
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import NamedTuple
@@ -18,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-from config import EventsConfig, LapseError
+from config import EventsConfig
 from features import parsing
 from features.contract import (
     EVENT_COLUMNS,
@@ -32,87 +30,20 @@ from features.contract import (
 from features.declaration import declared_columns, declared_rules, rename_to_contract, suggestion
 from features.io import TableNotFound, find_table, read_raw_table
 from features.parsing import Parsed
+from features.problems import (  # noqa: F401 - the report types are part of this module's interface
+    ERROR,
+    NOTE,
+    ROWS_SHOWN,
+    ContractError,
+    Problem,
+    describe_rows,
+    errors_in,
+    format_report,
+)
 
-ROWS_SHOWN = 5
-ERROR = "error"
-NOTE = "note"
-PROGRAM_FILE = "program.json"
 _EVENT_TYPES = tuple(t.value for t in EventType)
 # "now" may be given as ISO text, a datetime or a Timestamp, always with a time zone.
 Moment = str | datetime | pd.Timestamp | None
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One broken contract rule, located by file, column and row numbers (never by value)."""
-
-    source: str
-    column: str | None
-    rule: str
-    message: str
-    rows: tuple[int, ...] = ()  # the first ROWS_SHOWN offending row numbers, 1-based
-    n_rows: int = 0  # how many rows break the rule in all
-    severity: str = ERROR
-
-    def __str__(self) -> str:
-        return self.describe()
-
-    def describe(self, with_source: bool = True) -> str:
-        """The problem in words: where (file, column), the rule, and the rows."""
-        where = [self.source] if with_source else []
-        if self.column is not None:
-            where.append(f"column '{self.column}'")
-        rows = f" ({describe_rows(self.rows, self.n_rows)})" if self.n_rows else ""
-        return f"{', '.join(where)}: {self.message}{rows}" if where else f"{self.message}{rows}"
-
-
-class ContractError(LapseError, ValueError):
-    """The data breaks the contract; `.problems` lists every problem, str() is the full report."""
-
-    def __init__(self, problems: list[Problem]):
-        self.problems = list(problems)
-        super().__init__(format_report(self.problems))
-
-
-def describe_rows(rows: tuple[int, ...], n_rows: int) -> str:
-    """'row 4', 'rows 2, 9' or 'rows 1, 2, 3, 4, 5 and 12 more'."""
-    shown = ", ".join(str(r) for r in rows)
-    more = f" and {n_rows - len(rows)} more" if n_rows > len(rows) else ""
-    return f"row{'s' if n_rows > 1 else ''} {shown}{more}"
-
-
-def format_report(problems: list[Problem]) -> str:
-    """The readable report: every error grouped by file (columns kept together), then the notes."""
-    errors = [p for p in problems if p.severity == ERROR]
-    notes = [p for p in problems if p.severity != ERROR]
-    lines = []
-    if errors:
-        lines.append(f"The data breaks the lapse data contract: {len(errors)} problem{'s' * (len(errors) > 1)}.")
-        if any(p.n_rows for p in errors):
-            lines.append("Row numbers count data rows from 1 (a CSV header line is not counted).")
-        by_source: dict[str, list[Problem]] = {}
-        for p in errors:
-            by_source.setdefault(p.source, []).append(p)
-        for source, found in by_source.items():
-            lines.append(f"{source}:")
-            lines.extend(f"  - {p.describe(with_source=False)}" for p in sorted(found, key=_column_order))
-    if notes:
-        lines.append("Notes:")
-        lines.extend(f"  - {p}" for p in notes)
-    return "\n".join(lines)
-
-
-_CONTRACT_ORDER = {name: i for i, name in enumerate(dict.fromkeys(c.name for c in PATIENT_COLUMNS + EVENT_COLUMNS))}
-
-
-def _column_order(p: Problem) -> int:
-    """File-level problems first, then contract columns in contract order, then other columns."""
-    return -1 if p.column is None else _CONTRACT_ORDER.get(p.column, len(_CONTRACT_ORDER))
-
-
-def errors_in(problems: list[Problem]) -> list[Problem]:
-    """Only the problems that make the data unusable (not the notes)."""
-    return [p for p in problems if p.severity == ERROR]
 
 
 def _at_rows(source: str, column: str | None, rule: str, message: str, mask: np.ndarray) -> list[Problem]:
@@ -506,39 +437,3 @@ def load_cohort(data_dir: str | Path, now: Moment = None, declared: EventsConfig
     if errors_in(problems):
         raise ContractError(problems)
     return Cohort(_frame(pt, PATIENT_COLUMNS), _frame(et, declared_columns(EVENT_COLUMNS, declared)))
-
-
-def check_program(raw: object, source: str = PROGRAM_FILE) -> list[Problem]:
-    """Problems in a program.json object: unknown settings, or values that are not positive numbers."""
-    from config import ProgramConfig
-
-    if not isinstance(raw, dict):
-        return [Problem(source, None, "bad_program", "must be a JSON object of settings")]
-    spec = {name: getattr(info.annotation, "__name__", str(info.annotation)) for name, info in ProgramConfig.model_fields.items()}
-    out = []
-    unknown = sorted(set(raw) - set(spec))
-    if unknown:
-        out.append(Problem(source, None, "bad_program",
-                           f"unknown setting(s) {', '.join(unknown)} (known: {', '.join(spec)})"))
-    for name, kind in spec.items():
-        if name not in raw or kind not in ("int", "float"):
-            continue
-        v = raw[name]
-        ok_type = isinstance(v, int) if kind == "int" else isinstance(v, (int, float))
-        if isinstance(v, bool) or not ok_type or not v > 0:
-            what = "a positive whole number" if kind == "int" else "a positive number"
-            out.append(Problem(source, None, "bad_program", f"setting '{name}' must be {what}"))
-    return out
-
-
-def check_program_file(path: str | Path) -> list[Problem]:
-    """Problems in a program.json file (unreadable JSON included)."""
-    path = Path(path)
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        return [Problem(str(path), None, "unreadable", f"could not be read ({type(exc).__name__})")]
-    except json.JSONDecodeError as exc:
-        return [Problem(str(path), None, "unreadable", f"is not valid JSON (line {exc.lineno}, column {exc.colno})")]
-    return check_program(raw, str(path))
-

@@ -14,11 +14,11 @@ import pandas as pd
 from config import EventsConfig, LabelConfig, ProgramConfig, ReportConfig
 from features.atomic import atomic_path
 from features.io import META_FILE, meta_data_end
-from features.validate import check_program_file, format_report, load_cohort
+from features.program_file import PROGRAM_FILE, check_program_file
+from features.validate import format_report, load_cohort
 from reporting.build import build_report
 from reporting.html import render_html
 
-PROGRAM_FILE = "program.json"
 HTML_FILE = "report.html"
 JSON_FILE = "report.json"
 # The report is written to be shared: readable by everyone, whatever the process umask.

@@ -53,7 +53,8 @@ def command(
     """Validate the folder; print the summary (exit 0) or the report of every problem (exit 2)."""
     from config import DEFAULT_PATHS, EventsConfig, load_settings, settings_file
     from features.contract import EVENT_COLUMNS, PATIENT_COLUMNS
-    from features.validate import ContractError, Problem, as_utc, check_program_file, format_report, load_cohort
+    from features.program_file import check_program_file
+    from features.validate import ContractError, Problem, as_utc, format_report, load_cohort
 
     try:
         moment = as_utc(now)
