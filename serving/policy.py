@@ -66,12 +66,33 @@ def _follow(score: PatientRisk, decision: Decision) -> PatientRisk:
     return replace(score, support=SupportDecision(decision.action, priority, why))
 
 
+def _decide_scored(scores: Sequence[PatientRisk], candidates: list[Candidate], settings, effect) -> list[Decision]:
+    """The policy decides among the patients the model scored; a patient outside what the model was trained
+    on (status not_eligible) is no candidate: never offered support, propensity 0, and it says why."""
+    scored = [i for i, s in enumerate(scores) if s.status == "scored"]
+    decided: list[Decision | None] = [None] * len(scores)
+    for i, d in zip(scored, decide([candidates[i] for i in scored], settings, effect)):
+        decided[i] = d
+    for i, s in enumerate(scores):
+        if decided[i] is None:
+            c = candidates[i]
+            decided[i] = Decision(patient_id=c.patient_id, decision_time=c.decision_time, action=False, propensity=0.0,
+                                  policy=settings.policy, policy_version=settings.policy_version, score=float(s.risk), coach=c.coach,
+                                  note="not scored: outside the patients the model was trained on")
+    return decided
+
+
+def _follow_scored(score: PatientRisk, decision: Decision) -> PatientRisk:
+    """`_follow` for scored patients; a not-eligible patient keeps the core's answer (no support, and why)."""
+    return _follow(score, decision) if score.status == "scored" else score
+
+
 def decide_scores(scores: list[PatientRisk], policy: ServicePolicy, model: LoadedModel) -> tuple[
         list[PatientRisk], list[Decision]]:
     """/score: each patient decided on their own under the configured policy (no capacity)."""
     settings = policy_settings(policy.config, model.trigger_risk, capacity_per_day=None, capacity_per_coach=None)
-    decided = decide(_candidates(scores, [None] * len(scores)), settings, policy.effect)
-    return [_follow(s, d) for s, d in zip(scores, decided)], decided
+    decided = _decide_scored(scores, _candidates(scores, [None] * len(scores)), settings, policy.effect)
+    return [_follow_scored(s, d) for s, d in zip(scores, decided)], decided
 
 
 @dataclass(frozen=True)
@@ -99,7 +120,7 @@ def decide_triage(scores: list[PatientRisk], coaches: Sequence[str | None], capa
     threshold = {"risk_threshold": 0.0} if name == "risk" or (name == "benefit" and policy.effect is None) else {}
     settings = policy_settings(config, model.trigger_risk, policy=name, capacity_per_day=per_day, **threshold)
     benefit = policy.effect if name == "benefit" else None
-    decided = decide(_candidates(scores, coaches, one_list=True), settings, benefit)
+    decided = _decide_scored(scores, _candidates(scores, coaches, one_list=True), settings, benefit)
     chosen = sorted((i for i, d in enumerate(decided) if d.action), key=lambda i: (-decided[i].score, i))
     ranked_by = "expected benefit" if name == "benefit" and policy.effect is not None else "risk"
-    return TriageDecision(chosen, decided, [_follow(s, d) for s, d in zip(scores, decided)], ranked_by, note)
+    return TriageDecision(chosen, decided, [_follow_scored(s, d) for s, d in zip(scores, decided)], ranked_by, note)

@@ -99,7 +99,10 @@ def test_bad_input_is_422_naming_the_field(server, decided, change, field):
 
 
 def test_triage_by_benefit_without_an_effect_estimate_says_so_and_ranks_by_risk(server, kit):
-    items = [kit.item(f"benefit-{i}") for i in range(5)]
+    # Patients who have used the program (a patient with no use yet is not scored, so never triaged).
+    engaged = {name: 8.0 for name in ("active_days_total",) if name in kit.trained.feature_names}
+    items = [kit.item(f"benefit-{i}", **engaged, **{n: float(i) for n in ("days_since_last_engagement",)
+                                                     if n in kit.trained.feature_names}) for i in range(5)]
     with server.client() as client:
         reply = client.post("/triage", json={"patients": items, "capacity": 2, "policy": "benefit"})
     assert reply.status_code == 200, reply.text

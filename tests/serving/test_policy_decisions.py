@@ -48,13 +48,15 @@ def server(kit, effect_file):
 
 
 def _items(kit, n: int, prefix: str, coaches: int = 0) -> list[dict]:
-    """Items with different risks (days of silence varied), all decided at AS_OF."""
+    """Items with different risks (days of silence varied, within the engagement window so every patient is
+    in the population the model was trained on), all decided at AS_OF."""
     silent = [name for name in ("days_since_last_engagement", "days_since_last_session")
               if name in kit.trained.feature_names]
-    enrolled = {"days_since_enrolment": 40.0} if "days_since_enrolment" in kit.trained.feature_names else {}
+    enrolled = {name: value for name, value in (("days_since_enrolment", 40.0), ("active_days_total", 12.0))
+                if name in kit.trained.feature_names}
     items = []
     for i in range(n):
-        values = {**enrolled, **{name: float(2 * (i % 15)) for name in silent}}
+        values = {**enrolled, **{name: float(2 * (i % 7)) for name in silent}}
         item = {**kit.item(f"{prefix}-{i}", **values), "as_of": AS_OF}
         if coaches:
             item["coach"] = f"coach-{i % coaches}"
