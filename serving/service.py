@@ -50,7 +50,7 @@ from .schemas import (
     TriageRequest,
     TriageResponse,
 )
-from .settings import decision_log_url, hardening, outreach_config, serving_config
+from .settings import clinician_page_config, decision_log_url, hardening, outreach_config, serving_config
 from .ui import ClinicianPage
 from .webhook import Webhook
 
@@ -68,7 +68,7 @@ OPEN_PATHS = frozenset({"/", "/livez", "/healthz", "/readyz", "/metrics", "/docs
 OPEN_PREFIXES = ("/ui/",)
 ADMIN_PATHS = frozenset({"/admin/reload"})
 card_app = FastAPI(title="lapse model card", docs_url=None, redoc_url=None, openapi_url=None)
-clinician_page = ClinicianPage(settings=HARDENING)
+clinician_page = ClinicianPage(clinician_page_config(), settings=HARDENING)
 Work = Callable[[LoadedModel, datetime], tuple[scoring.Answer, list[Decision]]]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from config import DEFAULT_PATHS, HardeningConfig, OutreachConfig, ServingConfig
+from config import DEFAULT_PATHS, ClinicianPageConfig, HardeningConfig, OutreachConfig, ServingConfig
 
 ENV_VAR = "LAPSE_SERVING_CONFIG"
 
@@ -58,3 +58,17 @@ def hardening() -> Hardening:
 def hardening_env(settings: Hardening) -> dict[str, str]:
     """Environment entries that make `hardening()` return `settings` in a child process."""
     return {HARDENING_ENV: settings.model_dump_json()}
+
+
+PAGE_ENV = "LAPSE_CLINICIAN_PAGE"
+
+
+def clinician_page_config() -> ClinicianPageConfig:
+    """The [clinician_page] settings in LAPSE_CLINICIAN_PAGE (JSON of its fields), else the defaults."""
+    raw = os.environ.get(PAGE_ENV, "").strip()
+    return ClinicianPageConfig.model_validate_json(raw) if raw else ClinicianPageConfig()
+
+
+def clinician_page_env(config: ClinicianPageConfig) -> dict[str, str]:
+    """Environment entries that make `clinician_page_config()` return `config` in a child process."""
+    return {PAGE_ENV: config.model_dump_json()}

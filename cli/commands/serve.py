@@ -102,7 +102,7 @@ def command(
 ) -> int:
     """Check the settings, then replace this process with the BentoML server."""
     from serving.launcher import base_url, serve_argv, serve_env
-    from serving.settings import hardening_env
+    from serving.settings import clinician_page_env, hardening_env
     from outreach.configured import policy_settings
     from serving.settings import outreach_env
 
@@ -117,6 +117,7 @@ def command(
         raise NotConfigured("\n".join(problems))
     env = serve_env(serving)
     env.update(hardening_env(settings.hardening))
+    env.update(clinician_page_env(settings.clinician_page))
     # A policy that cannot run (e.g. randomized without its secret) is refused here, before any server starts.
     policy_settings(settings.outreach, 0.5)
     env.update(outreach_env(settings.outreach))

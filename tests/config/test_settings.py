@@ -155,3 +155,18 @@ def test_the_example_file_in_the_docs_is_accepted(tmp_path):
     example = docs.split("```toml\n", 1)[1].split("```", 1)[0]
     write_toml(tmp_path, example)
     assert load_settings(tmp_path) == load_settings(tmp_path / "empty")  # the example spells out the defaults
+
+
+def test_the_clinician_page_and_hardening_tables_reach_the_server_process(tmp_path, monkeypatch):
+    """`lapse serve` hands [clinician_page] and [hardening] from lapse.toml to the workers through the environment."""
+    from serving.settings import clinician_page_config, clinician_page_env, hardening, hardening_env
+
+    (tmp_path / "lapse.toml").write_text("[clinician_page]\ntoday_capacity = 7\n\n[hardening]\nheader_timeout_s = 4.5\n")
+    settings = load_settings(tmp_path)
+    for name, value in {**clinician_page_env(settings.clinician_page), **hardening_env(settings.hardening)}.items():
+        monkeypatch.setenv(name, value)
+    assert clinician_page_config().today_capacity == 7
+    assert hardening().header_timeout_s == 4.5
+    monkeypatch.setenv("LAPSE_CLINICIAN_PAGE", '{"today_capacty": 7}')
+    with pytest.raises(ValidationError, match="today_capacty"):
+        clinician_page_config()
