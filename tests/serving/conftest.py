@@ -76,10 +76,13 @@ def launch(trained: Trained, name: str, config: ServingConfig | None = None,
 
 
 def feature_item(trained: Trained, patient_id: str = "pat-1", **values: float | None) -> dict:
-    """A /score item that sends features: plausible defaults, overridden by `values`."""
+    """A /score item that sends features: plausible defaults (a patient who has started: one active day, and
+    is in the model's population, so scored), overridden by `values`."""
     features = {name: 0.0 for name in trained.feature_names}
     if "age" in features:
         features["age"] = 35.0
+    if "active_days_total" in features:
+        features["active_days_total"] = 1.0
     features.update(values)
     return {"patient_id": patient_id, "features": features}
 
