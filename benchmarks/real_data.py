@@ -34,7 +34,7 @@ from features.io import read_data_end
 from features.point_in_time import specs_for
 from features.snapshots import training_table
 from features.validate import load_cohort
-from training.fairness import subgroup_frame
+from features.covariates import subgroup_frame
 from training.fit import MODEL_NAMES, XGBOOST, fit_and_evaluate
 from training.honesty import best_one_feature_rule
 from training.metrics import roc_auc
