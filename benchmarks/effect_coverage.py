@@ -27,7 +27,7 @@ import numpy as np
 
 from outreach.effect import estimate_effect
 from outreach.errors import OutreachError
-from outreach.settings import EffectColumns, PolicySettings
+from outreach.settings import PolicySettings
 from simulation.outreach import OutreachSimConfig, run_program
 from simulation.settings import SimulationConfig
 
