@@ -95,6 +95,20 @@ async def _respond(send: Send, status: int, body: bytes, headers: list[tuple[byt
     await send({"type": "http.response.body", "body": body})
 
 
+def replaying(body: bytes, receive: Receive) -> Receive:
+    """A receive channel that gives the already-read `body` once, then the client's channel (disconnects)."""
+    given = False
+
+    async def replay() -> Message:
+        nonlocal given
+        if not given:
+            given = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
 async def read_body(receive: Receive, limit: int) -> bytes:
     """The whole request body, refusing as soon as it grows past `limit` bytes."""
     chunks: list[bytes] = []
@@ -207,16 +221,7 @@ class RequestGuard:
             scope[LEFT_OUT] = len(rejected)
             send = _with_errors(send, rejected)
 
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
+        await self.app(scope, replaying(body, receive), send)
 
     def _in_range(self, request: BaseModel) -> tuple[BaseModel | None, list[dict[str, Any]]]:
         """The request without its out-of-range patients, and their problems; (None, problems) if none is left."""

@@ -27,7 +27,7 @@ import sqlalchemy as sa
 
 from .auth import bearer_token
 from .decision_log import make_engine
-from .guard import Message, Receive, Scope, Send, error_body
+from .guard import Message, Receive, Scope, Send, error_body, replaying
 
 METADATA = sa.MetaData()
 KEYS = sa.Table(
@@ -159,15 +159,6 @@ class Idempotency:
         await self._answer_once(scope, body, receive, send, key_hash)
 
     async def _answer_once(self, scope: Scope, body: bytes, receive: Receive, send: Send, key_hash: str) -> None:
-        given = False
-
-        async def replay() -> Message:
-            nonlocal given
-            if not given:
-                given = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
         start: Message | None = None
         chunks: list[bytes] = []
 
@@ -179,7 +170,7 @@ class Idempotency:
                 chunks.append(message.get("body", b""))
 
         try:
-            await self.app(scope, replay, capture)
+            await self.app(scope, replaying(body, receive), capture)
         except BaseException:
             await anyio.to_thread.run_sync(self.store.release, key_hash)
             raise
