@@ -104,12 +104,12 @@ def event_problems(events: Sequence, where: str, earliest: datetime) -> list[dic
     return problems
 
 
-def patient_problems(item, where: str, earliest: datetime) -> list[dict[str, str]]:
-    """Every range problem of one request item (a PatientIn)."""
+def patient_problems(item, where: str, earliest: datetime, check_features: bool = True) -> list[dict[str, str]]:
+    """Every range problem of one request item (a PatientIn); its features' only if `check_features`."""
     problems = []
     if item.as_of is not None and item.as_of < earliest:
         problems.append(_problem(f"{where}.as_of", f"must not be before {earliest:%Y-%m-%d}", "too_early"))
-    if item.features is not None:
+    if item.features is not None and check_features:
         problems += feature_problems(item.features, where)
     if item.profile is not None and item.profile.enrolled_at < earliest:
         problems.append(_problem(f"{where}.profile.enrolled_at", f"must not be before {earliest:%Y-%m-%d}",
@@ -133,11 +133,41 @@ def duplicate_problems(items: Sequence) -> list[dict[str, str]]:
     return problems
 
 
+@lru_cache(maxsize=64)
+def _limits(names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Lowest and highest accepted value of each of `names`, in that order (float32's range for a name that is
+    not a catalog feature: the scorer names those)."""
+    ranges = feature_ranges()
+    pairs = [ranges.get(name, (-FLOAT32_MAX, FLOAT32_MAX)) for name in names]
+    return np.array([low for low, _ in pairs]), np.array([high for _, high in pairs])
+
+
+def _feature_suspects(items: Sequence) -> set[int]:
+    """Positions of the items whose sent features include a value out of range (checked a column at a time).
+
+    Items are grouped by the names they send, in the order they send them (a platform sends the same
+    names in every item), so each group is one array compared with its names' limits.
+    """
+    groups: dict[tuple[str, ...], list[int]] = {}
+    for i, item in enumerate(items):
+        if item.features:
+            groups.setdefault(tuple(item.features), []).append(i)
+    suspects: set[int] = set()
+    for names, rows in groups.items():
+        low, high = _limits(names)
+        # numpy reads None (not known) as NaN, and NaN compares false: not out of range.
+        values = np.array([list(items[i].features.values()) for i in rows], dtype=np.float64)
+        bad = ((values < low) | (values > high)).any(axis=1)
+        suspects.update(rows[k] for k in np.flatnonzero(bad).tolist())
+    return suspects
+
+
 def batch_problems(items: Sequence, earliest: datetime) -> dict[int, list[dict[str, str]]]:
     """Range problems by item position, for the items that have any."""
+    suspects = _feature_suspects(items)
     out = {}
     for i, item in enumerate(items):
-        found = patient_problems(item, f"patients[{i}]", earliest)
+        found = patient_problems(item, f"patients[{i}]", earliest, check_features=i in suspects)
         if found:
             out[i] = found
     return out
