@@ -67,6 +67,8 @@ class Realized:
     observed_rate: float | None
     ece: float | None
     outcomes: dict[str, int] = field(default_factory=dict)
+    # Decisions about patients the model was not fit to score (status not_eligible): left out of the figures.
+    not_eligible: int = 0
 
 
 @dataclass(frozen=True)
@@ -150,16 +152,20 @@ def feature_drift(features: pd.DataFrame, reference: Reference, names: tuple[str
 
 
 def read_decision_rows(db_url: str) -> pd.DataFrame:
-    """patient_id, as_of and risk of every logged decision (the decision log's `decisions` table)."""
+    """patient_id, as_of, risk and status of every logged decision (the decision log's `decisions` table);
+    status is "scored" in rows logged before statuses were recorded."""
     engine = sa.create_engine(db_url)
     try:
         with engine.connect() as connection:
-            if not sa.inspect(connection).has_table("decisions"):
+            inspector = sa.inspect(connection)
+            if not inspector.has_table("decisions"):
                 raise MonitorError(f"{db_url} holds no decisions table")
-            rows = connection.execute(sa.text("SELECT patient_id, as_of, risk FROM decisions")).all()
+            has_status = "status" in {c["name"] for c in inspector.get_columns("decisions")}
+            status = "COALESCE(status, 'scored')" if has_status else "'scored'"
+            rows = connection.execute(sa.text(f"SELECT patient_id, as_of, risk, {status} FROM decisions")).all()
     finally:
         engine.dispose()
-    frame = pd.DataFrame(rows, columns=["patient_id", "as_of", "risk"])
+    frame = pd.DataFrame(rows, columns=["patient_id", "as_of", "risk", "status"])
     frame["as_of"] = pd.to_datetime(frame["as_of"], utc=True, format="ISO8601").astype("datetime64[us, UTC]")
     return frame
 
@@ -176,11 +182,14 @@ def expected_calibration_error(y: np.ndarray, p: np.ndarray, bins: int = CALIBRA
 
 def realized(db_url: str, data_dir: Path | None, model: LoadedModel) -> Realized:
     """Realized AUC and calibration of the logged decisions whose horizon has passed (labels from the data)."""
-    decisions = read_decision_rows(db_url)
+    logged = read_decision_rows(db_url)
     kinds = read_outcomes(db_url)["kind"].value_counts().to_dict()
     outcomes = {str(k): int(v) for k, v in kinds.items()}
+    # A not-eligible patient's risk is no prediction (models/status.py): it does not judge the model.
+    scored = (logged["status"] == "scored").to_numpy()
+    decisions, not_eligible = logged[scored].reset_index(drop=True), int((~scored).sum())
     if data_dir is None or decisions.empty:
-        return Realized(len(decisions), 0, None, None, None, None, outcomes)
+        return Realized(len(decisions), 0, None, None, None, None, outcomes, not_eligible)
     cohort = load_cohort(data_dir)
     data_end = read_data_end(data_dir, cohort.events)
     labels = compute_labels(cohort.events, decisions[["patient_id", "as_of"]], data_end, model.label_config)
@@ -188,10 +197,10 @@ def realized(db_url: str, data_dir: Path | None, model: LoadedModel) -> Realized
     known = ~np.isnan(y)
     y, p = y[known], decisions["risk"].to_numpy(dtype=np.float64)[known]
     if len(y) == 0:
-        return Realized(len(decisions), 0, None, None, None, None, outcomes)
+        return Realized(len(decisions), 0, None, None, None, None, outcomes, not_eligible)
     auc = float(roc_auc_score(y, p)) if 0 < y.sum() < len(y) else None
     return Realized(len(decisions), len(y), auc, float(p.mean()), float(y.mean()),
-                    expected_calibration_error(y, p), outcomes)
+                    expected_calibration_error(y, p), outcomes, not_eligible)
 
 
 def run_monitor(model: LoadedModel, tracking_uri: str, data_dir: Path | None = None, decisions_url: str | None = None,

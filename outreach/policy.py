@@ -42,7 +42,8 @@ from outreach.settings import PolicySettings
 NO_COACH = ""
 
 
-@dataclass(frozen=True)
+# Slotted, not frozen: one is made per patient per decision, and frozen ones cost three times as much to make.
+@dataclass(slots=True)
 class Candidate:
     """A patient due a support decision: the risk, tier and moderators the policies rank by."""
 
@@ -54,7 +55,7 @@ class Candidate:
     moderators: Mapping[str, float] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Decision:
     """A policy's decision for one candidate, with what an effect analysis needs to use it."""
 

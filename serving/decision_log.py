@@ -53,10 +53,13 @@ DECISIONS = sa.Table(
     sa.Column("propensity", sa.Float, nullable=True),
     sa.Column("draw", sa.Float, nullable=True),
     sa.Column("action", sa.Boolean, nullable=True),
+    # "scored", or "not_eligible" for a patient outside what the model was trained on (models/status.py): its
+    # risk is no prediction to act on or to judge the model by. NULL in rows logged before statuses were recorded.
+    sa.Column("status", sa.String(20), nullable=True),
 )
 ROW_COLUMNS = ("decided_at", "request_id", "endpoint", "patient_id", "as_of", "model_name", "model_version",
                "risk", "tier", "reasons", "trigger", "priority", "program",
-               "policy", "policy_version", "propensity", "draw", "action")
+               "policy", "policy_version", "propensity", "draw", "action", "status")
 _ZERO = timedelta(0)
 SYNC_MODES = {"full": "FULL", "normal": "NORMAL"}
 # Rows committed in one transaction at most; more wait for the next one.
@@ -64,7 +67,7 @@ _MAX_GROUP_ROWS = 20_000
 log = logging.getLogger("lapse.serving.decision_log")
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Decision:
     """One answered decision about one patient."""
 
@@ -84,6 +87,7 @@ class Decision:
     policy_version: str | None = None
     propensity: float | None = None
     draw: float | None = None
+    status: str = "scored"
 
     def row(self, decided_at: str) -> tuple[object, ...]:
         """The decision as a table row, in ROW_COLUMNS order."""
@@ -92,7 +96,7 @@ class Decision:
                 self.model_version, float(self.risk), self.tier,
                 to_json(self.reasons).decode(), bool(self.trigger),
                 self.priority, self.program, self.policy, self.policy_version, self.propensity, self.draw,
-                bool(self.trigger) if self.policy is not None else None)
+                bool(self.trigger) if self.policy is not None else None, self.status)
 
 
 class DecisionLogError(RuntimeError):

@@ -280,6 +280,9 @@ class DecisionRecord(BaseModel):
     trigger: bool
     priority: Literal["urgent", "soon", "routine"]
     program: str | None = None
+    status: Literal["scored", "not_eligible"] | None = Field(
+        default=None, description="scored, or not_eligible: outside the patients the model was trained on (its risk "
+        "is no prediction to act on); null in decisions logged before statuses were recorded")
 
 
 class DecisionPage(BaseModel):

@@ -97,14 +97,16 @@ def decisions(request_id: str, endpoint: str, answers: Sequence[PatientRisk | Ri
         reasons = a.reasons if isinstance(a, PatientRisk) else a.contributions
         trigger = a.support.trigger if contacted is None else position in contacted
         chosen = policy[position] if policy is not None else None
-        out.append(Decision(
-            request_id=request_id, endpoint=endpoint, patient_id=a.patient_id, as_of=a.as_of,
-            model_name=a.model.name, model_version=a.model.version, risk=a.risk, tier=a.tier,
-            reasons=tuple((r.feature, r.contribution) for r in reasons[:reasons_kept]),
-            trigger=trigger, priority=a.support.priority,
-            program=programs[position] if programs is not None else None,
-            **({} if chosen is None else {"policy": chosen.policy, "policy_version": chosen.policy_version,
-                                          "propensity": chosen.propensity, "draw": chosen.draw})))
+        model = a.model
+        decision = Decision(request_id=request_id, endpoint=endpoint, patient_id=a.patient_id, as_of=a.as_of,
+                            model_name=model.name, model_version=model.version, risk=a.risk, tier=a.tier,
+                            reasons=tuple([(r.feature, r.contribution) for r in reasons[:reasons_kept]]),
+                            trigger=trigger, priority=a.support.priority,
+                            program=programs[position] if programs is not None else None, status=a.status)
+        if chosen is not None:
+            decision.policy, decision.policy_version = chosen.policy, chosen.policy_version
+            decision.propensity, decision.draw = chosen.propensity, chosen.draw
+        out.append(decision)
     return out
 
 

@@ -40,7 +40,9 @@ def _print(report) -> None:
                   f"{d.reference_missing:>10.1%} -> {d.recent_missing:>6.1%}")
     done = report.realized
     if done is not None:
-        print(f"decision log: {done.decisions:,} decisions, {done.labelled:,} with their horizon passed in the data")
+        print(f"decision log: {done.decisions:,} decisions, {done.labelled:,} with their horizon passed in the data"
+              + (f" ({done.not_eligible:,} about patients the model was not fit to score left out)"
+                 if done.not_eligible else ""))
         if done.labelled:
             auc = f"{done.auc:.3f}" if done.auc is not None else "n/a (one class only)"
             print(f"  realized AUC {auc}; mean risk {done.mean_risk:.1%} vs observed dropout {done.observed_rate:.1%};"

@@ -79,3 +79,32 @@ def test_a_changed_data_feed_raises_the_alarm(store, sim_data_dir, tmp_path, cap
 def test_monitor_without_data_or_decisions_says_what_to_give(store, capsys):
     assert main(["monitor"]) == 2
     assert "give --data DIR" in capsys.readouterr().err
+
+
+def test_decisions_about_patients_the_model_was_not_fit_to_score_are_left_out(store, sim_data_dir, capsys):
+    from dataclasses import replace
+
+    from serving.decision_log import DecisionLog, read_decisions
+
+    url = _decision_log(store, sim_data_dir)
+    main(["monitor", "--decisions", url])
+    before = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("decision log:"))
+    logged = read_decisions(url)
+    log = DecisionLog(url)
+    # The same patients again, now said to be outside what the model was trained on (a risk not to judge it by).
+    log.write([replace(d, status="not_eligible", risk=1.0 - d.risk) for d in _as_decisions(logged[:50])])
+    log.close()
+    main(["monitor", "--decisions", url])
+    after = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("decision log:"))
+    assert after.startswith(before.split(" (")[0])  # the same count of decisions as before
+    assert "(50 about patients the model was not fit to score left out)" in after
+
+
+def _as_decisions(rows):
+    from datetime import datetime
+
+    from serving.decision_log import Decision
+
+    return [Decision(r["request_id"], r["endpoint"], r["patient_id"], datetime.fromisoformat(r["as_of"]),
+                     r["model_name"], r["model_version"], r["risk"], r["tier"],
+                     tuple(r["reasons"]), bool(r["trigger"]), r["priority"]) for r in rows]

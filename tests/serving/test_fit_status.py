@@ -88,3 +88,13 @@ def test_raw_events_of_a_lapsed_patient_give_the_lapsed_status(server):
     with server.client() as client:
         result = client.post("/score", json={"patients": [item]}).json()["results"][0]
     assert result["status"] == "not_eligible" and result["status_reason"]["code"] == "lapsed"
+
+
+def test_the_decision_log_records_each_patients_status(server, kit):
+    body = {"patients": [_item(kit, f"logged-{name}", **values) for name, values in CASES.items()]}
+    with server.client() as client:
+        assert client.post("/score", json=body).status_code == 200
+        page = client.get("/decisions", params={"limit": 1000}).json()
+    statuses = {d["patient_id"]: d["status"] for d in page["decisions"] if d["patient_id"].startswith("logged-")}
+    assert statuses == {"logged-started": "scored", "logged-never": "not_eligible",
+                        "logged-lapsed": "not_eligible", "logged-unknown": "scored"}
