@@ -52,11 +52,16 @@ def coach_flags(model: LoadedModel, X: np.ndarray) -> np.ndarray:
     return X[:, column] if column is not None else np.full(len(X), np.nan)
 
 
+@lru_cache(maxsize=64)
+def _support_words(horizon_days: int, trigger_risk: float) -> tuple[str, str]:
+    """The parts of the support decision's words that depend on the model only: " within N days", "NN%"."""
+    return f" within {horizon_days} days", f"{trigger_risk:.0%}"
+
+
 def support_decision(model: LoadedModel, risk: float, tier: str, reasons: list[Reason],
                      has_coach: float) -> SupportDecision:
     """Whether to bring in human support now, how soon, and why (the first reason raising risk)."""
-    within = f" within {model.horizon_days} days"
-    threshold = f"{model.trigger_risk:.0%}"
+    within, threshold = _support_words(model.horizon_days, model.trigger_risk)
     if risk < model.trigger_risk:
         return SupportDecision(False, "routine", f"{risk:.0%} risk of dropping out{within}, below the {threshold} "
                                                  "support threshold: no outreach now")

@@ -89,10 +89,10 @@ class Decision:
     draw: float | None = None
     status: str = "scored"
 
-    def row(self, decided_at: str) -> tuple[object, ...]:
-        """The decision as a table row, in ROW_COLUMNS order."""
+    def values(self) -> tuple[object, ...]:
+        """The decision as a table row without its commit time: ROW_COLUMNS[1:], in that order."""
         as_of = self.as_of if self.as_of.utcoffset() == _ZERO else self.as_of.astimezone(timezone.utc)
-        return (decided_at, self.request_id, self.endpoint, self.patient_id, as_of.isoformat(), self.model_name,
+        return (self.request_id, self.endpoint, self.patient_id, as_of.isoformat(), self.model_name,
                 self.model_version, float(self.risk), self.tier,
                 to_json(self.reasons).decode(), bool(self.trigger),
                 self.priority, self.program, self.policy, self.policy_version, self.propensity, self.draw,
@@ -174,7 +174,8 @@ class DecisionLog:
         self._positional = True
         self._insert_sql = ""
         self._closing = False
-        self._queue: queue.SimpleQueue[tuple[list[Decision], Future] | None] = queue.SimpleQueue()
+        # Waiting rows (without their commit time) and the future of their caller.
+        self._queue: queue.SimpleQueue[tuple[list[tuple[object, ...]], Future] | None] = queue.SimpleQueue()
         self._opened = threading.Event()
         self._writer = threading.Thread(target=self._run, name="decision-log-writer", daemon=True)
         self._writer.start()
@@ -227,7 +228,11 @@ class DecisionLog:
         self._opened.set()
 
     def submit(self, decisions: list[Decision]) -> Future:
-        """Queue decisions for the writer; the future completes once they are committed."""
+        """Queue decisions for the writer; the future completes once they are committed.
+
+        The rows are made here, in the caller's thread, so the writer only runs the database's own work
+        (which mostly runs without the GIL) while the caller goes on, e.g. to serialise its answer.
+        """
         future: Future = Future()
         if not decisions:
             future.set_result(0)
@@ -235,7 +240,7 @@ class DecisionLog:
         if self.problem is not None or self._closing:
             future.set_exception(DecisionLogError(self.problem or "the decision log is closing"))
             return future
-        self._queue.put((list(decisions), future))
+        self._queue.put(([d.values() for d in decisions], future))
         return future
 
     def write(self, decisions: list[Decision]) -> int:
@@ -277,7 +282,7 @@ class DecisionLog:
                 self.problem = f"the decision log writer failed ({type(error).__name__}); retrying"
                 log.error("decision log writer: %s", redacted_traceback(error))
 
-    def _commit(self, group: list[tuple[list[Decision], Future]]) -> None:
+    def _commit(self, group: list[tuple[list[tuple[object, ...]], Future]]) -> None:
         # A waiter cancelled before its commit begins has already answered (504): its rows are not written.
         # Once running, a future can no longer be cancelled, so its outcome is always delivered.
         live = [(decisions, future) for decisions, future in group if future.set_running_or_notify_cancel()]
@@ -291,7 +296,7 @@ class DecisionLog:
         decided_at = datetime.now(timezone.utc).isoformat()
         count = sum(len(decisions) for decisions, _ in live)
         try:
-            rows = [d.row(decided_at) for decisions, _ in live for d in decisions]
+            rows = [(decided_at, *values) for decisions, _ in live for values in decisions]
             with self.engine.begin() as connection:
                 if self._positional:
                     connection.exec_driver_sql(self._insert_sql, rows)

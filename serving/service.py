@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from concurrent.futures import Future
 from datetime import datetime, timezone
 from typing import Any, Literal
 
 import anyio.to_thread
 import bentoml
 from fastapi import FastAPI
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -158,26 +160,33 @@ class RiskService:
         if model is None:
             return _unavailable("no model is being served yet; try again shortly")
         now = datetime.now(timezone.utc)
+
+        def decide() -> tuple[list[Decision], Future, bytes]:
+            answer, decided = work(model, now)
+            committed = self.decision_log.submit(decided)
+            # The answer is serialised once, in the shape of the endpoint's response model, while the
+            # decisions are being committed; it is sent only after the commit.
+            return decided, committed, scoring.answer_json(answer)
+
         try:
             if len(items) > _INLINE_PATIENTS or sum(len(item.events or ()) for item in items) > _INLINE_EVENTS:
-                answer, decided = await anyio.to_thread.run_sync(work, model, now)
+                decided, committed, body = await anyio.to_thread.run_sync(decide)
             else:
-                answer, decided = work(model, now)
+                decided, committed, body = decide()
         except InputProblems as error:
             return JSONResponse(status_code=422, content={"error": "the request breaks the rules below",
                                                           "problems": error.problems})
-        committed = self.decision_log.submit(decided)
-        # The answer is serialised once, in the shape of the endpoint's response model, while the
-        # decisions are being committed; it is sent only after the commit.
-        body = scoring.answer_json(answer)
         try:
             await asyncio.wrap_future(committed)
         except DecisionLogError:
             return _unavailable("the decision could not be recorded, so no answer is given; try again")
+        return Response(body, media_type="application/json", background=BackgroundTask(self._after, decided))
+
+    async def _after(self, decided: list[Decision]) -> None:
+        """Once the reply is sent: count the decisions in the metrics and queue the webhook's deliveries."""
         app_metrics().decided(decided)
         if self.webhook is not None:
             self.webhook.notify(decided)
-        return Response(body, media_type="application/json")
 
     @bentoml.api(route="/score", input_spec=validated_input(ScoreRequest))
     async def score(self, patients: list[PatientIn]) -> ScoreResponse:
