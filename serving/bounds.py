@@ -21,6 +21,8 @@ import numpy as np
 from features.catalog import build_features
 from features.contract import PATIENT_COLUMNS, VALUE_RULES
 
+from .sent import sent_groups
+
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
 # Units whose values are counts, durations or rates: never negative.
@@ -143,22 +145,14 @@ def _limits(names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _feature_suspects(items: Sequence) -> set[int]:
-    """Positions of the items whose sent features include a value out of range (checked a column at a time).
-
-    Items are grouped by the names they send, in the order they send them (a platform sends the same
-    names in every item), so each group is one array compared with its names' limits.
-    """
-    groups: dict[tuple[str, ...], list[int]] = {}
-    for i, item in enumerate(items):
-        if item.features:
-            groups.setdefault(tuple(item.features), []).append(i)
+    """Positions of the items whose sent features include a value out of range (checked a column at a time)."""
     suspects: set[int] = set()
-    for names, rows in groups.items():
-        low, high = _limits(names)
-        # numpy reads None (not known) as NaN, and NaN compares false: not out of range.
-        values = np.array([list(items[i].features.values()) for i in rows], dtype=np.float64)
+    for group in sent_groups(items):
+        low, high = _limits(group.block.names)
+        values = group.block.values[group.rows]
+        # NaN (not known) compares false: not out of range.
         bad = ((values < low) | (values > high)).any(axis=1)
-        suspects.update(rows[k] for k in np.flatnonzero(bad).tolist())
+        suspects.update(group.positions[k] for k in np.flatnonzero(bad).tolist())
     return suspects
 
 

@@ -11,7 +11,7 @@ import math
 import re
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, timezone
-from operator import itemgetter
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -23,6 +23,7 @@ from models.loaded import LoadedModel
 from models.scoring import model_matrix
 
 from .schemas import PatientIn, Profile
+from .sent import sent_groups
 
 # An as-of time this far past the server's clock is refused (clock skew allowance).
 FUTURE_SKEW = timedelta(minutes=5)
@@ -68,37 +69,42 @@ def _as_of(items: Sequence[PatientIn], now: datetime, locate: Locate) -> list[da
     return times
 
 
-def _given_features(items: Sequence[PatientIn], rows: list[int], model: LoadedModel, X: np.ndarray,
+@lru_cache(maxsize=64)
+def _columns(sent: tuple[str, ...], wanted: tuple[str, ...]) -> np.ndarray | None:
+    """Where each of `wanted` is among the `sent` names, or None unless `sent` holds exactly those names."""
+    if len(sent) != len(wanted):
+        return None
+    where = {name: j for j, name in enumerate(sent)}
+    if any(name not in where for name in wanted):
+        return None
+    return np.array([where[name] for name in wanted], dtype=np.intp)
+
+
+def _given_features(items: Sequence[PatientIn], model: LoadedModel, X: np.ndarray,
                     locate: Locate) -> list[dict[str, str]]:
     """Fill X's rows from items that send feature values; problems for unknown or absent names."""
     names = model.feature_names
-    pick = itemgetter(*names) if len(names) > 1 else (lambda d: (d[names[0]],))
-    try:  # the common case: every item sends exactly the model's names (same count, none absent)
-        sent = [items[i].features for i in rows]
-        values = [pick(given) for given in sent]
-        if all(len(given) == len(names) for given in sent):
-            X[rows] = np.array(values, dtype=np.float64)  # numpy reads None as NaN in a float array
-            return []
-    except KeyError:
-        pass
-    wanted = set(names)  # some item sends other names: say which, for every item
-    problems: list[dict[str, str]] = []
-    for i in rows:
-        given = items[i].features
-        keys = given.keys()
-        if keys != wanted:
+    problems: list[tuple[int, dict[str, str]]] = []
+    for group in sent_groups(items):
+        columns = _columns(group.block.names, names)
+        if columns is not None:  # the common case: exactly the model's names, in any order
+            X[group.positions] = group.block.values[np.ix_(group.rows, columns)]
+            continue
+        wanted = set(names)  # other names: say which, for every item
+        for i in group.positions:
+            keys = items[i].features.keys()
             for name in sorted(keys - wanted):
                 # A name that cannot be a feature name is not repeated back: it may be data in the wrong place.
                 where = f"{locate(i)}.features.{name}" if _NAME.fullmatch(name) else f"{locate(i)}.features"
-                problems.append(_problem(where, f"names a feature that model {model.name} version {model.version} "
-                                         "does not have", "unknown_feature"))
+                problems.append((i, _problem(where, f"names a feature that model {model.name} version "
+                                             f"{model.version} does not have", "unknown_feature")))
             absent = wanted - keys
             if absent:
                 shown = ", ".join(n for n in names if n in absent)
-                problems.append(_problem(f"{locate(i)}.features",
-                                         f"lacks feature(s) {shown} (send null for a value that is not known)",
-                                         "missing_feature"))
-    return problems
+                problems.append((i, _problem(f"{locate(i)}.features",
+                                             f"lacks feature(s) {shown} (send null for a value that is not known)",
+                                             "missing_feature")))
+    return [problem for _, problem in sorted(problems, key=lambda p: p[0])]
 
 
 def _contract_problems(problems, raw_items: list[int], event_owner: np.ndarray, event_pos: np.ndarray,
@@ -221,7 +227,7 @@ def feature_matrix(items: Sequence[PatientIn], model: LoadedModel, now: datetime
     X = np.full((len(items), len(model.feature_names)), np.nan)
     given = [i for i, item in enumerate(items) if item.features is not None]
     raw = [i for i, item in enumerate(items) if item.features is None]
-    problems = _given_features(items, given, model, X, locate) if given else []
+    problems = _given_features(items, model, X, locate) if given else []
     if raw and len(raw) < _TABLE_PATIENTS:
         slow = []
         for i in raw:

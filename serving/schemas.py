@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, create_model, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PrivateAttr, create_model, model_validator
 from pydantic_core import PydanticCustomError
 
 from features.catalog import LEVELS
@@ -83,6 +83,8 @@ class PatientIn(Strict):
     profile: Profile | None = None  # type: ignore[valid-type]
     events: list[Event] | None = Field(default=None, max_length=_LIMITS.max_events_per_patient)
     coach: PatientId | None = Field(default=None, description="the patient's coach (/triage: capacity per coach)")
+    # Where this item's feature values were read into an array (serving/sent.py): (block, row).
+    _sent: Any = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _one_source(self) -> "PatientIn":
