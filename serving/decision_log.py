@@ -16,6 +16,7 @@ import json
 import logging
 import queue
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -99,6 +100,16 @@ class Decision:
                 bool(self.trigger) if self.policy is not None else None, self.status)
 
 
+@dataclass(slots=True)
+class _Waiting:
+    """Rows waiting for the writer (without their commit time), their caller's future, and what else is to
+    be written in their transaction."""
+
+    rows: list[tuple[object, ...]]
+    future: Future
+    within: Callable[[sa.Connection], None] | None = None
+
+
 class DecisionLogError(RuntimeError):
     """The decision log could not record a decision (the reply must not be sent)."""
 
@@ -175,7 +186,7 @@ class DecisionLog:
         self._insert_sql = ""
         self._closing = False
         # Waiting rows (without their commit time) and the future of their caller.
-        self._queue: queue.SimpleQueue[tuple[list[tuple[object, ...]], Future] | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[_Waiting | None] = queue.SimpleQueue()
         self._opened = threading.Event()
         self._writer = threading.Thread(target=self._run, name="decision-log-writer", daemon=True)
         self._writer.start()
@@ -227,20 +238,21 @@ class DecisionLog:
             self.problem = None
         self._opened.set()
 
-    def submit(self, decisions: list[Decision]) -> Future:
+    def submit(self, decisions: list[Decision], within: Callable[[sa.Connection], None] | None = None) -> Future:
         """Queue decisions for the writer; the future completes once they are committed.
 
         The rows are made here, in the caller's thread, so the writer only runs the database's own work
         (which mostly runs without the GIL) while the caller goes on, e.g. to serialise its answer.
+        `within` runs in the same transaction (e.g. storing the answer an Idempotency-Key replays).
         """
         future: Future = Future()
-        if not decisions:
+        if not decisions and within is None:
             future.set_result(0)
             return future
         if self.problem is not None or self._closing:
             future.set_exception(DecisionLogError(self.problem or "the decision log is closing"))
             return future
-        self._queue.put(([d.values() for d in decisions], future))
+        self._queue.put(_Waiting([d.values() for d in decisions], future, within))
         return future
 
     def write(self, decisions: list[Decision]) -> int:
@@ -263,7 +275,7 @@ class DecisionLog:
                 if item is None:
                     return
                 group = [item]
-                rows = len(item[0])
+                rows = len(item.rows)
                 stop = False
                 while rows < _MAX_GROUP_ROWS:
                     try:
@@ -274,7 +286,7 @@ class DecisionLog:
                         stop = True
                         break
                     group.append(more)
-                    rows += len(more[0])
+                    rows += len(more.rows)
                 self._commit(group)
                 if stop:
                     return
@@ -282,36 +294,39 @@ class DecisionLog:
                 self.problem = f"the decision log writer failed ({type(error).__name__}); retrying"
                 log.error("decision log writer: %s", redacted_traceback(error))
 
-    def _commit(self, group: list[tuple[list[tuple[object, ...]], Future]]) -> None:
+    def _commit(self, group: list[_Waiting]) -> None:
         # A waiter cancelled before its commit begins has already answered (504): its rows are not written.
         # Once running, a future can no longer be cancelled, so its outcome is always delivered.
-        live = [(decisions, future) for decisions, future in group if future.set_running_or_notify_cancel()]
+        live = [waiting for waiting in group if waiting.future.set_running_or_notify_cancel()]
         if not live:
             return
         if self.problem is not None or self.engine is None:
             failure = DecisionLogError(self.problem or "the decision log is not open")
-            for _, future in live:
-                _settle(future, error=failure)
+            for waiting in live:
+                _settle(waiting.future, error=failure)
             return
         decided_at = datetime.now(timezone.utc).isoformat()
-        count = sum(len(decisions) for decisions, _ in live)
+        count = sum(len(waiting.rows) for waiting in live)
         try:
-            rows = [(decided_at, *values) for decisions, _ in live for values in decisions]
+            rows = [(decided_at, *values) for waiting in live for values in waiting.rows]
             with self.engine.begin() as connection:
-                if self._positional:
+                if rows and self._positional:
                     connection.exec_driver_sql(self._insert_sql, rows)
-                else:
+                elif rows:
                     connection.execute(DECISIONS.insert(), [dict(zip(ROW_COLUMNS, r)) for r in rows])
+                for waiting in live:
+                    if waiting.within is not None:
+                        waiting.within(connection)
         except Exception as error:  # noqa: BLE001 - every waiting caller must learn of the failure
             self.problem = f"the decision log commit failed ({type(error).__name__}); retrying"
             log.error("decision log: commit of %d decision(s) failed (%s); answering 503 until it is writable",
                       count, type(error).__name__)
             failure = DecisionLogError(self.problem)
-            for _, future in live:
-                _settle(future, error=failure)
+            for waiting in live:
+                _settle(waiting.future, error=failure)
             return
-        for decisions, future in live:
-            _settle(future, result=len(decisions))
+        for waiting in live:
+            _settle(waiting.future, result=len(waiting.rows))
 
     def close(self) -> None:
         """Finish queued writes and release the database."""

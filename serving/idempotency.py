@@ -4,8 +4,13 @@ The caller sends `Idempotency-Key: <its own key>` (1-200 printable characters). 
 client (the key is hashed with the caller's API key, so two platforms cannot see each other's
 answers) and per endpoint, in table `idempotency_keys` of the decision-log database:
 
-- first use: the key is claimed ("pending"), the request is answered, and a 200 answer is stored with
-  the key before it is sent; any other answer releases the key (the caller may retry).
+- first use: the key is claimed ("pending") and the request is answered. The 200 answer is stored with
+  the key in the same transaction as the request's decisions (so a decision is never committed without
+  the answer its key replays); any other answer releases the key (the caller may retry).
+- a request that gives up (504) after its decisions were handed to the decision log keeps its key: if
+  they are committed, a retry gets that answer; if not, or if it gave up earlier, the key is released. A
+  claim left pending longer than `pending_stale_s` (a commit that failed after its request gave up) is
+  taken over by the next request with the key.
 - same key, same body (SHA-256 of the bytes): the stored answer, with `Idempotent-Replayed: true`.
 - same key, different body: 422. Same key while the first request is still being answered: 409.
 
@@ -17,7 +22,10 @@ from __future__ import annotations
 
 import hashlib
 import re
+import threading
 from collections.abc import Callable
+from concurrent.futures import Future
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -52,12 +60,68 @@ class Stored:
     response: bytes = b""
 
 
+class RequestAbandoned(Exception):
+    """The request gave up (its key was released) before its decisions were handed over: record nothing."""
+
+
+class Claim:
+    """The key a request holds while it is answered, and who settles it: the request, or the decision log.
+
+    The endpoint hands the claim to the decision log with its answer (`hand`), so the answer is stored by
+    the transaction that commits the decisions; a request that ends without an answer abandons the claim
+    (`abandon`) unless it was handed and its commit can no longer be called off. Both run under a lock, so
+    exactly one of them wins.
+    """
+
+    def __init__(self, key_hash: str) -> None:
+        self.key_hash = key_hash
+        self._lock = threading.Lock()
+        self._state = "open"  # "open" | "handed" | "abandoned"
+        self._commit: Future | None = None
+
+    @property
+    def handed(self) -> bool:
+        return self._state == "handed"
+
+    def hand(self, body: bytes, submit: Callable[[Callable[[sa.Connection], None]], Future]) -> Future | None:
+        """Submit the decisions through `submit(within)`, storing `body` as the key's answer in their
+        transaction; None if the request has already given up (then nothing is submitted)."""
+        def store_answer(connection: sa.Connection) -> None:
+            connection.execute(KEYS.update().where(KEYS.c.key_hash == self.key_hash).values(status=200,
+                                                                                             response=body))
+
+        with self._lock:
+            if self._state == "abandoned":
+                return None
+            self._state = "handed"
+            self._commit = submit(store_answer)
+            return self._commit
+
+    def abandon(self) -> bool:
+        """The request ends without an answer: whether the key is to be released (nothing was committed)."""
+        with self._lock:
+            if self._state == "open":
+                self._state = "abandoned"
+                return True
+            # Handed: release only if the commit had not begun (then its rows are skipped).
+            return self._state == "handed" and self._commit is not None and self._commit.cancel()
+
+
+_CLAIM: ContextVar[Claim | None] = ContextVar("lapse_idempotency_claim", default=None)
+
+
+def current_claim() -> Claim | None:
+    """The Idempotency-Key claim of the request being answered (None without a key)."""
+    return _CLAIM.get()
+
+
 class IdempotencyStore:
     """Keys and their answers in the decision-log database (its own table)."""
 
-    def __init__(self, url: str, ttl: timedelta) -> None:
+    def __init__(self, url: str, ttl: timedelta, pending_stale: timedelta = timedelta(minutes=5)) -> None:
         self.url = url
         self.ttl = ttl
+        self.pending_stale = pending_stale
         self._engine: sa.Engine | None = None
 
     @property
@@ -74,6 +138,9 @@ class IdempotencyStore:
         try:
             with self.engine.begin() as connection:
                 connection.execute(KEYS.delete().where(KEYS.c.created_at < (now - self.ttl).isoformat()))
+                # A claim pending this long was left by a request whose commit failed after it gave up.
+                connection.execute(KEYS.delete().where((KEYS.c.key_hash == key_hash) & KEYS.c.status.is_(None) & (
+                    KEYS.c.created_at < (now - self.pending_stale).isoformat())))
                 connection.execute(KEYS.insert().values(key_hash=key_hash, body_hash=body_hash,
                                                         created_at=now.isoformat()))
                 return Stored("claimed")
@@ -116,10 +183,11 @@ async def _send_json(send: Send, status: int, body: bytes, extra: list[tuple[byt
 class Idempotency:
     """ASGI middleware (inside the guard: the caller is authenticated and the body valid when it runs)."""
 
-    def __init__(self, app: Callable[..., Any], *, url: str, paths: frozenset[str], ttl_hours: float) -> None:
+    def __init__(self, app: Callable[..., Any], *, url: str, paths: frozenset[str], ttl_hours: float,
+                 pending_stale_s: float = 300.0) -> None:
         self.app = app
         self.paths = paths
-        self.store = IdempotencyStore(url, timedelta(hours=ttl_hours))
+        self.store = IdempotencyStore(url, timedelta(hours=ttl_hours), timedelta(seconds=pending_stale_s))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope.get("method") != "POST" or scope["path"] not in self.paths:
@@ -169,15 +237,21 @@ class Idempotency:
             elif message["type"] == "http.response.body":
                 chunks.append(message.get("body", b""))
 
+        claim = Claim(key_hash)
+        token = _CLAIM.set(claim)
         try:
             await self.app(scope, replaying(body, receive), capture)
-        except BaseException:
-            await anyio.to_thread.run_sync(self.store.release, key_hash)
+        except BaseException:  # the request gave up (504) or broke: settle the key without waiting
+            if claim.abandon():
+                await anyio.to_thread.run_sync(self.store.release, key_hash)
             raise
+        finally:
+            _CLAIM.reset(token)
         answer = b"".join(chunks)
         status = start["status"] if start is not None else 500
         if status == 200:
-            await anyio.to_thread.run_sync(self.store.keep, key_hash, status, answer)
+            if not claim.handed:  # an answer without decisions (none today): stored here
+                await anyio.to_thread.run_sync(self.store.keep, key_hash, status, answer)
         else:
             await anyio.to_thread.run_sync(self.store.release, key_hash)
         if start is not None:

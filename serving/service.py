@@ -30,7 +30,7 @@ from .decision_log import Decision, DecisionLog, DecisionLogError
 from .decisions_api import QueryProblems, parse_query, read_page
 from .edge import Edge
 from .guard import RequestGuard, validated_input
-from .idempotency import Idempotency
+from .idempotency import Idempotency, RequestAbandoned, current_claim
 from .inputs import InputProblems
 from .logging import install_redaction, install_thread_hook
 from .model_store import ModelStore
@@ -160,13 +160,21 @@ class RiskService:
         if model is None:
             return _unavailable("no model is being served yet; try again shortly")
         now = datetime.now(timezone.utc)
+        claim = current_claim()
 
         def decide() -> tuple[list[Decision], Future, bytes]:
             answer, decided = work(model, now)
-            committed = self.decision_log.submit(decided)
-            # The answer is serialised once, in the shape of the endpoint's response model, while the
-            # decisions are being committed; it is sent only after the commit.
-            return decided, committed, scoring.answer_json(answer)
+            if claim is None:
+                committed = self.decision_log.submit(decided)
+                # The answer is serialised once, in the shape of the endpoint's response model, while the
+                # decisions are being committed; it is sent only after the commit.
+                return decided, committed, scoring.answer_json(answer)
+            # With an Idempotency-Key, the answer is stored with the decisions, in their transaction.
+            body = scoring.answer_json(answer)
+            committed = claim.hand(body, lambda within: self.decision_log.submit(decided, within))
+            if committed is None:
+                raise RequestAbandoned
+            return decided, committed, body
 
         try:
             if len(items) > _INLINE_PATIENTS or sum(len(item.events or ()) for item in items) > _INLINE_EVENTS:
@@ -282,4 +290,6 @@ RiskService.add_asgi_middleware(
 # Inside the guard: keys are checked and bodies validated before a key is looked up.
 RiskService.add_asgi_middleware(Idempotency, url=decision_log_url(CONFIG),
                                 paths=frozenset({"/score", "/explain", "/triage"}),
-                                ttl_hours=CONFIG.idempotency_ttl_hours)
+                                ttl_hours=CONFIG.idempotency_ttl_hours,
+                                # Longer than any commit can take: a claim pending longer was left by a failed one.
+                                pending_stale_s=CONFIG.request_timeout_s + HARDENING.decision_log_busy_ms / 1000 + 60)

@@ -158,3 +158,57 @@ def _get(url: str) -> int:
         return httpx.get(url, timeout=2).status_code
     except httpx.TransportError:
         return 0
+
+
+
+def test_an_answer_handed_over_before_its_request_gave_up_is_replayed_from_the_same_commit(tmp_path):
+    from datetime import timedelta
+
+    from serving.idempotency import Claim, IdempotencyStore
+
+    url = f"sqlite:///{tmp_path / 'decisions.db'}"
+    log = DecisionLog(url, busy_ms=5000, retry_s=0.2)
+    store = IdempotencyStore(url, timedelta(hours=1))
+    try:
+        assert store.claim("key-1", "body-1").outcome == "claimed"
+        claim = Claim("key-1")
+        holder = _lock(tmp_path / "decisions.db")
+        committed = claim.hand(b'{"results": "first"}', lambda within: log.submit([_decision("handed")], within))
+        time.sleep(0.3)  # the writer has begun the commit and waits on the lock
+        assert not claim.abandon()  # the request gives up (504): its commit can no longer be called off
+        holder.rollback()
+        holder.close()
+        assert committed.result(timeout=10) == 1
+        replay = store.claim("key-1", "body-1")  # the retry
+        assert (replay.outcome, replay.status, replay.response) == ("replay", 200, b'{"results": "first"}')
+    finally:
+        log.close()
+    assert [row["patient_id"] for row in read_decisions(url)] == ["handed"]
+
+
+def test_a_request_that_gave_up_before_handing_over_records_nothing(tmp_path):
+    from serving.idempotency import Claim
+
+    url = f"sqlite:///{tmp_path / 'decisions.db'}"
+    log = DecisionLog(url, busy_ms=5000, retry_s=0.2)
+    try:
+        claim = Claim("key-2")
+        assert claim.abandon()  # gave up while still scoring: the key is released
+        assert claim.hand(b"{}", lambda within: log.submit([_decision("late")], within)) is None
+        assert log.write([_decision("next")]) == 1
+    finally:
+        log.close()
+    assert [row["patient_id"] for row in read_decisions(url)] == ["next"]
+
+
+def test_a_claim_left_pending_by_a_failed_commit_is_taken_over_once_stale(tmp_path):
+    from datetime import timedelta
+
+    from serving.idempotency import IdempotencyStore
+
+    url = f"sqlite:///{tmp_path / 'decisions.db'}"
+    store = IdempotencyStore(url, timedelta(hours=1), pending_stale=timedelta(seconds=0.5))
+    assert store.claim("key-3", "body").outcome == "claimed"
+    assert store.claim("key-3", "body").outcome == "pending"  # still being answered: 409
+    time.sleep(0.6)
+    assert store.claim("key-3", "body").outcome == "claimed"
