@@ -17,8 +17,6 @@ from outreach.errors import OutreachError
 from outreach.settings import PolicySettings
 
 SECRET_ENV = "LAPSE_OUTREACH_SECRET"
-POLICY_FIELDS = ("policy", "band_low", "band_high", "probability", "probability_min", "probability_max",
-                 "capacity_per_day", "capacity_per_coach", "version")
 
 
 def read_secret(config: OutreachConfig) -> str:
@@ -35,10 +33,10 @@ def read_secret(config: OutreachConfig) -> str:
 
 
 def policy_settings(config: OutreachConfig, trigger_risk: float, **overrides: object) -> PolicySettings:
-    """PolicySettings from [outreach]; `risk_threshold` unset means the served model's `trigger_risk`."""
-    values = {name: getattr(config, name) for name in POLICY_FIELDS}
-    values["risk_threshold"] = config.risk_threshold if config.risk_threshold is not None else trigger_risk
-    values.update(overrides)
+    """PolicySettings from [outreach] (its TriggerPolicy settings, the secret, and `overrides` on top);
+    `risk_threshold` unset means the served model's `trigger_risk`."""
+    threshold = config.risk_threshold if config.risk_threshold is not None else trigger_risk
+    values = {**config.trigger_policy(), "risk_threshold": threshold, **overrides}
     try:
         return PolicySettings(**values, secret=read_secret(config))
     except ValidationError as error:

@@ -4,41 +4,31 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
+from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-class PolicySettings(BaseSettings):
-    """Who is offered human support, and how many a day. Environment: LAPSE_OUTREACH_<FIELD>."""
+from config.outreach import Risk, TriggerPolicy
 
-    model_config = SettingsConfigDict(env_prefix="LAPSE_OUTREACH_", frozen=True, extra="forbid")
 
-    policy: Literal["risk", "randomized", "benefit"] = "risk"
+class PolicySettings(TriggerPolicy):
+    """What the policies run on: the [outreach] trigger policy with its risk threshold resolved and its secret.
+
+    A plain model that reads only its arguments, never the environment: the service builds one per request
+    from the [outreach] table (`outreach.configured.policy_settings`, which also reads the secret).
+    """
+
     # risk: support when risk >= this; benefit: only patients at or above it are ranked.
-    risk_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
-    # randomized: patients with risk in [band_low, band_high] are offered support with probability p.
-    band_low: float = Field(default=0.2, ge=0.0, le=1.0)
-    band_high: float = Field(default=1.0, ge=0.0, le=1.0)
-    probability: float = Field(default=0.5, gt=0.0, lt=1.0)
-    # p is clipped into [probability_min, probability_max] (deployed MRTs keep 0.2-0.8, domain.md).
-    probability_min: float = Field(default=0.2, gt=0.0, lt=1.0)
-    probability_max: float = Field(default=0.8, gt=0.0, lt=1.0)
+    risk_threshold: Risk = 0.5
     # Key of the HMAC-SHA256 draw; keep it secret so nobody can predict (or game) who is offered support.
     secret: SecretStr = SecretStr("")
-    # Contacts per calendar day (UTC) over all coaches, and per coach per day; None: no limit.
-    capacity_per_day: int | None = Field(default=None, ge=0)
-    capacity_per_coach: int | None = Field(default=None, ge=0)
-    # Recorded on every decision; empty: derived from these settings (a hash, the secret left out).
-    version: str = ""
 
     @model_validator(mode="after")
-    def _coherent(self) -> "PolicySettings":
-        if self.band_low > self.band_high:
-            raise ValueError("band_low must not exceed band_high")
-        if self.probability_min > self.probability_max:
-            raise ValueError("probability_min must not exceed probability_max")
+    def _has_secret(self) -> "PolicySettings":
         if self.policy == "randomized" and not self.secret.get_secret_value():
             raise ValueError("secret must be set for the randomized policy (LAPSE_OUTREACH_SECRET)")
         return self
@@ -48,14 +38,24 @@ class PolicySettings(BaseSettings):
         """The randomization probability after clipping into [probability_min, probability_max]."""
         return min(max(self.probability, self.probability_min), self.probability_max)
 
-    @property
+    @cached_property
     def policy_version(self) -> str:
-        """The version recorded on decisions: `version`, else the policy name and a hash of its settings."""
+        """The version recorded on decisions: `version`, else the policy name and a hash of its settings.
+
+        Computed once per settings object (it is read for every decision). The hash covers every setting
+        but the secret and `version` (JSON, keys sorted), so logs written before stay comparable.
+        """
         if self.version:
             return self.version
         public = self.model_dump(exclude={"secret", "version"})
         digest = hashlib.sha256(json.dumps(public, sort_keys=True).encode()).hexdigest()[:10]
         return f"{self.policy}-{digest}"
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> "PolicySettings":
+        """A copy; with `update`, validated like a new object (so the rules hold and the version is recomputed)."""
+        if not update:
+            return super().model_copy(deep=deep)
+        return type(self)(**{**self.model_dump(), **update})
 
 
 class EffectColumns(BaseModel):
