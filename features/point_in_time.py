@@ -94,8 +94,9 @@ def compute_features(patients: pd.DataFrame, events: pd.DataFrame, as_of: pd.Dat
     _require(as_of, "as_of", ("patient_id", "as_of"))
     layout = _layout(config)
     ids = column(patients, "patient_id")
-    if len(ids) > 1 and (repeats := pd.Index(ids, copy=False).duplicated()).any():
-        raise ValueError(f"patients: patient_id is not unique (first repeat at row {int(np.argmax(repeats))})")
+    if len(ids) > 1 and not (index := pd.Index(ids, copy=False)).is_unique:
+        first_repeat = int(np.argmax(index.duplicated()))
+        raise ValueError(f"patients: patient_id is not unique (first repeat at row {first_repeat})")
     universe = text_array(ids)  # converted once for both look-ups
     row_ids, row_times = column(as_of, "patient_id"), column(as_of, "as_of")
     row_codes = encode(row_ids, universe)
