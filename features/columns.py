@@ -18,7 +18,7 @@ def column(frame: pd.DataFrame, name: str) -> np.ndarray | ExtensionArray:
     Not a copy: the frame's own data, to read and never to write. KeyError if the column is absent.
     """
     where = frame.columns.get_loc(name)
-    if not isinstance(where, int):
+    if not isinstance(where, (int, np.integer)):  # a slice or mask: the name is repeated
         raise ValueError(f"column {name!r} appears more than once")
     # pandas' own accessor for reading a column's array (private, documented there as read-only).
     values = frame._get_column_array(where)
