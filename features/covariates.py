@@ -49,7 +49,9 @@ def _text(patients: pd.DataFrame, name: str) -> tuple[np.ndarray, tuple[str, ...
     if name not in patients.columns:
         return None
     seen: dict[object, int] = {}
-    values = column(patients, name).tolist()
+    array = column(patients, name)
+    # Only the strings matter below, and Arrow hands them over without pandas' detour through numpy.
+    values = array.__arrow_array__().to_pylist() if hasattr(array, "__arrow_array__") else array.tolist()
     codes = np.fromiter((seen.setdefault(v if isinstance(v, str) else None, len(seen)) for v in values),
                         dtype=np.int64, count=len(values))
     return codes, tuple(v.strip().lower() if isinstance(v, str) else _UNKNOWN for v in seen)
