@@ -94,8 +94,8 @@ def compute_features(patients: pd.DataFrame, events: pd.DataFrame, as_of: pd.Dat
     _require(as_of, "as_of", ("patient_id", "as_of"))
     layout = _layout(config)
     ids = column(patients, "patient_id")
-    if len(ids) > 1 and not (index := pd.Index(ids, copy=False)).is_unique:
-        first_repeat = int(np.argmax(index.duplicated()))
+    if len(ids) > 1 and len(pd.unique(ids)) < len(ids):
+        first_repeat = int(np.argmax(pd.Index(ids).duplicated()))
         raise ValueError(f"patients: patient_id is not unique (first repeat at row {first_repeat})")
     universe = text_array(ids)  # converted once for both look-ups
     row_ids, row_times = column(as_of, "patient_id"), column(as_of, "as_of")
