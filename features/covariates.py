@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 import pandas as pd
+from pandas.api.extensions import ExtensionArray
 
 from features.catalog import REFERRAL_SOURCES
+from features.columns import column, floats
 from features.contract import GAD7_ANXIETY_CUTOFF
 
 # race_ethnicity is deliberately absent: it is kept for fairness audits, never a model input.
@@ -20,44 +24,57 @@ def _missing(n: int) -> np.ndarray:
     return np.full(n, np.nan)
 
 
-def _number(patients: pd.DataFrame, column: str) -> np.ndarray:
-    if column not in patients:
+def _number(patients: pd.DataFrame, name: str) -> np.ndarray:
+    if name not in patients.columns:
         return _missing(len(patients))
-    values = patients[column]
+    values = column(patients, name)
     if values.dtype.kind in "fiu":
-        return values.to_numpy(dtype=np.float64, na_value=np.nan)
-    return pd.to_numeric(values, errors="coerce").astype("Float64").to_numpy(dtype=np.float64, na_value=np.nan)
+        return floats(values)
+    text = pd.Series(values, copy=False)  # numbers written as text: the rare case, read the pandas way
+    return pd.to_numeric(text, errors="coerce").astype("Float64").to_numpy(dtype=np.float64, na_value=np.nan)
 
 
-def _flag(patients: pd.DataFrame, column: str) -> np.ndarray:
-    if column not in patients:
+def _flag(patients: pd.DataFrame, name: str) -> np.ndarray:
+    if name not in patients.columns:
         return _missing(len(patients))
-    values = patients[column]
-    if values.dtype == bool:
-        return values.to_numpy().astype(np.float64)
-    return values.astype("boolean").to_numpy(dtype=np.float64, na_value=np.nan)
+    values = column(patients, name)
+    if isinstance(values, np.ndarray) and values.dtype == bool:
+        return values.astype(np.float64)
+    flags = values.astype("boolean") if isinstance(values, ExtensionArray) else pd.array(values, dtype="boolean")
+    return flags.to_numpy(dtype=np.float64, na_value=np.nan)
 
 
-def _text(patients: pd.DataFrame, column: str) -> tuple[np.ndarray, list[str]] | None:
+def _text(patients: pd.DataFrame, name: str) -> tuple[np.ndarray, tuple[str, ...]] | None:
     """(code per row, distinct values trimmed and lower-cased); a missing value reads "unknown"."""
-    if column not in patients:
+    if name not in patients.columns:
         return None
     seen: dict[object, int] = {}
-    values = patients[column].tolist()
+    array = column(patients, name)
+    # Only the strings matter below, and Arrow hands them over without pandas' detour through numpy.
+    values = array.__arrow_array__().to_pylist() if hasattr(array, "__arrow_array__") else array.tolist()
     codes = np.fromiter((seen.setdefault(v if isinstance(v, str) else None, len(seen)) for v in values),
                         dtype=np.int64, count=len(values))
-    return codes, [v.strip().lower() if isinstance(v, str) else _UNKNOWN for v in seen]
+    return codes, tuple(v.strip().lower() if isinstance(v, str) else _UNKNOWN for v in seen)
 
 
-def _category(text: tuple[np.ndarray, list[str]] | None, n: int, yes: str, known: frozenset[str] | None) -> np.ndarray:
+@lru_cache(maxsize=256)
+def _category_values(words: tuple[str, ...], yes: str, known: frozenset[str] | None) -> np.ndarray:
+    """Per distinct word: 1.0 for `yes`, 0.0 for another known word, NaN for unknown (read-only; the same
+    few words come back call after call, so each set is worked out once)."""
+    lookup = np.array([1.0 if w == yes else 0.0 if (w in known if known is not None else w != _UNKNOWN) else np.nan
+                       for w in words], dtype=np.float64)
+    lookup.flags.writeable = False
+    return lookup
+
+
+def _category(text: tuple[np.ndarray, tuple[str, ...]] | None, n: int, yes: str,
+              known: frozenset[str] | None) -> np.ndarray:
     """1.0 where the text is `yes`, 0.0 for another known value, NaN for unknown (any value but
     "unknown" counts as known when `known` is None)."""
     if text is None:
         return _missing(n)
     codes, words = text
-    lookup = np.array([1.0 if w == yes else 0.0 if (w in known if known is not None else w != _UNKNOWN) else np.nan
-                       for w in words], dtype=np.float64)
-    return lookup[codes] if len(codes) else _missing(0)
+    return _category_values(words, yes, known)[codes] if len(codes) else _missing(0)
 
 
 def encode_covariates(patients: pd.DataFrame) -> dict[str, np.ndarray]:
@@ -78,8 +95,8 @@ def encode_covariates(patients: pd.DataFrame) -> dict[str, np.ndarray]:
         "baseline_gad7": gad7,
         "comorbid_anxiety": anxiety,
     }
-    for name, column in _INTERVENTION_FLAGS.items():
-        out[name] = _flag(patients, column)
+    for name, flag in _INTERVENTION_FLAGS.items():
+        out[name] = _flag(patients, flag)
     for source in REFERRAL_SOURCES:
         out[f"referral_{source}"] = _category(referral, n, source, None)
     return out

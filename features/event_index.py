@@ -9,18 +9,19 @@ positions, so results do not depend on which other patients are in the batch.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+from pandas.api.extensions import ExtensionArray
 
 from features.contract import OWN_ENGAGEMENT, EventType
 
 DAY_US = 86_400 * 1_000_000
 TYPES: tuple[str, ...] = tuple(t.value for t in EventType)
 TYPE_CODES: dict[str, int] = {name: code for code, name in enumerate(TYPES)}  # name -> position
-_TYPES_ARROW = pa.array(TYPES, type=pa.string())
 OWN = "own"  # the stream of every own-engagement event
 OWN_CODES = np.array([t in OWN_ENGAGEMENT for t in EventType], dtype=bool)
 # Keys stay below this so that key arithmetic never overflows int64.
@@ -28,25 +29,30 @@ _KEY_LIMIT = 2**62
 NAT = np.iinfo(np.int64).min  # how pandas stores a missing time
 
 
-def micros(series: pd.Series, what: str) -> np.ndarray:
-    """Timestamps of a tz-aware datetime column as int64 microseconds since the epoch (UTC)."""
-    dtype = series.dtype
+def micros(series: pd.Series | ExtensionArray | np.ndarray, what: str) -> np.ndarray:
+    """Timestamps of a tz-aware datetime column (Series or array) as int64 microseconds since the epoch (UTC)."""
+    array = series.array if isinstance(series, (pd.Series, pd.Index)) else series
+    dtype = array.dtype
     if not isinstance(dtype, pd.DatetimeTZDtype):
         raise ValueError(f"{what} must be timezone-aware UTC timestamps (got dtype {dtype})")
     if dtype.unit != "us":
-        series = series.dt.as_unit("us")
-    values = np.asarray(series.array.asi8, dtype=np.int64)
+        array = array.as_unit("us")
+    values = np.asarray(array.asi8, dtype=np.int64)
     missing = values == NAT
     if missing.any():
         raise ValueError(f"{what} has a missing time at row {int(np.argmax(missing))}")
     return values
 
 
-def text_array(values: pd.Series | pd.Index | np.ndarray | pa.Array) -> pa.ChunkedArray | pa.Array:
+def text_array(values: pd.Series | pd.Index | ExtensionArray | np.ndarray | pa.Array
+               ) -> pa.ChunkedArray | pa.Array:
+    """Text values as Arrow strings (no copy when they are Arrow-backed already)."""
+    if isinstance(values, (pd.Series, pd.Index)):
+        values = values.array
     if isinstance(values, (pa.Array, pa.ChunkedArray)):
         arr = values
-    elif hasattr(getattr(values, "array", None), "__arrow_array__"):
-        arr = values.array.__arrow_array__()  # Arrow-backed text: no copy, no per-call pandas checks
+    elif hasattr(values, "__arrow_array__"):
+        arr = values.__arrow_array__()  # Arrow-backed text: no copy, no per-call pandas checks
     else:
         arr = pa.array(np.asarray(values, dtype=object), from_pandas=True)
     if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
@@ -54,24 +60,33 @@ def text_array(values: pd.Series | pd.Index | np.ndarray | pa.Array) -> pa.Chunk
     return arr
 
 
-def encode(values: pd.Series | np.ndarray, universe: pd.Index | np.ndarray | pd.Series) -> np.ndarray:
+def encode(values: pd.Series | ExtensionArray | np.ndarray,
+           universe: pd.Index | np.ndarray | pd.Series | pa.Array | pa.ChunkedArray) -> np.ndarray:
     """Position of each value in `universe` (distinct text values) as int64, -1 where absent."""
     if isinstance(values.dtype, pd.CategoricalDtype):
-        cats = values.cat.categories
-        lookup = np.append(encode(pd.Series(cats.astype(str), dtype="str"), universe), -1)
-        return lookup[values.cat.codes.to_numpy()]
+        categorical = values.array if isinstance(values, (pd.Series, pd.Index)) else values
+        lookup = np.append(encode(pd.Series(categorical.categories.astype(str), dtype="str"), universe), -1)
+        return lookup[categorical.codes]
     if not isinstance(universe, (pa.Array, pa.ChunkedArray)):
         universe = universe if isinstance(universe, (pd.Series, pd.Index)) else np.asarray(universe, dtype=object)
     found = pc.index_in(text_array(values), value_set=text_array(universe))
-    return np.asarray(found.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
+    if found.null_count:  # filling costs as much as the look-up itself: only when something is absent
+        found = found.fill_null(-1)
+    return np.asarray(found.to_numpy(zero_copy_only=False), dtype=np.int64)
+
+
+@lru_cache(maxsize=32)
+def _names_array(names: tuple[str, ...]) -> pa.Array:
+    """A vocabulary as Arrow text, built once per vocabulary rather than per call; large_string, as pandas'
+    str columns are, so that a look-up need not convert it."""
+    return pa.array(names, type=pa.large_string())
 
 
 def type_codes(values: pd.Series | np.ndarray | Sequence[str], names: tuple[str, ...] = TYPES) -> np.ndarray:
     """Position of each event type in `names` (EventType, then any declared types) as int8, -1 if unknown."""
     if not hasattr(values, "dtype"):
         values = np.asarray(values, dtype=object)
-    vocabulary = _TYPES_ARROW if names is TYPES else pa.array(names, type=pa.string())
-    return encode(values, vocabulary).astype(np.int8)
+    return encode(values, _names_array(names)).astype(np.int8)
 
 
 def patient_chunks(n_patients: int, ev_codes: np.ndarray, ev_times: np.ndarray) -> list[tuple[int, int]]:

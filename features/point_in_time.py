@@ -18,10 +18,12 @@ from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
+from pandas.api.extensions import ExtensionArray
 from pandas.api.internals import create_dataframe_from_blocks
 
 from config import FeatureConfig
 from features.catalog import FEATURES, FeatureSpec, build_features
+from features.columns import column, floats
 from features.covariates import encode_covariates
 from features.event_index import NAT, TYPE_CODES, encode, indexed_chunks, micros, text_array, type_codes
 from features.usage import usage_features
@@ -77,12 +79,11 @@ def _matrix(layout: _Layout, covariates: dict[str, np.ndarray], enrolled: np.nda
     return matrix
 
 
-def _key_block(values: pd.Series) -> np.ndarray | pd.api.extensions.ExtensionArray:
+def _key_block(values: np.ndarray | ExtensionArray) -> np.ndarray | ExtensionArray:
     """A key column as a block of the result frame: a copy, 2-D when numpy-backed (pandas' block layout)."""
-    array = values.array
-    if isinstance(array, pd.arrays.NumpyExtensionArray):
-        return np.array(array.to_numpy(), copy=True).reshape(1, -1)
-    return array.copy()
+    if isinstance(values, np.ndarray):
+        return np.array(values, copy=True).reshape(1, -1)
+    return values.copy()
 
 
 def compute_features(patients: pd.DataFrame, events: pd.DataFrame, as_of: pd.DataFrame,
@@ -92,21 +93,21 @@ def compute_features(patients: pd.DataFrame, events: pd.DataFrame, as_of: pd.Dat
     _require(events, "events", ("patient_id", "timestamp", "event_type"))
     _require(as_of, "as_of", ("patient_id", "as_of"))
     layout = _layout(config)
-    ids = patients["patient_id"]
-    if len(ids) > 1 and not ids.is_unique:
-        raise ValueError(f"patients: patient_id is not unique (first repeat at row {int(np.argmax(ids.duplicated()))})")
+    ids = column(patients, "patient_id")
+    if len(ids) > 1 and len(pd.unique(ids)) < len(ids):
+        first_repeat = int(np.argmax(pd.Index(ids).duplicated()))
+        raise ValueError(f"patients: patient_id is not unique (first repeat at row {first_repeat})")
     universe = text_array(ids)  # converted once for both look-ups
-    row_ids, row_times = as_of["patient_id"], as_of["as_of"]
+    row_ids, row_times = column(as_of, "patient_id"), column(as_of, "as_of")
     row_codes = encode(row_ids, universe)
     if (row_codes < 0).any():
         raise ValueError(f"as_of row {int(np.argmax(row_codes < 0))}: patient_id is not in the patients table")
     T = micros(row_times, "as_of.as_of")
-    enrolled = micros(patients["enrolled_at"], "patients.enrolled_at")
-    ev_codes = encode(events["patient_id"], universe)
-    ev_times = micros(events["timestamp"], "events.timestamp")
-    ev_types = type_codes(events["event_type"], vocabulary(config.events).names)
-    ev_values = (events["value"].to_numpy(dtype=np.float64, na_value=np.nan) if "value" in events
-                 else np.full(len(events), np.nan))
+    enrolled = micros(column(patients, "enrolled_at"), "patients.enrolled_at")
+    ev_codes = encode(column(events, "patient_id"), universe)
+    ev_times = micros(column(events, "timestamp"), "events.timestamp")
+    ev_types = type_codes(column(events, "event_type"), vocabulary(config.events).names)
+    ev_values = floats(column(events, "value")) if "value" in events.columns else np.full(len(events), np.nan)
     covariates = encode_covariates(patients)
     matrix = _matrix(layout, covariates, enrolled, row_codes, T, ev_codes, ev_times, ev_types, ev_values,
                      len(universe), config)
@@ -144,7 +145,7 @@ def compute_features_one(patient: pd.DataFrame, times_us: np.ndarray, event_type
                          f"({len(times)}, {len(types)}, {len(values)})")
     if (times == NAT).any():
         raise ValueError(f"times_us has a missing time at position {int(np.argmax(times == NAT))}")
-    enrolled = int(micros(patient["enrolled_at"], "patient.enrolled_at")[0])
+    enrolled = int(micros(column(patient, "enrolled_at"), "patient.enrolled_at")[0])
     order = np.argsort(times, kind="stable")
     return _matrix(_layout(config), encode_covariates(patient), np.array([enrolled]), np.zeros(1, dtype=np.int64),
                    np.array([int(as_of_us)]), np.zeros(len(times), dtype=np.int64), times[order], types[order],

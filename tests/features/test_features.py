@@ -306,6 +306,23 @@ def test_bad_input_gives_clear_errors():
         compute_features(patients, events.drop(columns="event_type"), as_of)
     with pytest.raises(ValueError, match="not unique"):
         compute_features(pd.concat([patients, patients.iloc[[0]]], ignore_index=True), events, as_of)
+    with pytest.raises(ValueError, match="column 'age' appears more than once"):
+        compute_features(pd.concat([patients, patients[["age"]]], axis=1), events, as_of)
+
+
+def test_inputs_are_left_as_they_were_and_the_output_owns_its_data():
+    """The tables are read in place (no copy per column): nothing may be written into them, and the
+    output's key columns are copies, so editing the output leaves the caller's tables alone."""
+    events = hand_events()
+    patients = hand_patients().astype({"patient_id": object, "age": "float64"})  # numpy-backed columns
+    as_of = hand_as_of().astype({"patient_id": object})
+    events["value"] = events["value"].astype("float64")
+    kept = patients.copy(deep=True), events.copy(deep=True), as_of.copy(deep=True)
+    out = compute_features(patients, events, as_of)
+    out.iloc[0, 0], out.iloc[0, 1] = "Z", E0 - 30 * DAY
+    out.iloc[0, 2:] = -1.0
+    for table, before in zip((patients, events, as_of), kept):
+        pd.testing.assert_frame_equal(table, before)
 
 
 # --- the command ---------------------------------------------------------------------------------
