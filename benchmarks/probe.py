@@ -7,6 +7,13 @@ impossible values, forges log lines, guesses keys, checks headers, measures /sco
 concurrency 1 with and without the clinician overview loading, and finally sends SIGTERM with a
 request in flight.
 
+Item 10 times /score alone and while a second process, standing for clinicians' browsers, loads the
+overview `--overview-rate` times a second (20 by default: far more than a team of coaches does), in
+alternating rounds, so that whatever else the shared machine runs weighs on both sides alike. A
+flat-out loop (`--overview-rate 0`) mostly measures the machine: on 2 cores the loop itself takes a
+core from the server and the timing client, whatever it reads; so it is printed with its control, the
+same loop reading the same bytes from a static file server that is not lapse.
+
     .venv/bin/python -P benchmarks/probe.py [--idle 2000] [--paths 2000]
 
 (`-P`: the benchmarks folder holds scripts named like lapse's packages, which must not shadow them.)
@@ -24,6 +31,7 @@ import signal
 import socket
 import sqlite3
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -185,42 +193,110 @@ def headers(url: str, auth: dict) -> None:
                  f" third-party script={'googletagmanager' in reply.text or 'cdn.' in reply.text}")
 
 
-def _latency(url: str, items: list[dict], auth: dict, n: int) -> float:
+def _times(url: str, items: list[dict], auth: dict, n: int, first: int) -> list[float]:
+    """Seconds of `n` single-patient /score calls, one after the other (concurrency 1)."""
     times = []
     with httpx.Client(base_url=url, headers=auth) as client:
-        for i in range(n):
+        for i in range(first, first + n):
             started = time.perf_counter()
             client.post("/score", json={"patients": [items[i % len(items)]]})
             times.append(time.perf_counter() - started)
-    return statistics.median(times) * 1000
+    return times
 
 
-def overview(url: str, items: list[dict], auth: dict, n: int) -> None:
+def overview(url: str, items: list[dict], auth: dict, n: int, rate: float, rounds: int) -> None:
+    """/score p50 alone and while a clinician's page loads the overview `rate` times a second (0: as fast as
+    it can), in alternating rounds so that the other load on a shared machine weighs on both alike."""
     with httpx.Client(base_url=url, headers=auth, timeout=120) as client:
         for start in range(0, len(items), 1000):
             client.post("/score", json={"patients": items[start:start + 1000]})
-    alone = _latency(url, items, auth, n)
-    stop = multiprocessing.Event()
+    alone, busy, loads = _alternating(url, items, auth, n, rounds, (url, "/ui/api/overview", rate, True))
+    pace = f"{rate:g} times a second" if rate else "in a loop, as fast as one client can"
+    say("10", f"/score p50 at concurrency 1: {alone:.2f} ms alone, {busy:.2f} ms while the overview loads {pace} "
+              f"({loads} loads; {rounds} alternating rounds of {n // rounds} requests each): ratio {busy / alone:.2f}")
+    if not rate:
+        # The peer of a flat-out loop: the same loop reading the same bytes from a server that is not lapse.
+        with tempfile.TemporaryDirectory(prefix="lapse-probe-static-") as folder, httpx.Client(base_url=url) as page:
+            page.post("/ui/login", data={"key": KEY}, headers={"origin": url})
+            Path(folder, "overview.json").write_bytes(page.get("/ui/api/overview", timeout=120).content)
+            port = free_port()
+            static = subprocess.Popen([sys.executable, "-c", _STATIC_SERVER, folder, str(port)])
+            try:
+                _wait_for(f"http://127.0.0.1:{port}/overview.json")
+                alone, busy, loads = _alternating(url, items, auth, n, rounds,
+                                                  (f"http://127.0.0.1:{port}", "/overview.json", 0, False))
+            finally:
+                static.kill()
+                static.wait()
+        say("10", f"control: {alone:.2f} ms alone, {busy:.2f} ms while the same loop reads the same bytes from a "
+                  f"static file server, not lapse ({loads} loads): ratio {busy / alone:.2f}")
+
+
+# A keep-alive HTTP/1.1 file server (python's http.server speaks HTTP/1.0, a new connection per load).
+_STATIC_SERVER = """import functools, http.server, sys
+handler = type("H", (http.server.SimpleHTTPRequestHandler,), {"protocol_version": "HTTP/1.1",
+                                                              "log_message": lambda *a: None})
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[2])),
+                                functools.partial(handler, directory=sys.argv[1])).serve_forever()
+"""
+
+
+def _wait_for(url: str, seconds: float = 30.0) -> None:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            httpx.get(url).raise_for_status()
+            return
+        except httpx.HTTPError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def _alternating(url: str, items: list[dict], auth: dict, n: int, rounds: int,
+                 reader: tuple[str, str, float, bool]) -> tuple[float, float, int]:
+    """(p50 ms alone, p50 ms while `reader` reads, reads made): `n` requests of each, in `rounds` rounds."""
+    go, idle, stop = multiprocessing.Event(), multiprocessing.Event(), multiprocessing.Event()
     loads = multiprocessing.Value("i", 0)
     # A process of its own, like a clinician's browser: its reading does not compete with the timing client.
-    loader = multiprocessing.Process(target=load_page, args=(url, stop, loads))
+    loader = multiprocessing.Process(target=load_page, args=(*reader, go, idle, stop, loads))
     loader.start()
-    time.sleep(1.0)
-    busy = _latency(url, items, auth, n)
-    stop.set()
-    loader.join(30)
-    alone_again = _latency(url, items, auth, n)
-    say("10", f"/score p50 at concurrency 1: {alone:.2f} / {alone_again:.2f} ms alone (before / after), "
-              f"{busy:.2f} ms while the overview loads in a loop ({loads.value} loads): "
-              f"ratio {busy / statistics.median([alone, alone_again]):.2f}")
+    alone: list[float] = []
+    busy: list[float] = []
+    per = n // rounds
+    try:
+        for i in range(rounds):
+            go.clear()
+            idle.wait(120)
+            alone += _times(url, items, auth, per, 2 * i * per)
+            idle.clear()
+            go.set()
+            time.sleep(0.5)
+            busy += _times(url, items, auth, per, (2 * i + 1) * per)
+    finally:
+        stop.set()
+        go.set()
+        loader.join(30)
+    return statistics.median(alone) * 1000, statistics.median(busy) * 1000, loads.value
 
 
-def load_page(url: str, stop, loads) -> None:  # noqa: ANN001 - multiprocessing objects
-    """Load the clinician overview again and again until `stop` is set."""
-    with httpx.Client(base_url=url, timeout=120) as page:
-        page.post("/ui/login", data={"key": KEY}, headers={"origin": url})
+def load_page(base: str, path: str, rate: float, sign_in: bool, go, idle, stop, loads) -> None:  # noqa: ANN001
+    """Read `path` `rate` times a second (0: as fast as it can) while `go` is set, until `stop` is set; say
+    `idle` while paused."""
+    with httpx.Client(base_url=base, timeout=120) as page:
+        if sign_in:
+            page.post("/ui/login", data={"key": KEY}, headers={"origin": base})
+        due = time.monotonic()
         while not stop.is_set():
-            page.get("/ui/api/overview")
+            if not go.is_set():
+                idle.set()
+                go.wait(0.1)
+                due = time.monotonic()
+                continue
+            if rate:
+                due = max(due + 1 / rate, time.monotonic())
+                time.sleep(max(0.0, due - time.monotonic()))
+            page.get(path)
             with loads.get_lock():
                 loads.value += 1
 
@@ -251,9 +327,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--idle", type=int, default=2000, help="idle connections to hold (the issue: 20000)")
     parser.add_argument("--paths", type=int, default=2000, help="random paths to request before scraping")
-    parser.add_argument("--latency-requests", type=int, default=200)
+    parser.add_argument("--latency-requests", type=int, default=200, help="/score calls alone and as many busy")
+    parser.add_argument("--latency-rounds", type=int, default=5, help="alternating rounds they are split into")
+    parser.add_argument("--overview-rate", type=float, default=20.0,
+                        help="overview loads a second while /score is timed (0: a flat-out loop, with its control)")
     parser.add_argument("--overview-cache", type=float, default=10.0,
-                        help="seconds the overview is reused (0: rebuilt on every load, the old behaviour)")
+                        help="seconds the overview is answered from its last build (0: every load checks the "
+                             "decision log and waits for a new build if decisions were logged since)")
     args = parser.parse_args()
     settings = Hardening(decision_log_busy_ms=5000, decision_log_retry_s=0.5, header_timeout_s=5,
                          max_connections=max(args.idle + 100, 1000), failed_auth_limit=10, failed_auth_window_s=5,
@@ -279,7 +359,7 @@ def main() -> None:
             values(url, items, auth)
             forged_log(url, log_path)
             headers(url, auth)
-            overview(url, items, auth, args.latency_requests)
+            overview(url, items, auth, args.latency_requests, args.overview_rate, args.latency_rounds)
             keys_and_origin(url, auth, settings.failed_auth_window_s)
             drain(url, process, db, items, auth)
         finally:

@@ -146,6 +146,11 @@ class RiskService:
         clinician_page.attach(lambda: self.store.current, lambda: self.decision_log.engine, CONFIG.data_dir or None,
                               CONFIG.top_reasons)
 
+    @bentoml.on_shutdown
+    def stop_page(self) -> None:
+        """End the clinician page's own process with the service (it also ends when this process exits)."""
+        clinician_page.stop()
+
     def _warm_up(self) -> None:
         if self.store.current is not None and not self.warm:
             scoring.warm_up(self.store.current, CONFIG.top_reasons, max(CONFIG.warmup_predictions // 4, 1))

@@ -7,10 +7,12 @@ same objects. Sign-in takes one of the service's API keys and opens a server-sid
 leaves the server after the form post); the HTML page redirects to the sign-in form without a
 session and the JSON answers 401. Failed sign-ins are limited per client (429 with Retry-After);
 a POST must carry an Origin equal to the configured public origin or the address the server is
-bound to (the Host header is not trusted). The list snapshot (decision log + each patient's activity) is
-built in a worker thread, at start-up and then in the background once older than
-`Hardening.overview_cache_s`, so loading the page neither waits for it nor slows /score down.
-Patient identifiers travel in request bodies, not URLs, so access logs carry none.
+bound to (the Host header is not trusted). The patient list (decision log + each patient's activity),
+Today's queue and a patient's page are built in the page's own process (serving/page_worker.py), never
+in the scoring process, so loading the page does not slow /score down. The list is built at start-up and
+then answered from its last build while that is younger than `Hardening.overview_cache_s`, even if
+decisions were logged since (the reply's `built_at` says when the log was read): a list is at most that
+many seconds behind the log. Patient identifiers travel in request bodies, not URLs, so access logs carry none.
 """
 
 from __future__ import annotations
@@ -39,15 +41,15 @@ from outreach.settings import PolicySettings
 
 from .auth import KeyRing
 from .card_view import model_card_view
+from .page_jobs import Overview, OverviewJob, PatientJob, TodayJob
+from .page_worker import PageWorker, PageWorkFailed, Setup, cause
 from .ratelimit import FailureLimiter
 from .sessions import Sessions, SessionsUnavailable
 from .settings import Hardening, outreach_config
-from .timeline import CohortSource
-from .ui_data import latest_two, newest_decision, patient_list, patient_view
+from .ui_data import newest_decision
 from .ui_http import (SECURITY_HEADERS, _base, _body, _error, _json, _same_origin, _secure,  # noqa: F401
                       allowed_origins, login_html)
 from .ui_work import WorkQueueRoutes
-from .work_queue import Activity, activity
 
 log = logging.getLogger("lapse.serving.ui")
 STATIC = Path(__file__).resolve().parent / "static"
@@ -61,22 +63,18 @@ class Sources:
 
     model: Callable[[], LoadedModel | None]
     engine: Callable[[], Any]  # the decision log's sqlalchemy Engine now (None while it cannot be opened)
-    cohort: CohortSource
+    data_dir: str | None
     top_reasons: int
 
 
 @dataclass(frozen=True)
 class Snapshot:
-    """The decision log as the page last read it: list rows, latest decisions, each patient's activity."""
+    """The patient list as last built, for the served model version."""
 
-    at: float
+    asked_at: float  # time.monotonic() when the build was asked for (it read the log after that)
     version: str | None
-    rows: list[dict[str, Any]]
-    latest: dict[str, dict[str, Any]]
-    states: dict[str, Activity]
-    lapsed_after: int
     body: bytes
-    last_decision: int | None  # the decision log's newest row id when the snapshot was read
+    last_decision: int | None  # the decision log's newest row id when the list was read
 
 
 class ClinicianPage(WorkQueueRoutes, Starlette):
@@ -90,7 +88,9 @@ class ClinicianPage(WorkQueueRoutes, Starlette):
         self.sessions = Sessions(keys if keys is not None else KeyRing.from_env(), config.session_hours)
         self.failures = FailureLimiter(settings.failed_auth_limit, settings.failed_auth_window_s)
         self.sources: Sources | None = None
+        self.worker: PageWorker | None = None
         self._overview: Snapshot | None = None
+        self._swap = threading.Lock()
         self._refreshing = threading.Lock()
         self._overview_lock: anyio.Lock | None = None
         super().__init__(routes=[
@@ -112,21 +112,34 @@ class ClinicianPage(WorkQueueRoutes, Starlette):
         """Answer from the service's model store, decision log engine (or a function giving it) and data folder."""
         engine = decision_engine if callable(decision_engine) else (lambda: decision_engine)
         self.sessions.bind(engine)
-        self.sources = Sources(model, engine, CohortSource(data_dir, self.config.data_check_seconds), top_reasons)
-        # Reading a large data folder and the first re-scoring take seconds: do them now, in the background,
-        # not on the first page load after a restart.
+        self.sources = Sources(model, engine, str(data_dir) if data_dir else None, top_reasons)
+        self.worker = PageWorker(self._setup)
+        # Starting the page's process, reading a large data folder and the first re-scoring take seconds:
+        # do them now, in the background, not on the first page load after a restart.
         threading.Thread(target=self._warm, name="lapse-ui-warm", daemon=True).start()
 
+    def stop(self) -> None:
+        """End the page's process (when the service stops)."""
+        if self.worker is not None:
+            self.worker.stop()
+
+    def _setup(self) -> Setup:
+        """What the page's process reads from: the decision log's URL and the data folder, not open objects."""
+        engine = self.sources.engine()
+        if engine is None:
+            raise PageWorkFailed("the decision log cannot be opened")
+        return Setup(engine.url.render_as_string(hide_password=False), self.sources.data_dir, self.config,
+                     self.settings.decision_log_busy_ms, self.sources.top_reasons)
+
     def _warm(self) -> None:
-        """Read the data folder, build the list snapshot and Today's queue once, so later loads reuse them."""
+        """Build the list and Today's queue once (reading the data folder), so later loads reuse them."""
         try:
-            self.sources.cohort.warm()
             model = self.sources.model()
             if model is not None and self.sources.engine() is not None:
-                self._overview = self._build_snapshot(model)
-                self._build_today(self._overview)
+                self._build(model)
+                self.worker.call(TodayJob(self.policy), model)
         except Exception as error:  # noqa: BLE001 - only a head start; the first page load does it otherwise
-            log.warning("clinician page: start-up read failed (%s)", type(error).__name__)
+            log.warning("clinician page: start-up read failed (%s)", cause(error))
 
     @property
     def policy(self) -> PolicySettings:
@@ -213,64 +226,56 @@ class ClinicianPage(WorkQueueRoutes, Starlette):
         refused = await self._gate(request)
         if refused is not None:
             return refused
-        snapshot = await self._snapshot()
+        try:
+            snapshot = await self._snapshot()
+        except Exception as error:  # noqa: BLE001 - say what broke, never with which values
+            log.warning("clinician page: list not built (%s)", cause(error))
+            return _error(500, "the list could not be built")
         return _secure(Response(snapshot.body, media_type="application/json"))
 
-    def _build_snapshot(self, model: LoadedModel | None) -> Snapshot:
-        """The patient list from the decision log and each patient's activity from the data folder.
-
-        Nothing is re-scored here (that is done per patient page and for Today's few patients), so the
-        first load after a restart is as quick as the next.
-        """
-        sources = self.sources
-        last_decision = newest_decision(sources.engine())
-        rows = latest_two(sources.engine())
-        latest = {r["patient_id"]: r for r in rows if r["at_rank"] == 1}
-        lapsed_after = self.config.lapsed_after_days or (model.horizon_days if model else 14)
-        try:
-            states = activity(sources.cohort, {pid: r["as_of"] for pid, r in latest.items()})
-        except Exception as error:  # noqa: BLE001 - the list still shows without activity
-            log.warning("clinician page: activity not read from the data folder (%s)", type(error).__name__)
-            states = {}
-        listing = patient_list(rows, self.config.list_limit, states, lapsed_after)
-        listing["tiers"] = [name for name, _ in model.tiers] if model else sorted({p["tier"] for p in
-                                                                                  listing["patients"]})
-        listing["model"] = None if model is None else {"name": model.name, "version": model.version}
-        listing["horizon_days"] = None if model is None else model.horizon_days
-        listing["timeline_available"] = sources.cohort.configured
-        listing["lapsed_after_days"] = lapsed_after
-        body = json.dumps(listing, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
-        return Snapshot(time.monotonic(), None if model is None else model.version, listing["patients"], latest,
-                        states, lapsed_after, body, last_decision)
+    def _build(self, model: LoadedModel | None) -> Snapshot:
+        """Build the list in the page's process (blocks: run it in a worker thread) and keep it."""
+        asked_at = time.monotonic()
+        built: Overview = self.worker.call(OverviewJob(), model)
+        snapshot = Snapshot(asked_at, None if model is None else model.version, built.body, built.last_decision)
+        with self._swap:
+            if self._overview is None or self._overview.asked_at <= asked_at:
+                self._overview = snapshot
+        return snapshot
 
     async def _snapshot(self) -> Snapshot:
-        """The list snapshot. Built in a worker thread (concurrent loads share one build) when there is none or
-        the model changed or new decisions were logged; otherwise, once older than `overview_cache_s` (the
-        patients' activity in the data folder may have moved on), it is still answered from while a background
-        thread rebuilds it."""
-        if self._overview_lock is None:
-            self._overview_lock = anyio.Lock()
+        """The list to answer with: the last build while it is younger than `overview_cache_s`, even if
+        decisions were logged since; an older one is checked against the log (its newest row id): if the log
+        moved on, the load waits for a new build (concurrent loads share it), otherwise it is answered from
+        and rebuilt in the background (the patients' activity in the data folder may have moved on). With no
+        list yet, or one for another model version, the load waits for a build."""
         model = self.sources.model()
         version = None if model is None else model.version
+        checked_at = time.monotonic()
         cached = self._overview
-        newest = await anyio.to_thread.run_sync(newest_decision, self.sources.engine())
-        if cached is not None and cached.version == version and cached.last_decision == newest:
-            stale = time.monotonic() - cached.at > self.settings.overview_cache_s
-            if stale and self._refreshing.acquire(blocking=False):
-                threading.Thread(target=self._refresh, args=(model,), name="lapse-ui-refresh", daemon=True).start()
-            return cached
+        if cached is not None and cached.version == version:
+            if checked_at - cached.asked_at < self.settings.overview_cache_s:
+                return cached
+            newest = await anyio.to_thread.run_sync(newest_decision, self.sources.engine())
+            if newest == cached.last_decision:
+                if self._refreshing.acquire(blocking=False):
+                    threading.Thread(target=self._refresh, args=(model,), name="lapse-ui-refresh",
+                                     daemon=True).start()
+                return cached
+        if self._overview_lock is None:
+            self._overview_lock = anyio.Lock()
         async with self._overview_lock:
-            cached = self._overview
-            if cached is None or cached.version != version or cached.last_decision != newest:
-                cached = await anyio.to_thread.run_sync(self._build_snapshot, model)
-                self._overview = cached
-        return cached
+            latest = self._overview
+            # A build asked for after this load's check (by a load before it) holds all it must show.
+            if latest is not None and latest.version == version and latest.asked_at >= checked_at:
+                return latest
+            return await anyio.to_thread.run_sync(self._build, model)
 
     def _refresh(self, model: LoadedModel | None) -> None:
         try:
-            self._overview = self._build_snapshot(model)
-        except Exception as error:  # noqa: BLE001 - the previous snapshot keeps answering
-            log.warning("clinician page: list not refreshed (%s)", type(error).__name__)
+            self._build(model)
+        except Exception as error:  # noqa: BLE001 - the previous list keeps answering
+            log.warning("clinician page: list not refreshed (%s)", cause(error))
         finally:
             self._refreshing.release()
 
@@ -289,17 +294,14 @@ class ClinicianPage(WorkQueueRoutes, Starlette):
             patient_id = None
         if not isinstance(patient_id, str) or not 0 < len(patient_id) <= _PATIENT_ID_MAX:
             return _error(422, "patient_id: must be a text of 1 to 128 characters")
-        sources = self.sources
         try:
-            view = await anyio.to_thread.run_sync(
-                patient_view, sources.engine(), patient_id, sources.model(), sources.cohort,
-                sources.top_reasons, self.config.timeline_days)
+            view = await anyio.to_thread.run_sync(self.worker.call, PatientJob(patient_id), self.sources.model())
         except Exception as error:  # noqa: BLE001 - say what broke, never with which values
-            log.warning("clinician page: patient view failed (%s)", type(error).__name__)
+            log.warning("clinician page: patient view failed (%s)", cause(error))
             return _error(500, "the patient could not be shown")
         if view is None:
             return _error(404, "no score has been recorded for this patient")
-        return _json(view)
+        return _secure(Response(view, media_type="application/json"))
 
     async def model_card(self, request: Request) -> Response:
         refused = await self._gate(request)

@@ -1,26 +1,26 @@
 """The clinician page's work-queue answers: Today's queue, a coach's marks, assigning a patient to a coach.
 
-A mix-in of `ClinicianPage` (serving/ui.py): the queue is built from the page's cached snapshot of the
-decision log (the patient list and each patient's activity), so it answers quickly; only the few patients
-in Today are re-explained from the data folder, for their "why now" line. Marks and assignments are POSTs
-from the page itself (same Origin check as sign-out) and carry patient ids in the body, never the URL.
+A mix-in of `ClinicianPage` (serving/ui.py): the queue is built in the page's own process from its latest
+list (the decision log and each patient's activity), so it answers quickly and off the scoring process;
+only the few patients in Today are re-explained from the data folder, for their "why now" line
+(serving/page_jobs.py). Marks and assignments are POSTs from the page itself (same Origin check as
+sign-out) and carry patient ids in the body, never the URL.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from datetime import datetime, timezone
 from typing import Any
 
 import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import Response
 
-from models.reasons import group_reasons
-
-from .ui_data import recompute
-from .work_queue import MARKS, assign, assignments, ensure_tables, mark, marks_by_patient, today, why_now
+from .page_jobs import TodayJob
+from .page_worker import cause
+from .ui_http import _secure
+from .work_queue import MARKS, assign, assignments, ensure_tables, mark
 
 log = logging.getLogger("lapse.serving.ui")
 _COACH_MAX = 128
@@ -33,54 +33,14 @@ class WorkQueueRoutes:
         refused = await self._gate(request)
         if refused is not None:
             return refused
-        snapshot = await self._snapshot()
         try:
-            body = await anyio.to_thread.run_sync(self._build_today, snapshot)
+            # Today is chosen from the list the page's process built last, at most overview_cache_s old.
+            await self._snapshot()
+            body = await anyio.to_thread.run_sync(self.worker.call, TodayJob(self.policy), self.sources.model())
         except Exception as error:  # noqa: BLE001 - say what broke, never with which values
-            log.warning("clinician page: today's queue failed (%s)", type(error).__name__)
+            log.warning("clinician page: today's queue failed (%s)", cause(error))
             return self._error(500, "today's queue could not be built")
-        return self._json(body)
-
-    def _build_today(self, snapshot: Any) -> dict[str, Any]:
-        sources, config = self.sources, self.config
-        engine = sources.engine()
-        ensure_tables(engine)
-        coaches = assignments(engine)
-        model = sources.model()
-        lapsed_after = snapshot.lapsed_after
-        capacity = self.policy.capacity_per_day
-        capacity = config.today_capacity if capacity is None else capacity
-        chosen = today(snapshot.rows, snapshot.states, coaches, self.policy, config.today_capacity, lapsed_after,
-                       config.recently_lapsed_days,
-                       # One decision time per day, so a randomized policy's draws hold all day.
-                       datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0))
-        by_id = {r["patient_id"]: r for r in snapshot.rows}
-        reasons: dict[str, str] = {}
-        if model is not None and chosen:
-            try:
-                answers = recompute(model, sources.cohort, [snapshot.latest[c["patient_id"]] for c in chosen],
-                                    len(model.feature_names))
-            except Exception as error:  # noqa: BLE001 - the queue still shows without the reason words
-                log.warning("clinician page: reasons for today's queue not recomputed (%s)", type(error).__name__)
-                answers = {}
-            for pid, answer in answers.items():
-                # The line already says when they last used the program; background is not a "why now".
-                raising = [g for g in group_reasons(answer.score.reasons, 5) if g.raises
-                           and g.theme not in ("inactivity", "background", "time")]
-                if raising:
-                    reasons[pid] = raising[0].sentence
-        marks = marks_by_patient(engine)
-        rows = []
-        for c in chosen:
-            row = by_id[c["patient_id"]]
-            state = snapshot.states.get(c["patient_id"])
-            rows.append({**c, "risk": row["risk"], "tier": row["tier"], "program": row["program"],
-                         "why": why_now(row, state, reasons.get(c["patient_id"]), c["section"] == "lapsed"),
-                         "coach": coaches.get(c["patient_id"]),
-                         "marks": marks.get(c["patient_id"], [])})
-        return {"capacity": capacity, "policy": self.policy.policy, "lapsed_after_days": lapsed_after,
-                "recently_lapsed_days": config.recently_lapsed_days, "patients": rows,
-                "activity_known": bool(snapshot.states), "coaches": sorted(set(coaches.values()))}
+        return _secure(Response(body, media_type="application/json"))
 
     async def _patient_body(self, request: Request) -> tuple[dict[str, Any] | None, Response | None]:
         refused = await self._gate(request)

@@ -255,6 +255,9 @@
       : "Showing " + shown + " of " + total + " patients";
     if (data.truncated) count += " (the " + total + " highest risks of " + data.total + " scored)";
     document.getElementById("list-count").textContent = count;
+    // The list is rebuilt every few seconds at most: scores logged since then show on a later load.
+    document.getElementById("list-built").textContent = data.built_at ? "List as of " + dateText(data.built_at) + "."
+      : "";
     document.getElementById("list-empty").hidden = shown !== 0;
     const pager = document.getElementById("pager");
     pager.hidden = pages < 2;

@@ -1,5 +1,6 @@
-"""Issue 12, item 5: SIGTERM drains in-flight requests (bounded), then stops every process the server started;
-`lapse demo`'s server stops on SIGTERM and SIGINT. Real processes on free loopback ports."""
+"""Issue 12, item 5: SIGTERM drains in-flight requests (bounded), then stops every process the server started
+(the clinician page's own process too); `lapse demo`'s server stops on SIGTERM and SIGINT. Real processes on
+free loopback ports."""
 
 from __future__ import annotations
 
@@ -60,8 +61,12 @@ def test_sigterm_to_lapse_serve_finishes_the_request_in_flight_then_stops_everyt
     url = f"http://127.0.0.1:{port}"
     try:
         wait_ready(url, process, timeout=180)
+        with httpx.Client(base_url=url, timeout=60) as page:  # the clinician page's process runs from here on
+            assert page.post("/ui/login", data={"key": kit.key}, headers={"origin": url}).status_code == 303
+            assert page.get("/ui/api/overview").status_code == 200
         family = _family(process.pid)
-        assert len(family) >= 2  # the server and at least one worker
+        assert len(family) >= 3  # the server, at least one worker and the worker's page process
+        assert any("serving.page_jobs" in " ".join(p.cmdline()) for p in family)
         holder = sqlite3.connect(decisions, isolation_level=None)
         holder.execute("BEGIN EXCLUSIVE")  # the commit of the request below waits on this lock
         answer: dict[str, object] = {}

@@ -11,6 +11,7 @@ import math
 import os
 import re
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from simulation.settings import SimulationConfig
 from features.contract import PATIENT_COLUMNS
 from serving.launcher import free_port
 from serving.payloads import json_value
+from serving.settings import Hardening
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
@@ -106,6 +108,9 @@ def served(tmp_path_factory) -> Served:
     try:
         wait_ready(url, process, timeout=180)
         latest = _score(url, sim.patients, sim.events, sim.data_end)
+        # The list is answered from its last build for up to overview_cache_s while decisions are logged:
+        # after that long, the next load shows every score just made.
+        time.sleep(Hardening().overview_cache_s)
     except Exception:
         stop_service(process, kill=True)
         raise RuntimeError(f"server did not start or score:\n{log_path.read_text()[-3000:]}")
@@ -390,6 +395,7 @@ def test_the_list_shows_every_scored_patient_highest_risk_first_a_page_at_a_time
               for r in first_page]
     assert [m.split(":")[0] for m in main] == themes
     assert page.locator("#page-info").inner_text().startswith("Page 1 of 2")
+    assert page.locator("#list-built").inner_text().startswith("List as of ")
     _no_placeholders(page.locator("main").inner_text())
     page.screenshot(path=str(artifacts / "list.png"), full_page=True)
     assert _all_ids(page) == [r["patient_id"] for r in expected]
@@ -661,4 +667,5 @@ def test_without_a_data_folder_the_page_shows_the_logged_themes_and_says_the_tim
             today = client.get("/api/today").json()
             assert today["activity_known"] is False and len(today["patients"]) <= today["capacity"]
     finally:
+        app.stop()
         engine.dispose()
