@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 import threading
 import traceback
 from types import TracebackType
@@ -112,6 +113,14 @@ def _thread_failed(args: threading.ExceptHookArgs) -> None:
     log.error("uncaught exception in thread %s\n%s", name, redacted_traceback(args.exc_value))
 
 
+def _main_failed(exc_type: type[BaseException], exc_value: BaseException, _traceback: TracebackType | None) -> None:
+    if exc_type is KeyboardInterrupt:
+        return
+    log.error("uncaught exception in the main thread\n%s", redacted_traceback(exc_value))
+
+
 def install_thread_hook() -> None:
-    """Send every thread's uncaught exception through the redacting logger instead of raw stderr."""
+    """Send every thread's uncaught exception, the main thread's too, through the redacting logger instead of
+    raw stderr."""
     threading.excepthook = _thread_failed
+    sys.excepthook = _main_failed

@@ -100,6 +100,19 @@ def test_an_uncaught_thread_exception_goes_through_the_redacting_logger(capfd, c
     assert SECRET_ID not in caplog.text
 
 
+def test_an_uncaught_exception_in_the_main_thread_goes_through_the_redacting_logger():
+    import subprocess
+    import sys
+
+    # A process of lapse's (the clinician page's runs its jobs in its main thread) that fails outside any handler.
+    code = ("from serving.logging import install_thread_hook; install_thread_hook(); "
+            f"raise ValueError('patient {SECRET_ID} risk 0.93')")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert "uncaught exception in the main thread" in done.stderr and "ValueError" in done.stderr
+    assert SECRET_ID not in done.stderr + done.stdout
+
+
 def test_a_commit_stalled_past_the_request_timeout_leaves_the_service_working(kit):
     settings = Hardening(decision_log_busy_ms=4000, decision_log_retry_s=0.5)
     server = kit.launch("stall", ServingConfig(request_timeout_s=2.0), settings)
