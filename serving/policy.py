@@ -12,7 +12,7 @@ Every decision carries the policy, its version, the realized propensity and the 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from config.outreach import OutreachConfig
 from models.loaded import LoadedModel
@@ -20,7 +20,6 @@ from models.results import PatientRisk, SupportDecision
 from outreach.configured import load_effect, policy_settings
 from outreach.effect import EffectResult
 from outreach.policy import Candidate, Decision, decide
-from outreach.settings import PolicySettings
 
 
 @dataclass(frozen=True)
@@ -31,8 +30,6 @@ class ServicePolicy:
     effect: EffectResult | None
     # Why there is no effect estimate (said in /triage replies that would rank by benefit).
     effect_note: str
-    # /score's settings by the served model's trigger risk (built once: settings are read, checked and hashed).
-    _per_patient: dict[float, PolicySettings] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def load(cls, config: OutreachConfig, trigger_risk: float = 0.5) -> "ServicePolicy":
@@ -40,14 +37,6 @@ class ServicePolicy:
         policy_settings(config, trigger_risk)
         effect, note = load_effect(config)
         return cls(config, effect, note)
-
-    def per_patient(self, trigger_risk: float) -> PolicySettings:
-        """The settings /score decides with: each patient on their own, no capacity."""
-        settings = self._per_patient.get(trigger_risk)
-        if settings is None:
-            settings = policy_settings(self.config, trigger_risk, capacity_per_day=None, capacity_per_coach=None)
-            self._per_patient[trigger_risk] = settings
-        return settings
 
 
 def _candidates(scores: Sequence[PatientRisk], coaches: Sequence[str | None],
@@ -84,12 +73,11 @@ def _decide_scored(scores: Sequence[PatientRisk], candidates: list[Candidate], s
     decided: list[Decision | None] = [None] * len(scores)
     for i, d in zip(scored, decide([candidates[i] for i in scored], settings, effect)):
         decided[i] = d
-    version = settings.policy_version
     for i, s in enumerate(scores):
         if decided[i] is None:
             c = candidates[i]
             decided[i] = Decision(patient_id=c.patient_id, decision_time=c.decision_time, action=False, propensity=0.0,
-                                  policy=settings.policy, policy_version=version, score=float(s.risk), coach=c.coach,
+                                  policy=settings.policy, policy_version=settings.policy_version, score=float(s.risk), coach=c.coach,
                                   note="not scored: outside the patients the model was trained on")
     return decided
 
@@ -102,7 +90,7 @@ def _follow_scored(score: PatientRisk, decision: Decision) -> PatientRisk:
 def decide_scores(scores: list[PatientRisk], policy: ServicePolicy, model: LoadedModel) -> tuple[
         list[PatientRisk], list[Decision]]:
     """/score: each patient decided on their own under the configured policy (no capacity)."""
-    settings = policy.per_patient(model.trigger_risk)
+    settings = policy_settings(policy.config, model.trigger_risk, capacity_per_day=None, capacity_per_coach=None)
     decided = _decide_scored(scores, _candidates(scores, [None] * len(scores)), settings, policy.effect)
     return [_follow_scored(s, d) for s, d in zip(scores, decided)], decided
 
