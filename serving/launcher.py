@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import IO
 
 import httpx
@@ -18,11 +20,35 @@ from config import ServingConfig
 from .settings import config_env
 
 SERVICE = "serving.service:RiskService"
+# Where free ports are looked for: below the range the OS takes outgoing connections' source ports from.
+_LOWEST_PORT = 20_000
+_EPHEMERAL = Path("/proc/sys/net/ipv4/ip_local_port_range")
+
+
+def _first_ephemeral_port() -> int:
+    try:
+        return int(_EPHEMERAL.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32_768  # Linux's default
+
+
+def _bindable(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+        return True
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as s:
+    """A TCP port nobody uses right now, chosen below the OS's range for outgoing connections: a port from
+    that range may become some client's source port before the server binds it (then: address in use)."""
+    below = range(_LOWEST_PORT, _first_ephemeral_port())
+    for port in random.sample(below, min(len(below), 200)):
+        if _bindable(host, port):
+            return port
+    with socket.socket() as s:  # no such range here: any port the OS gives
         s.bind((host, 0))
         return s.getsockname()[1]
 
