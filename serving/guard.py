@@ -24,6 +24,8 @@ from . import bounds
 from .app_metrics import LEFT_OUT
 from .auth import KeyRing, bearer_token
 from .ratelimit import FailureLimiter, client_of
+from .schemas import validate_json
+from .sent import SentItems
 from .settings import Hardening
 
 M = TypeVar("M", bound=BaseModel)
@@ -208,7 +210,7 @@ class RequestGuard:
             await _respond(send, 413, error_body(f"request body is over the limit of {self.max_body_bytes} bytes"))
             return
         try:
-            validated = model.model_validate_json(body or b"{}")
+            validated = validate_json(model, body or b"{}")
         except ValidationError as error:
             await _respond(send, 422, error_body("the request breaks the rules below", problems_of(error)))
             return
@@ -239,7 +241,8 @@ class RequestGuard:
             return request, []
         if len(bad) == len(items):
             return None, [p for problems in bad.values() for p in problems]
-        kept = [item for i, item in enumerate(items) if i not in bad]
+        keep = [i for i in range(len(items)) if i not in bad]
+        kept = items.take(keep) if isinstance(items, SentItems) else [items[i] for i in keep]
         errors = [{"index": i, "patient_id": items[i].patient_id, "problems": problems} for i, problems in bad.items()]
         return request.model_copy(update={"patients": kept}), errors
 

@@ -63,7 +63,8 @@ def _as_of(items: Sequence[PatientIn], now: datetime, locate: Locate) -> list[da
         raise InputProblems([_problem(f"{locate(i)}.as_of", "is required with profile + events (the time to "
                                       "compute the features for)", "missing") for i in unset])
     times = [item.as_of.astimezone(timezone.utc) if item.as_of else now for item in items]
-    late = [i for i, t in enumerate(times) if t > now + FUTURE_SKEW]
+    limit = now + FUTURE_SKEW
+    late = [i for i, t in enumerate(times) if t > limit]
     if late:
         raise InputProblems([_problem(f"{locate(i)}.as_of", "must not be in the future", "in_future") for i in late])
     return times

@@ -2,15 +2,18 @@
 
 The range checks (bounds.py, in the request guard) and the model's matrix (inputs.py, in the endpoint) both
 need every sent value as a float. Reading 67 values from each of a thousand dicts costs more than either
-check, so it is done once: items that send the same names in the same order (a platform sends the same
-names in every item) share one block, a float array with a row per item (NaN: not known), and each item
-remembers its block and row.
+check, so it is done once, when the request is parsed (schemas.validate_json): items that send the same names
+in the same order (a platform sends the same names in every item) share one block, a float array with a row
+per item (NaN: not known). The request's item list becomes a `SentItems`, a list that carries those blocks
+to the guard and on to the endpoint (BentoML hands the endpoint the very list the guard validated), so no
+item needs state of its own. A plain list (one item to explain, the warm-up) is read when asked.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import chain
 
 import numpy as np
 
@@ -32,28 +35,46 @@ class SentGroup:
     rows: list[int]
 
 
-def sent_groups(items: Sequence) -> list[SentGroup]:
-    """The feature-bearing items of a request (PatientIn) by block, reading values not read before."""
-    # Each item's (block, row) is kept in its private attribute `_sent`, read through `__pydantic_private__`
-    # (plain attribute access to a private attribute goes through pydantic's __getattr__, a microsecond each).
-    unread: dict[tuple[str, ...], list] = {}
-    for item in items:
-        if item.features is not None and item.__pydantic_private__["_sent"] is None:
-            unread.setdefault(tuple(item.features), []).append(item)
-    for names, members in unread.items():
-        # numpy reads None (not known) as NaN.
-        block = SentBlock(names, np.array([list(m.features.values()) for m in members], dtype=np.float64)
-                          .reshape(len(members), len(names)))
-        for row, member in enumerate(members):
-            member.__pydantic_private__["_sent"] = (block, row)
-    groups: dict[int, SentGroup] = {}
+class SentItems(list):
+    """A request's items (PatientIn) with their sent feature values read into blocks (`groups`)."""
+
+    __slots__ = ("groups",)
+
+    def take(self, positions: Sequence[int]) -> SentItems:
+        """The items at `positions` (in that order), keeping their blocks."""
+        where = {p: k for k, p in enumerate(positions)}
+        kept = SentItems(self[p] for p in positions)
+        kept.groups = []
+        for group in self.groups:
+            pairs = [(where[p], row) for p, row in zip(group.positions, group.rows) if p in where]
+            if pairs:
+                kept.groups.append(SentGroup(group.block, [p for p, _ in pairs], [row for _, row in pairs]))
+        return kept
+
+
+def read_sent(items: Sequence) -> SentItems:
+    """`items` as a SentItems: the sent features of every feature-bearing item read into blocks."""
+    by_names: dict[tuple[str, ...], list[int]] = {}
+    last: list[str] | None = None
     for position, item in enumerate(items):
-        if item.features is None:
+        features = item.features
+        if features is None:
             continue
-        block, row = item.__pydantic_private__["_sent"]
-        group = groups.get(id(block))
-        if group is None:
-            group = groups[id(block)] = SentGroup(block, [], [])
-        group.positions.append(position)
-        group.rows.append(row)
-    return list(groups.values())
+        names = list(features)
+        if names != last:  # consecutive items mostly send the same names: a list compare, not a tuple's hash
+            members = by_names.setdefault(tuple(names), [])
+            last = names
+        members.append(position)
+    out = SentItems(items)
+    out.groups = []
+    for names, positions in by_names.items():
+        # One flat list is read faster than a list per item; numpy reads None (not known) as NaN.
+        flat = list(chain.from_iterable([items[p].features.values() for p in positions]))
+        values = np.array(flat, dtype=np.float64).reshape(len(positions), len(names))
+        out.groups.append(SentGroup(SentBlock(names, values), positions, list(range(len(positions)))))
+    return out
+
+
+def sent_groups(items: Sequence) -> list[SentGroup]:
+    """The feature-bearing items of a request (PatientIn) by block: read at parsing, or now for a plain list."""
+    return items.groups if isinstance(items, SentItems) else read_sent(items).groups

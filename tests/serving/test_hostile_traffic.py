@@ -138,6 +138,27 @@ def test_one_bad_patient_does_not_fail_the_others_in_a_batch(server, client, kit
     assert {"pat-batch-a", "pat-batch-c"} <= logged and "pat-batch-b" not in logged
 
 
+def test_a_batch_scores_each_patient_as_alone_whatever_the_order_of_its_names_and_whoever_is_left_out(client, kit):
+    # Items sending names in another order, or with nulls, are read apart; a left-out patient moves the others up.
+    first = kit.item("pat-mix-a", sessions_7d=3.0, minutes_total=40.0)
+    backwards = kit.item("pat-mix-c", sessions_7d=1.0, active_days_7d=2.0)
+    backwards["features"] = dict(reversed(list(backwards["features"].items())))
+    unknown = kit.item("pat-mix-d", sessions_7d=None, minutes_total=None)
+    items = [first, kit.item("pat-mix-b", age=-3.0), backwards, unknown, kit.item("pat-mix-e", minutes_total=75.0)]
+    reply = client.post("/score", json={"patients": items})
+    assert reply.status_code == 200, reply.text[:300]
+    assert [e["index"] for e in reply.json()["errors"]] == [1]
+    batch = {r["patient_id"]: r for r in reply.json()["results"]}
+    assert list(batch) == ["pat-mix-a", "pat-mix-c", "pat-mix-d", "pat-mix-e"]
+    for item in items[:1] + items[2:]:
+        alone = client.post("/score", json={"patients": [{**item, "patient_id": item["patient_id"] + "-alone"}]})
+        single = alone.json()["results"][0]
+        assert abs(single["risk"] - batch[item["patient_id"]]["risk"]) <= 1e-12
+        assert [(r["feature"], r["value"]) for r in single["reasons"]] == [
+            (r["feature"], r["value"]) for r in batch[item["patient_id"]]["reasons"]]
+    assert len({r["risk"] for r in batch.values()}) > 1  # the patients differ, and so do their answers
+
+
 def test_a_patient_sent_twice_in_one_batch_is_refused(client, kit):
     reply = client.post("/score", json={"patients": [kit.item("pat-twice"), kit.item("pat-twice")]})
     assert reply.status_code == 422

@@ -309,3 +309,31 @@ def test_the_gate_scores_the_good_patients_of_a_batch_and_names_the_bad_one():
     assert only_bad.status_code == 422 and len(seen) == 1
     twice = _call(guard, "/score", json.dumps({"patients": [good, good]}).encode(), auth)
     assert twice.status_code == 422 and twice.json()["problems"][0]["type"] == "duplicate_patient"
+
+
+def test_the_gate_refuses_feature_names_of_the_wrong_length_with_every_other_problem():
+    # The gate checks names once per batch; its refusal must still be the request model's, problem by problem.
+    guard, seen = _guarded_app(max_body=1 << 20)
+    auth = {"Content-Type": "application/json", "Authorization": "Bearer good"}
+    good = {"patient_id": "p1", "features": {"age": 30.0}}
+    long_name = "n" * 65
+    body = json.dumps({"patients": [
+        good, {"patient_id": "p 2", "features": {"age": 30.0}}, {"patient_id": "p3", "features": {long_name: 1.0}},
+        {"patient_id": "p4"}, {"patient_id": "p5", "features": {"": 1.0, "age": 30.0}}]}).encode()
+    reply = _call(guard, "/score", body, auth)
+    assert reply.status_code == 422 and long_name not in reply.text and seen == []
+    assert [(p["field"], p["type"]) for p in reply.json()["problems"]] == [
+        ("patients[1].patient_id", "string_pattern_mismatch"),
+        ("patients[2].features.(a name not shown).(key)", "string_too_long"),
+        ("patients[3]", "input_source"),
+        ("patients[4].features.(a name not shown).(key)", "string_too_short")]
+    with pytest.raises(ValidationError) as refused:
+        ScoreRequest.model_validate_json(body)
+    assert reply.json()["problems"] == [{"field": field_path(e["loc"]), "rule": e["msg"], "type": e["type"]}
+                                        for e in refused.value.errors()]
+    only_long = json.dumps({"patients": [good, {"patient_id": "p3", "features": {long_name: 1.0}}]}).encode()
+    assert _call(guard, "/score", only_long, auth).json()["problems"] == [
+        {"field": "patients[1].features.(a name not shown).(key)", "rule": "String should have at most 64 characters",
+         "type": "string_too_long"}]
+    edge = json.dumps({"patients": [{"patient_id": "p6", "features": {"n" * 64: 1.0, "m": None}}]}).encode()
+    assert _call(guard, "/score", edge, auth).status_code == 200 and seen[-1].patients[0].features["m"] is None
