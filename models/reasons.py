@@ -7,6 +7,7 @@ scored without its label and phrases.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -34,6 +35,27 @@ def reason(spec: FeatureSpec, value: float, contribution: float) -> Reason:
     return Reason(spec.name, spec.label, known, contribution, sentence(spec.name, known, contribution > 0))
 
 
+def reason_lists(specs: Sequence[FeatureSpec], top: list[list[int]], values: list[list[float]],
+                 sizes: list[list[float]]) -> list[list[Reason]]:
+    """Per row, `reason` for each (column, value, contribution) picked, leaving out zero contributions.
+
+    The same reasons as calling `reason` one by one; written as one loop with the specs' words looked up
+    once, because a batch makes thousands of them.
+    """
+    names = [spec.name for spec in specs]
+    labels = [spec.label for spec in specs]
+    out = []
+    for columns, row_values, row_sizes in zip(top, values, sizes):
+        reasons = []
+        for j, value, contribution in zip(columns, row_values, row_sizes):
+            if contribution != 0.0:
+                known = None if value != value else value
+                reasons.append(Reason(names[j], labels[j], known, contribution,
+                                      sentence(names[j], known, contribution > 0)))
+        out.append(reasons)
+    return out
+
+
 def top_indices(contributions: np.ndarray, k: int) -> np.ndarray:
     """Per row, the columns of the k largest absolute contributions, largest first."""
     n, width = contributions.shape
@@ -52,24 +74,42 @@ def coach_flags(model: LoadedModel, X: np.ndarray) -> np.ndarray:
     return X[:, column] if column is not None else np.full(len(X), np.nan)
 
 
+@dataclass(frozen=True)
+class SupportWording:
+    """What the support decision's words and priority take from the model: its trigger, top tier and horizon."""
+
+    trigger_risk: float
+    top_tier: str
+    # " within N days" and the trigger as a percentage ("NN%").
+    within: str
+    threshold: str
+
+
 @lru_cache(maxsize=64)
-def _support_words(horizon_days: int, trigger_risk: float) -> tuple[str, str]:
-    """The parts of the support decision's words that depend on the model only: " within N days", "NN%"."""
-    return f" within {horizon_days} days", f"{trigger_risk:.0%}"
+def _wording(horizon_days: int, trigger_risk: float, top_tier: str) -> SupportWording:
+    return SupportWording(trigger_risk, top_tier, f" within {horizon_days} days", f"{trigger_risk:.0%}")
+
+
+def support_wording(model: LoadedModel) -> SupportWording:
+    """The model's part of its support decisions (made once per model, not once per patient)."""
+    return _wording(model.horizon_days, model.trigger_risk, model.tiers[0][0])
 
 
 def support_decision(model: LoadedModel, risk: float, tier: str, reasons: list[Reason],
-                     has_coach: float) -> SupportDecision:
-    """Whether to bring in human support now, how soon, and why (the first reason raising risk)."""
-    within, threshold = _support_words(model.horizon_days, model.trigger_risk)
-    if risk < model.trigger_risk:
-        return SupportDecision(False, "routine", f"{risk:.0%} risk of dropping out{within}, below the {threshold} "
-                                                 "support threshold: no outreach now")
+                     has_coach: float, wording: SupportWording | None = None) -> SupportDecision:
+    """Whether to bring in human support now, how soon, and why (the first reason raising risk).
+
+    `wording` is `support_wording(model)`, passed by callers deciding many patients.
+    """
+    w = wording or support_wording(model)
+    if risk < w.trigger_risk:
+        return SupportDecision(False, "routine", f"{risk:.0%} risk of dropping out{w.within}, below the "
+                                                 f"{w.threshold} support threshold: no outreach now")
     who = "Alert the patient's coach" if has_coach == 1.0 else "Offer the patient human support"
     raising = next((r for r in reasons if r.contribution > 0), None)
     because = f"; main reason: {raising.sentence}" if raising else ""
-    return SupportDecision(True, "urgent" if tier == model.tiers[0][0] else "soon",
-                           f"{who}: {risk:.0%} risk of dropping out{within}, at or above the {threshold} "
+    return SupportDecision(True, "urgent" if tier == w.top_tier else "soon",
+                           f"{who}: {risk:.0%} risk of dropping out{w.within}, at or above the {w.threshold} "
                            f"threshold{because}")
 
 

@@ -16,7 +16,7 @@ from scipy.special import expit
 
 from features.catalog import LEVELS
 from models.loaded import LoadedModel
-from models.reasons import coach_flags, reason, support_decision, top_indices
+from models.reasons import coach_flags, reason, reason_lists, support_decision, support_wording, top_indices
 from models.results import LevelTotal, PatientRisk, Reason, RiskExplanation, SupportDecision
 from models.status import NOT_ELIGIBLE, fit_statuses
 
@@ -42,18 +42,18 @@ def score_matrix(X: np.ndarray, model: LoadedModel, patient_ids: Sequence[str], 
     values = np.take_along_axis(X, top, axis=1).tolist()
     sizes = np.take_along_axis(contributions, top, axis=1).tolist()
     coach = coach_flags(model, X).tolist()
-    risks, tiers, top = risk.tolist(), model.tier_of(risk).tolist(), top.tolist()
-    specs, ref = model.specs, model.ref
+    risks, tiers = risk.tolist(), model.tier_of(risk).tolist()
+    reasons = reason_lists(model.specs, top.tolist(), values, sizes)
+    ref, wording = model.ref, support_wording(model)
     unfit = fit_statuses(X, model)
     out = []
     for i, patient_id in enumerate(patient_ids):
-        reasons = [reason(specs[j], v, c) for j, v, c in zip(top[i], values[i], sizes[i]) if c != 0.0]
         why_not = unfit[i]
         if why_not is None:
-            out.append(PatientRisk(patient_id, as_of[i], risks[i], tiers[i], reasons,
-                                   support_decision(model, risks[i], tiers[i], reasons, coach[i]), ref))
+            out.append(PatientRisk(patient_id, as_of[i], risks[i], tiers[i], reasons[i],
+                                   support_decision(model, risks[i], tiers[i], reasons[i], coach[i], wording), ref))
         else:
-            out.append(PatientRisk(patient_id, as_of[i], risks[i], tiers[i], reasons,
+            out.append(PatientRisk(patient_id, as_of[i], risks[i], tiers[i], reasons[i],
                                    SupportDecision(False, "routine", why_not.words), ref, NOT_ELIGIBLE, why_not))
     return out
 

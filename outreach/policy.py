@@ -139,6 +139,19 @@ def _score(c: Candidate, settings: PolicySettings, benefit: BenefitModel | None)
     return above, c.risk, "" if above else "below the risk threshold"
 
 
+def _by_threshold(candidates: Sequence[Candidate], settings: PolicySettings, base_note: str) -> list[Decision]:
+    """`decide` by risk without capacity: every candidate at or above the threshold is contacted (propensity 1),
+    the others are not (propensity 0). The same decisions as ranking each day's list, without the ranking."""
+    threshold, policy, version = settings.risk_threshold, settings.policy, settings.policy_version
+    below = "; ".join(n for n in (base_note, "below the risk threshold") if n)
+    out = []
+    for c in candidates:
+        above = c.risk >= threshold
+        out.append(Decision(c.patient_id, c.decision_time, above, 1.0 if above else 0.0, policy, version,
+                            float(c.risk), None, None, c.coach, base_note if above else below))
+    return out
+
+
 def decide(candidates: Sequence[Candidate], settings: PolicySettings,
            benefit: BenefitModel | None = None) -> list[Decision]:
     """One Decision per candidate (same order), under the policy and capacity of `settings`."""
@@ -146,6 +159,9 @@ def decide(candidates: Sequence[Candidate], settings: PolicySettings,
     version = settings.policy_version
     fallback = settings.policy == "benefit" and benefit is None
     base_note = "no effect estimate yet: ranked by risk" if fallback else ""
+    if (settings.policy == "risk" or fallback) and settings.capacity_per_day is None \
+            and settings.capacity_per_coach is None:
+        return _by_threshold(candidates, settings, base_note)
     scored = [_score(c, settings, benefit) for c in candidates]
     p = settings.offered_probability
     secret = settings.secret.get_secret_value()

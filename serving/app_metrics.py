@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from functools import cache
 
 import numpy as np
+from prometheus_client import Histogram
 
 from .decision_log import Decision
 
@@ -57,15 +58,12 @@ class AppMetrics:
                                       documentation="feature values scored that were missing", labelnames=["feature"])
 
     def decided(self, decisions: Sequence[Decision]) -> None:
-        """Count answered decisions: risk, tier and trigger (one increment per tier and priority seen)."""
-        risk = self.risk.labels(endpoint=decisions[0].endpoint) if decisions else None
-        tiers: Counter[tuple[str, str]] = Counter()
-        triggers: Counter[tuple[str, str]] = Counter()
-        for d in decisions:
-            risk.observe(d.risk)
-            tiers[d.endpoint, d.tier] += 1
-            if d.trigger:
-                triggers[d.endpoint, d.priority] += 1
+        """Count answered decisions: risk, tier and trigger (one increment per bucket, tier and priority seen)."""
+        if not decisions:
+            return
+        observe_all(self.risk.labels(endpoint=decisions[0].endpoint), [d.risk for d in decisions])
+        tiers = Counter([(d.endpoint, d.tier) for d in decisions])
+        triggers = Counter([(d.endpoint, d.priority) for d in decisions if d.trigger])
         for (endpoint, tier), n in tiers.items():
             self.decisions.labels(endpoint=endpoint, tier=tier).inc(n)
         for (endpoint, priority), n in triggers.items():
@@ -88,6 +86,21 @@ class AppMetrics:
             self.refused.labels(route=route, status=str(status)).inc()
         elif left_out:
             self.left_out.labels(route=route).inc(left_out)
+
+
+def observe_all(histogram: Histogram, values: Sequence[float]) -> None:
+    """`histogram.observe(v)` for every value, with one increment per bucket that gets any and one for the sum.
+
+    A batch of 1,000 decisions otherwise costs 1,000 observes (about 6 ms), run on the event loop after the
+    reply. As `observe` does, a value counts in the first bucket whose upper bound is at least the value
+    (prometheus_client keeps per-bucket, not cumulative, counts in `_buckets`; a NaN counts in none).
+    """
+    bounds = np.asarray(histogram._upper_bounds, dtype=np.float64)
+    first = np.searchsorted(bounds, np.asarray(values, dtype=np.float64), side="left")
+    counts = np.bincount(first, minlength=len(bounds) + 1)
+    for i in np.flatnonzero(counts[:len(bounds)]).tolist():
+        histogram._buckets[i].inc(int(counts[i]))
+    histogram._sum.inc(sum(values))
 
 
 @cache

@@ -90,14 +90,28 @@ class Decision:
     draw: float | None = None
     status: str = "scored"
 
-    def values(self) -> tuple[object, ...]:
-        """The decision as a table row without its commit time: ROW_COLUMNS[1:], in that order."""
-        as_of = self.as_of if self.as_of.utcoffset() == _ZERO else self.as_of.astimezone(timezone.utc)
-        return (self.request_id, self.endpoint, self.patient_id, as_of.isoformat(), self.model_name,
+    def values(self, times: dict[datetime, str] | None = None) -> tuple[object, ...]:
+        """The decision as a table row without its commit time: ROW_COLUMNS[1:], in that order.
+
+        `times` caches as_of times already written as UTC ISO 8601 (a batch mostly shares one as_of).
+        """
+        written = times.get(self.as_of) if times is not None else None
+        if written is None:
+            as_of = self.as_of if self.as_of.utcoffset() == _ZERO else self.as_of.astimezone(timezone.utc)
+            written = as_of.isoformat()
+            if times is not None:
+                times[self.as_of] = written
+        return (self.request_id, self.endpoint, self.patient_id, written, self.model_name,
                 self.model_version, float(self.risk), self.tier,
                 to_json(self.reasons).decode(), bool(self.trigger),
                 self.priority, self.program, self.policy, self.policy_version, self.propensity, self.draw,
                 bool(self.trigger) if self.policy is not None else None, self.status)
+
+
+def rows(decisions: list[Decision]) -> list[tuple[object, ...]]:
+    """Every decision's `values()`, writing each distinct as_of time once."""
+    times: dict[datetime, str] = {}
+    return [d.values(times) for d in decisions]
 
 
 @dataclass(slots=True)
@@ -252,7 +266,7 @@ class DecisionLog:
         if self.problem is not None or self._closing:
             future.set_exception(DecisionLogError(self.problem or "the decision log is closing"))
             return future
-        self._queue.put(_Waiting([d.values() for d in decisions], future, within))
+        self._queue.put(_Waiting(rows(decisions), future, within))
         return future
 
     def write(self, decisions: list[Decision]) -> int:

@@ -44,8 +44,11 @@ def _candidates(scores: Sequence[PatientRisk], coaches: Sequence[str | None],
     """Candidates decided at each patient's as_of, or (one_list) all at the list's latest as_of: one day's list."""
     moment = max(s.as_of for s in scores) if one_list and scores else None
     # Risk is the one moderator the decision log (and so an effect estimate from it) knows for every decision.
-    return [Candidate(patient_id=s.patient_id, decision_time=moment or s.as_of, risk=float(s.risk), tier=s.tier,
-                      coach=coach, moderators={"risk": float(s.risk)}) for s, coach in zip(scores, coaches)]
+    out = []
+    for s, coach in zip(scores, coaches):
+        risk = float(s.risk)
+        out.append(Candidate(s.patient_id, moment or s.as_of, risk, s.tier, coach, {"risk": risk}))
+    return out
 
 
 def _follow(score: PatientRisk, decision: Decision) -> PatientRisk:
@@ -70,6 +73,8 @@ def _decide_scored(scores: Sequence[PatientRisk], candidates: list[Candidate], s
     """The policy decides among the patients the model scored; a patient outside what the model was trained
     on (status not_eligible) is no candidate: never offered support, propensity 0, and it says why."""
     scored = [i for i, s in enumerate(scores) if s.status == "scored"]
+    if len(scored) == len(scores):
+        return decide(candidates, settings, effect)
     decided: list[Decision | None] = [None] * len(scores)
     for i, d in zip(scored, decide([candidates[i] for i in scored], settings, effect)):
         decided[i] = d
@@ -92,7 +97,9 @@ def decide_scores(scores: list[PatientRisk], policy: ServicePolicy, model: Loade
     """/score: each patient decided on their own under the configured policy (no capacity)."""
     settings = policy_settings(policy.config, model.trigger_risk, capacity_per_day=None, capacity_per_coach=None)
     decided = _decide_scored(scores, _candidates(scores, [None] * len(scores)), settings, policy.effect)
-    return [_follow_scored(s, d) for s, d in zip(scores, decided)], decided
+    # Most patients keep the core's answer: only call `_follow` where the policy says otherwise.
+    return [s if s.status != "scored" or (d.policy == "risk" and d.action == s.support.trigger) else _follow(s, d)
+            for s, d in zip(scores, decided)], decided
 
 
 @dataclass(frozen=True)

@@ -95,18 +95,14 @@ def decisions(request_id: str, endpoint: str, answers: Sequence[PatientRisk | Ri
     out = []
     for position, a in enumerate(answers):
         reasons = a.reasons if isinstance(a, PatientRisk) else a.contributions
-        trigger = a.support.trigger if contacted is None else position in contacted
+        support, model = a.support, a.model
         chosen = policy[position] if policy is not None else None
-        model = a.model
-        decision = Decision(request_id=request_id, endpoint=endpoint, patient_id=a.patient_id, as_of=a.as_of,
-                            model_name=model.name, model_version=model.version, risk=a.risk, tier=a.tier,
-                            reasons=tuple([(r.feature, r.contribution) for r in reasons[:reasons_kept]]),
-                            trigger=trigger, priority=a.support.priority,
-                            program=programs[position] if programs is not None else None, status=a.status)
-        if chosen is not None:
-            decision.policy, decision.policy_version = chosen.policy, chosen.policy_version
-            decision.propensity, decision.draw = chosen.propensity, chosen.draw
-        out.append(decision)
+        out.append(Decision(request_id, endpoint, a.patient_id, a.as_of, model.name, model.version, a.risk, a.tier,
+                            tuple([(r.feature, r.contribution) for r in reasons[:reasons_kept]]),
+                            support.trigger if contacted is None else position in contacted, support.priority,
+                            programs[position] if programs is not None else None,
+                            *((chosen.policy, chosen.policy_version, chosen.propensity, chosen.draw)
+                              if chosen is not None else (None, None, None, None)), a.status))
     return out
 
 

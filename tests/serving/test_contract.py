@@ -245,3 +245,47 @@ def test_schemathesis_finds_no_server_error_and_no_undocumented_status(server, k
             case.validate_response(response, checks=[not_a_server_error, status_code_conformance])
 
         conforms()
+
+
+def _metric_values(text: str, prefix: str) -> dict[str, float]:
+    """Every sample of /metrics whose line starts with `prefix`, by its labels."""
+    return {line.split(" ")[0]: float(line.split(" ")[-1]) for line in text.splitlines() if line.startswith(prefix)}
+
+
+def test_metrics_count_every_patient_of_a_batch_in_its_bucket_tier_and_priority(server, kit):
+    names = kit.trained.feature_names
+    varied = [n for n in ("sessions_7d", "days_since_last_engagement", "active_days_total") if n in names]
+    batch = [kit.item(f"bulk-{i}", **{n: float(1 + (i * (k + 3)) % 9) for k, n in enumerate(varied)})
+             for i in range(40)]
+    auth = {"Authorization": f"Bearer {kit.admin}"}
+    before = httpx.get(server.url + "/metrics", headers=auth).text
+    reply = httpx.post(server.url + "/score", json={"patients": batch}, headers=kit.auth)
+    assert reply.status_code == 200, reply.text
+    results = reply.json()["results"]
+    count = 'lapse_risk_score_count{endpoint="score"}'
+    deadline = time.monotonic() + 30
+    while True:  # the metrics are counted once the reply is sent
+        after = httpx.get(server.url + "/metrics", headers=auth).text
+        done = _metric_values(after, count).get(count, 0) - _metric_values(before, count).get(count, 0)
+        if done >= len(batch) or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert done == len(batch)
+
+    def delta(prefix: str) -> dict[str, float]:
+        old = _metric_values(before, prefix)
+        return {k: v - old.get(k, 0.0) for k, v in _metric_values(after, prefix).items() if v != old.get(k, 0.0)}
+
+    buckets = delta('lapse_risk_score_bucket{endpoint="score"')
+    for bound in ("0.05", "0.1", "0.2", "0.3", "0.4", "0.5", "0.6", "0.7", "0.8", "0.9", "0.95", "1.0", "+Inf"):
+        expected = sum(r["risk"] <= float(bound) for r in results)
+        assert buckets.get(f'lapse_risk_score_bucket{{endpoint="score",le="{bound}"}}', 0.0) == expected
+    total = delta('lapse_risk_score_sum{endpoint="score"}')['lapse_risk_score_sum{endpoint="score"}']
+    assert total == pytest.approx(sum(r["risk"] for r in results), rel=1e-9)
+    tiers = {r["tier"] for r in results}
+    assert delta('lapse_decisions_total{endpoint="score"') == {
+        f'lapse_decisions_total{{endpoint="score",tier="{t}"}}': sum(r["tier"] == t for r in results) for t in tiers}
+    priorities = {r["support"]["priority"] for r in results if r["support"]["trigger"]}
+    assert delta('lapse_support_triggers_total{endpoint="score"') == {
+        f'lapse_support_triggers_total{{endpoint="score",priority="{p}"}}':
+            sum(r["support"]["trigger"] and r["support"]["priority"] == p for r in results) for p in priorities}
