@@ -8,7 +8,8 @@ and each target of issue 15 with MET or MISSED. lapse answers with risk, tier, t
 with sentences, the fit-for-purpose status and the support decision, and commits every decision
 to its log before replying; MLflow's pyfunc answers with risk and the per-feature contributions.
 Before timing, lapse's answers are checked against the scoring primitives run here (same risk and
-reason contributions to 1e-12; raw events through the table path `compute_features`).
+reason contributions to 1e-12; raw events through the table path `compute_features`). Timing starts once
+both servers' start-up work is over (lapse's clinician page builds its first list after /readyz answers).
 
     .venv/bin/python -P benchmarks/serving.py [--tracking-uri URI] [--requests 400]
 
@@ -167,6 +168,20 @@ def wait_http(port: int, path: str, process: subprocess.Popen, timeout: float = 
     raise TimeoutError(f"server on port {port} not ready")
 
 
+def wait_quiet(targets: list["Target"], idle_cpu_s: float = 0.1, timeout: float = 120.0) -> float:
+    """Block until the servers' processes together use under `idle_cpu_s` of CPU in a second (start-up work such
+    as the clinician page's first build runs after /readyz answers); return the seconds waited."""
+    started = time.monotonic()
+    before = sum(t.cpu_seconds() for t in targets)
+    while time.monotonic() - started < timeout:
+        time.sleep(1.0)
+        now = sum(t.cpu_seconds() for t in targets)
+        if now - before < idle_cpu_s:
+            break
+        before = now
+    return time.monotonic() - started
+
+
 def main() -> int:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -245,6 +260,8 @@ def measure(args: argparse.Namespace, uri: str, version: str, work: Path) -> tup
         wait_http(mlflow_port, "/ping", mlflow_proc)
         lapse = Target("lapse", config.port, "/score", {"Authorization": f"Bearer {KEY}"}, lapse_proc.pid)
         mlflow = Target("mlflow", mlflow_port, "/invocations", {}, mlflow_proc.pid)
+        waited = wait_quiet([lapse, mlflow])
+        print(f"servers ready; their start-up work ended {waited:.0f} s later", flush=True)
         worst = check_answers(lapse, load)
         results: dict[str, dict[str, dict]] = {}
         for target, singles, batches in ((lapse, load.singles_lapse, load.batch_lapse),
