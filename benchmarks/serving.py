@@ -3,7 +3,8 @@
 Both servers run here, on loopback, one worker each, in one run. A keep-alive HTTP client sends
 one-patient requests with raw profile + 150 events (lapse only: MLflow's server takes features),
 one-patient requests with features already computed at concurrency 1 and 8, then 1,000-patient
-batches, and prints p50, p99, requests per second and server CPU per request for both, the ratios,
+batches (each of these phases in rounds, the two servers taking turns, so that drift in the machine's
+speed hits both alike), and prints p50, p99, requests per second and server CPU per request for both, the ratios,
 and each target of issue 15 with MET or MISSED. lapse answers with risk, tier, the top 5 reasons
 with sentences, the fit-for-purpose status and the support decision, and commits every decision
 to its log before replying; MLflow's pyfunc answers with risk and the per-feature contributions.
@@ -121,6 +122,11 @@ class Target:
 
 def run_load(target: Target, bodies: list[bytes], concurrency: int, total: int, budget_s: float) -> dict:
     """Send `total` requests from `concurrency` threads (bounded by `budget_s`); latency and throughput."""
+    return summary([load_round(target, bodies, concurrency, total, budget_s)])
+
+
+def load_round(target: Target, bodies: list[bytes], concurrency: int, total: int, budget_s: float) -> dict:
+    """One round of `run_load`: the latencies (s), the wall time and the server CPU seconds it took."""
     latencies: list[float] = []
     lock = threading.Lock()
     deadline = time.monotonic() + budget_s
@@ -144,11 +150,27 @@ def run_load(target: Target, bodies: list[bytes], concurrency: int, total: int, 
         t.start()
     for t in threads:
         t.join()
-    wall = time.perf_counter() - started
-    cpu = target.cpu_seconds() - cpu_before
-    ms = np.array(latencies) * 1e3
+    return {"latencies": latencies, "wall": time.perf_counter() - started, "cpu": target.cpu_seconds() - cpu_before}
+
+
+def summary(rounds: list[dict]) -> dict:
+    """p50 and p99 over every request of `rounds`, requests per second over their wall time, CPU ms per request."""
+    ms = np.array([x for r in rounds for x in r["latencies"]]) * 1e3
+    wall, cpu = sum(r["wall"] for r in rounds), sum(r["cpu"] for r in rounds)
     return {"n": len(ms), "p50": float(np.percentile(ms, 50)), "p99": float(np.percentile(ms, 99)),
             "rps": len(ms) / wall, "cpu_ms": cpu / max(len(ms), 1) * 1e3}
+
+
+def alternating(targets: list[Target], bodies: dict[str, list[bytes]], concurrency: int, total: int, rounds: int,
+                budget_s: float) -> dict[str, dict]:
+    """`total` requests per target in `rounds` rounds, the targets taking turns (the first one alternating),
+    so a change in the machine's speed during the phase hits every target alike."""
+    done: dict[str, list[dict]] = {t.name: [] for t in targets}
+    for k in range(rounds):
+        for target in (targets if k % 2 == 0 else targets[::-1]):
+            done[target.name].append(load_round(target, bodies[target.name], concurrency,
+                                                max(total // rounds, concurrency), budget_s / rounds))
+    return {name: summary(r) for name, r in done.items()}
 
 
 def wait_http(port: int, path: str, process: subprocess.Popen, timeout: float = 180.0) -> None:
@@ -191,6 +213,8 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=400, help="single-patient requests per phase")
     parser.add_argument("--batches", type=int, default=30, help="1,000-patient batches per server")
     parser.add_argument("--budget-s", type=float, default=60.0, help="time limit per phase")
+    parser.add_argument("--rounds", type=int, default=5,
+                        help="rounds per phase, lapse and MLflow taking turns (default %(default)s)")
     parser.add_argument("--decision-log-sync", choices=("full", "normal"), default="full",
                         help="SQLite flush mode of lapse's decision log (default %(default)s, the served default)")
     args = parser.parse_args()
@@ -263,19 +287,19 @@ def measure(args: argparse.Namespace, uri: str, version: str, work: Path) -> tup
         waited = wait_quiet([lapse, mlflow])
         print(f"servers ready; their start-up work ended {waited:.0f} s later", flush=True)
         worst = check_answers(lapse, load)
-        results: dict[str, dict[str, dict]] = {}
-        for target, singles, batches in ((lapse, load.singles_lapse, load.batch_lapse),
-                                         (mlflow, load.singles_mlflow, load.batch_mlflow)):
-            run_load(target, singles, 1, 50, args.budget_s)  # warm the connection and code paths
-            results[target.name] = {}
-            if target is lapse:
-                run_load(target, load.raw, 1, 50, args.budget_s)
-                results["lapse"]["raw"] = run_load(target, load.raw, 1, args.requests, args.budget_s)
-            results[target.name].update({
-                "c1": run_load(target, singles, 1, args.requests, args.budget_s),
-                "c8": run_load(target, singles, 8, args.requests * 2, args.budget_s),
-                "batch": run_load(target, batches, 1, args.batches, args.budget_s),
-            })
+        singles = {"lapse": load.singles_lapse, "mlflow": load.singles_mlflow}
+        batches = {"lapse": load.batch_lapse, "mlflow": load.batch_mlflow}
+        for target in (lapse, mlflow):
+            run_load(target, singles[target.name], 1, 50, args.budget_s)  # warm the connection and code paths
+        run_load(lapse, load.raw, 1, 50, args.budget_s)
+        results: dict[str, dict[str, dict]] = {"lapse": {"raw": run_load(lapse, load.raw, 1, args.requests,
+                                                                          args.budget_s)}, "mlflow": {}}
+        for phase, bodies, concurrency, total in (("c1", singles, 1, args.requests),
+                                                  ("c8", singles, 8, args.requests * 2),
+                                                  ("batch", batches, 1, args.batches)):
+            for name, figures in alternating([lapse, mlflow], bodies, concurrency, total, args.rounds,
+                                             args.budget_s).items():
+                results[name][phase] = figures
     except Exception:
         logs.flush()
         print((work / "servers.log").read_text(errors="replace")[-4000:], file=sys.stderr)
