@@ -1,0 +1,109 @@
+"""Two versions of lapse's service side by side: 1,000-patient batches sent to each in turn.
+
+The working tree's service and the service of an older commit (`--old`, e.g. the start of a change)
+run at the same time, one worker each, on loopback, on the same registered model. The same
+1,000-patient /score body (benchmarks/_serving_load.py) goes to one, then the other, alternating
+which goes first, so a change in the machine's speed hits both alike; it prints both p50s and the
+median of the paired new/old ratios. Both run with this interpreter's packages.
+
+    .venv/bin/python -P benchmarks/serving_ab.py --old 909b5ea [--tracking-uri URI] [--batches 60]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from config import DEFAULT_PATHS, ServingConfig
+from models.scorer import load_scorer
+from serving.launcher import free_port, serve_argv, serve_env, stop_service, wait_ready
+
+# The packages the helpers use are imported first: this folder has a features.py that would shadow them.
+import features.point_in_time  # noqa: E402,F401
+import simulation  # noqa: E402,F401
+
+sys.path.append(str(Path(__file__).resolve().parent))
+from _serving_load import Workload  # noqa: E402
+
+KEY = "bench-key"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def start(tree: Path, work: Path, name: str, env: dict[str, str]) -> tuple[subprocess.Popen, int]:
+    """The service of the code in `tree` (BentoML imports it from its working folder), on a free port."""
+    config = ServingConfig(port=free_port(), decision_log_url=f"sqlite:///{work / (name + '.db')}")
+    process = subprocess.Popen(serve_argv(config), env=serve_env(config, {**env, "PYTHONPATH": str(tree)}),
+                               cwd=tree, stdout=open(work / f"{name}.log", "wb"), stderr=subprocess.STDOUT,
+                               start_new_session=True)
+    return process, config.port
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--old", required=True, help="the older commit to compare with (any git revision)")
+    parser.add_argument("--tracking-uri", default=DEFAULT_PATHS.tracking_uri)
+    parser.add_argument("--batches", type=int, default=60, help="batches sent to each version")
+    args = parser.parse_args()
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    # MLflow resolves models:/ URIs through the process-wide registry.
+    os.environ["MLFLOW_TRACKING_URI"] = args.tracking_uri
+    scorer = load_scorer("models:/lapse-dropout@champion", tracking_uri=args.tracking_uri)
+    body = Workload(list(scorer.feature_names), scorer, scorer.metadata.feature_config()).batch_lapse[0]
+    env = {**os.environ, "MLFLOW_TRACKING_URI": args.tracking_uri, "LAPSE_API_KEYS": KEY,
+           "BENTOML_DO_NOT_TRACK": "True"}
+    with tempfile.TemporaryDirectory(prefix="lapse-ab-") as tmp:
+        work = Path(tmp)
+        old_tree = work / "old"
+        old_tree.mkdir()
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", args.old], check=True, capture_output=True)
+        subprocess.run(["tar", "-x", "-C", str(old_tree)], input=archive.stdout, check=True)
+        servers = {"old": start(old_tree, work, "old", env), "new": start(ROOT, work, "new", env)}
+        try:
+            for process, port in servers.values():
+                wait_ready(f"http://127.0.0.1:{port}", process, timeout=180)
+            time.sleep(10)  # the clinician page's first build, after /readyz answers
+            latencies = compare(servers, body, args.batches)
+        finally:
+            for process, _ in servers.values():
+                stop_service(process)
+    old, new = latencies["old"], latencies["new"]
+    ratios = [b / a for a, b in zip(old, new)]
+    print(f"1,000-patient /score batch, {len(old)} to each version, alternating: {args.old} p50 "
+          f"{statistics.median(old):.1f} ms, working tree p50 {statistics.median(new):.1f} ms; "
+          f"median of paired new/old ratios {statistics.median(ratios):.2f}")
+    return 0
+
+
+def compare(servers: dict[str, tuple[subprocess.Popen, int]], body: bytes, batches: int) -> dict[str, list[float]]:
+    """Latencies (ms) of `batches` requests to each server, the two taking turns."""
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {KEY}"}
+    conns = {name: http.client.HTTPConnection("127.0.0.1", port, timeout=60) for name, (_, port) in servers.items()}
+
+    def call(name: str) -> float:
+        started = time.perf_counter()
+        conns[name].request("POST", "/score", body=body, headers=headers)
+        response = conns[name].getresponse()
+        response.read()
+        if response.status != 200:
+            raise RuntimeError(f"{name}: HTTP {response.status}")
+        return (time.perf_counter() - started) * 1e3
+
+    for name in servers:  # warm the connection and code paths
+        for _ in range(5):
+            call(name)
+    out: dict[str, list[float]] = {name: [] for name in servers}
+    for k in range(batches):
+        for name in (("old", "new") if k % 2 == 0 else ("new", "old")):
+            out[name].append(call(name))
+    return out
+
+
+if __name__ == "__main__":
+    sys.exit(main())
