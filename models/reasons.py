@@ -29,18 +29,12 @@ def sentence(name: str, value: float | None, raises: bool) -> str:
     return f"{words} {'raises' if raises else 'lowers'} risk"
 
 
-def reason(spec: FeatureSpec, value: float, contribution: float) -> Reason:
-    """The reason for one feature value (NaN: not known) and its contribution."""
-    known = None if value != value else value
-    return Reason(spec.name, spec.label, known, contribution, sentence(spec.name, known, contribution > 0))
-
-
 def reason_lists(specs: Sequence[FeatureSpec], top: list[list[int]], values: list[list[float]],
-                 sizes: list[list[float]]) -> list[list[Reason]]:
-    """Per row, `reason` for each (column, value, contribution) picked, leaving out zero contributions.
+                 sizes: list[list[float]], keep_zero: bool = False) -> list[list[Reason]]:
+    """Per row, the reason for each (column of `specs`, value (NaN: not known), contribution) picked, in that
+    order; zero contributions are left out unless `keep_zero` (a full breakdown lists every feature).
 
-    The same reasons as calling `reason` one by one; written as one loop with the specs' words looked up
-    once, because a batch makes thousands of them.
+    One loop with the specs' words looked up once, because a batch makes thousands of reasons.
     """
     names = [spec.name for spec in specs]
     labels = [spec.label for spec in specs]
@@ -48,7 +42,7 @@ def reason_lists(specs: Sequence[FeatureSpec], top: list[list[int]], values: lis
     for columns, row_values, row_sizes in zip(top, values, sizes):
         reasons = []
         for j, value, contribution in zip(columns, row_values, row_sizes):
-            if contribution != 0.0:
+            if keep_zero or contribution != 0.0:
                 known = None if value != value else value
                 reasons.append(Reason(names[j], labels[j], known, contribution,
                                       sentence(names[j], known, contribution > 0)))

@@ -16,7 +16,7 @@ from scipy.special import expit
 
 from features.catalog import LEVELS
 from models.loaded import LoadedModel
-from models.reasons import coach_flags, reason, reason_lists, support_decision, support_wording, top_indices
+from models.reasons import coach_flags, reason_lists, support_decision, support_wording, top_indices
 from models.results import LevelTotal, PatientRisk, Reason, RiskExplanation, SupportDecision
 from models.status import NOT_ELIGIBLE, fit_statuses
 
@@ -72,7 +72,8 @@ def explain_row(x: np.ndarray, model: LoadedModel, patient_id: str, as_of: datet
     risks = expit(contributions.sum(axis=1) + base)
     risk, tier = float(risks[0]), str(model.tier_of(risks)[0])
     order = top_indices(contributions, len(c))[0].tolist()
-    reasons: list[Reason] = [reason(model.specs[j], float(X[0, j]), float(c[j])) for j in order]
+    reasons: list[Reason] = reason_lists(model.specs, [order], [X[0, order].tolist()], [c[order].tolist()],
+                                         keep_zero=True)[0]
     levels = [LevelTotal(level, float(c[model.levels == level].sum())) for level in LEVELS]
     why_not = fit_statuses(X, model)[0]
     if why_not is None:
