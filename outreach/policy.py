@@ -140,15 +140,14 @@ def _score(c: Candidate, settings: PolicySettings, benefit: BenefitModel | None)
 
 
 def _by_threshold(candidates: Sequence[Candidate], settings: PolicySettings, base_note: str) -> list[Decision]:
-    """`decide` by risk without capacity: every candidate at or above the threshold is contacted (propensity 1),
+    """`decide` by risk without capacity: every candidate `_score` finds eligible is contacted (propensity 1),
     the others are not (propensity 0). The same decisions as ranking each day's list, without the ranking."""
-    threshold, policy, version = settings.risk_threshold, settings.policy, settings.policy_version
-    below = "; ".join(n for n in (base_note, "below the risk threshold") if n)
+    policy, version = settings.policy, settings.policy_version
     out = []
     for c in candidates:
-        above = c.risk >= threshold
-        out.append(Decision(c.patient_id, c.decision_time, above, 1.0 if above else 0.0, policy, version,
-                            float(c.risk), None, None, c.coach, base_note if above else below))
+        eligible, score, note = _score(c, settings, None)
+        out.append(Decision(c.patient_id, c.decision_time, eligible, 1.0 if eligible else 0.0, policy, version,
+                            float(score), None, None, c.coach, "; ".join(n for n in (base_note, note) if n)))
     return out
 
 
