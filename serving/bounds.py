@@ -161,8 +161,6 @@ def batch_problems(items: Sequence, earliest: datetime) -> dict[int, list[dict[s
     suspects = _feature_suspects(items)
     out = {}
     for i, item in enumerate(items):
-        if item.features is not None and i not in suspects and (item.as_of is None or item.as_of >= earliest):
-            continue  # the common item: values in range, a time in range, no profile or events (not with features)
         found = patient_problems(item, f"patients[{i}]", earliest, check_features=i in suspects)
         if found:
             out[i] = found

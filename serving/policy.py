@@ -97,9 +97,7 @@ def decide_scores(scores: list[PatientRisk], policy: ServicePolicy, model: Loade
     """/score: each patient decided on their own under the configured policy (no capacity)."""
     settings = policy_settings(policy.config, model.trigger_risk, capacity_per_day=None, capacity_per_coach=None)
     decided = _decide_scored(scores, _candidates(scores, [None] * len(scores)), settings, policy.effect)
-    # Most patients keep the core's answer: only call `_follow` where the policy says otherwise.
-    return [s if s.status != "scored" or (d.policy == "risk" and d.action == s.support.trigger) else _follow(s, d)
-            for s, d in zip(scores, decided)], decided
+    return [_follow_scored(s, d) for s, d in zip(scores, decided)], decided
 
 
 @dataclass(frozen=True)
