@@ -9,7 +9,7 @@ import pandas as pd
 from pandas.api.extensions import ExtensionArray
 
 from features.catalog import REFERRAL_SOURCES
-from features.columns import column, floats
+from features.columns import OneRow, column, floats
 from features.contract import GAD7_ANXIETY_CUTOFF
 
 # race_ethnicity is deliberately absent: it is kept for fairness audits, never a model input.
@@ -24,7 +24,7 @@ def _missing(n: int) -> np.ndarray:
     return np.full(n, np.nan)
 
 
-def _number(patients: pd.DataFrame, name: str) -> np.ndarray:
+def _number(patients: pd.DataFrame | OneRow, name: str) -> np.ndarray:
     if name not in patients.columns:
         return _missing(len(patients))
     values = column(patients, name)
@@ -34,7 +34,7 @@ def _number(patients: pd.DataFrame, name: str) -> np.ndarray:
     return pd.to_numeric(text, errors="coerce").astype("Float64").to_numpy(dtype=np.float64, na_value=np.nan)
 
 
-def _flag(patients: pd.DataFrame, name: str) -> np.ndarray:
+def _flag(patients: pd.DataFrame | OneRow, name: str) -> np.ndarray:
     if name not in patients.columns:
         return _missing(len(patients))
     values = column(patients, name)
@@ -44,7 +44,7 @@ def _flag(patients: pd.DataFrame, name: str) -> np.ndarray:
     return flags.to_numpy(dtype=np.float64, na_value=np.nan)
 
 
-def _text(patients: pd.DataFrame, name: str) -> tuple[np.ndarray, tuple[str, ...]] | None:
+def _text(patients: pd.DataFrame | OneRow, name: str) -> tuple[np.ndarray, tuple[str, ...]] | None:
     """(code per row, distinct values trimmed and lower-cased); a missing value reads "unknown"."""
     if name not in patients.columns:
         return None
@@ -77,8 +77,9 @@ def _category(text: tuple[np.ndarray, tuple[str, ...]] | None, n: int, yes: str,
     return _category_values(words, yes, known)[codes] if len(codes) else _missing(0)
 
 
-def encode_covariates(patients: pd.DataFrame) -> dict[str, np.ndarray]:
-    """One float64 array per baseline feature, aligned to the rows of `patients`."""
+def encode_covariates(patients: pd.DataFrame | OneRow) -> dict[str, np.ndarray]:
+    """One float64 array per baseline feature, aligned to the rows of `patients` (a table, or one patient's
+    values as a `OneRow`)."""
     n = len(patients)
     sex = _text(patients, "sex")
     education = _text(patients, "education")

@@ -9,6 +9,7 @@ positions, so results do not depend on which other patients are in the batch.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 
 import numpy as np
@@ -27,6 +28,8 @@ OWN_CODES = np.array([t in OWN_ENGAGEMENT for t in EventType], dtype=bool)
 # Keys stay below this so that key arithmetic never overflows int64.
 _KEY_LIMIT = 2**62
 NAT = np.iinfo(np.int64).min  # how pandas stores a missing time
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MICROSECOND = timedelta(microseconds=1)
 
 
 def micros(series: pd.Series | ExtensionArray | np.ndarray, what: str) -> np.ndarray:
@@ -42,6 +45,18 @@ def micros(series: pd.Series | ExtensionArray | np.ndarray, what: str) -> np.nda
     if missing.any():
         raise ValueError(f"{what} has a missing time at row {int(np.argmax(missing))}")
     return values
+
+
+def moment_micros(value: object, what: str) -> int:
+    """One timezone-aware time (datetime, pd.Timestamp) as int64 microseconds since the epoch (UTC), as
+    `micros` gives it for a column of such times."""
+    if not isinstance(value, datetime):
+        value = pd.Timestamp(value)
+    if value is pd.NaT:
+        raise ValueError(f"{what} is missing")
+    if value.utcoffset() is None:
+        raise ValueError(f"{what} must be a timezone-aware time")
+    return int((value - _EPOCH) // _MICROSECOND)
 
 
 def text_array(values: pd.Series | pd.Index | ExtensionArray | np.ndarray | pa.Array

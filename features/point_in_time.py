@@ -12,8 +12,9 @@ arrays already and want to skip the text encoding of the tables.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
+from itertools import repeat
 from typing import NamedTuple
 
 import numpy as np
@@ -23,9 +24,10 @@ from pandas.api.internals import create_dataframe_from_blocks
 
 from config import FeatureConfig
 from features.catalog import FEATURES, FeatureSpec, build_features
-from features.columns import column, floats
+from features.columns import OneRow, column, floats
 from features.covariates import encode_covariates
-from features.event_index import NAT, TYPE_CODES, encode, indexed_chunks, micros, text_array, type_codes
+from features.event_index import (NAT, TYPE_CODES, encode, indexed_chunks, micros, moment_micros, text_array,
+                                  type_codes)
 from features.usage import usage_features
 from features.vocabulary import vocabulary
 
@@ -117,11 +119,14 @@ def compute_features(patients: pd.DataFrame, events: pd.DataFrame, as_of: pd.Dat
     return create_dataframe_from_blocks(blocks, index=as_of.index, columns=layout.columns)
 
 
-def compute_features_one(patient: pd.DataFrame, times_us: np.ndarray, event_types: Sequence[str] | np.ndarray,
-                         values: np.ndarray, as_of_us: int, config: FeatureConfig = FeatureConfig()) -> np.ndarray:
+def compute_features_one(patient: pd.DataFrame | Mapping[str, object], times_us: np.ndarray,
+                         event_types: Sequence[str] | np.ndarray, values: np.ndarray, as_of_us: int,
+                         config: FeatureConfig = FeatureConfig()) -> np.ndarray:
     """One patient's features at one time (float64, catalog order) from their events as arrays.
 
-    `patient` is a one-row patients table (`enrolled_at` and whichever baseline columns are known);
+    `patient` is a one-row patients table (`enrolled_at` and whichever baseline columns are known), or the
+    same row as a mapping of column name to value (`enrolled_at` a timezone-aware time; an absent column
+    or None is not known), which spares building a DataFrame for one patient;
     `times_us` the event times as int64 microseconds since the epoch (UTC), in any order;
     `event_types` their type names (str or EventType) or codes (positions in EventType, then the declared
     types of `config.events`), a type outside the vocabulary being ignored as in `compute_features`; `values` float64, NaN where none;
@@ -129,15 +134,23 @@ def compute_features_one(patient: pd.DataFrame, times_us: np.ndarray, event_type
     `compute_features` gives for the same inputs. Validation (the data contract) is the caller's:
     check the tables first.
     """
-    if len(patient) != 1:
-        raise ValueError(f"compute_features_one needs a one-row patients table (got {len(patient)} rows)")
-    _require(patient, "patient", ("enrolled_at",))
+    if isinstance(patient, pd.DataFrame):
+        if len(patient) != 1:
+            raise ValueError(f"compute_features_one needs a one-row patients table (got {len(patient)} rows)")
+        _require(patient, "patient", ("enrolled_at",))
+        enrolled = int(micros(column(patient, "enrolled_at"), "patient.enrolled_at")[0])
+        row: pd.DataFrame | OneRow = patient
+    else:
+        if patient.get("enrolled_at") is None:
+            raise ValueError("patient is missing column(s): enrolled_at")
+        enrolled = moment_micros(patient["enrolled_at"], "patient.enrolled_at")
+        row = OneRow(patient)
     times = np.asarray(times_us, dtype=np.int64)
     values = np.asarray(values, dtype=np.float64)
     types = np.asarray(event_types)
     type_code = TYPE_CODES if not config.events.types else vocabulary(config.events).codes
     if types.dtype.kind not in "iu":  # names: a dict look-up beats Arrow on a few hundred short strings
-        types = np.fromiter((type_code.get(t, -1) for t in types.tolist()), dtype=np.int8, count=len(types))
+        types = np.fromiter(map(type_code.get, types.tolist(), repeat(-1)), dtype=np.int8, count=len(types))
     elif len(types) and (types.min() < 0 or types.max() >= len(type_code)):
         types = np.where((types >= 0) & (types < len(type_code)), types, -1)
     if not len(times) == len(types) == len(values):
@@ -145,8 +158,7 @@ def compute_features_one(patient: pd.DataFrame, times_us: np.ndarray, event_type
                          f"({len(times)}, {len(types)}, {len(values)})")
     if (times == NAT).any():
         raise ValueError(f"times_us has a missing time at position {int(np.argmax(times == NAT))}")
-    enrolled = int(micros(column(patient, "enrolled_at"), "patient.enrolled_at")[0])
     order = np.argsort(times, kind="stable")
-    return _matrix(_layout(config), encode_covariates(patient), np.array([enrolled]), np.zeros(1, dtype=np.int64),
+    return _matrix(_layout(config), encode_covariates(row), np.array([enrolled]), np.zeros(1, dtype=np.int64),
                    np.array([int(as_of_us)]), np.zeros(len(times), dtype=np.int64), times[order], types[order],
                    values[order], 1, config)[:, 0]

@@ -132,8 +132,8 @@ def _micros(moment: datetime) -> int:
     return (moment - _EPOCH) // _MICROSECOND
 
 
-def _patient_row(profile: Profile) -> pd.DataFrame:
-    """The contract's canonical one-row patients table for a profile.
+def _patient_row(profile: Profile) -> dict[str, object]:
+    """The contract's canonical patients row for a profile, as `compute_features_one` takes it (name -> value).
 
     The request schema already holds the contract's types, ranges and categories (lower case); text is
     trimmed and an empty text is not known, as the contract reads it.
@@ -144,10 +144,8 @@ def _patient_row(profile: Profile) -> pd.DataFrame:
         if isinstance(value, str):
             value = value.strip() or None
         if value is not None:
-            row[name] = [value]
-    enrolled = np.array([_micros(profile.enrolled_at)], dtype="datetime64[us]")
-    row["enrolled_at"] = pd.DatetimeIndex(enrolled).tz_localize("UTC")
-    return pd.DataFrame(row)
+            row[name] = value
+    return row
 
 
 def _event_arrays(item: PatientIn) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

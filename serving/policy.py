@@ -12,7 +12,7 @@ Every decision carries the policy, its version, the realized propensity and the 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from config.outreach import OutreachConfig
 from models.loaded import LoadedModel
@@ -20,6 +20,7 @@ from models.results import PatientRisk, SupportDecision
 from outreach.configured import load_effect, policy_settings
 from outreach.effect import EffectResult
 from outreach.policy import Candidate, Decision, decide
+from outreach.settings import PolicySettings
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,8 @@ class ServicePolicy:
     effect: EffectResult | None
     # Why there is no effect estimate (said in /triage replies that would rank by benefit).
     effect_note: str
+    # /score's settings per trigger risk (the served model's): made once, not on every request.
+    _score_settings: dict[float, PolicySettings] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def load(cls, config: OutreachConfig, trigger_risk: float = 0.5) -> "ServicePolicy":
@@ -37,6 +40,14 @@ class ServicePolicy:
         policy_settings(config, trigger_risk)
         effect, note = load_effect(config)
         return cls(config, effect, note)
+
+    def score_settings(self, trigger_risk: float) -> PolicySettings:
+        """The settings /score decides with: the configured policy without capacity limits."""
+        found = self._score_settings.get(trigger_risk)
+        if found is None:
+            found = self._score_settings[trigger_risk] = policy_settings(
+                self.config, trigger_risk, capacity_per_day=None, capacity_per_coach=None)
+        return found
 
 
 def _candidates(scores: Sequence[PatientRisk], coaches: Sequence[str | None],
@@ -95,7 +106,7 @@ def _follow_scored(score: PatientRisk, decision: Decision) -> PatientRisk:
 def decide_scores(scores: list[PatientRisk], policy: ServicePolicy, model: LoadedModel) -> tuple[
         list[PatientRisk], list[Decision]]:
     """/score: each patient decided on their own under the configured policy (no capacity)."""
-    settings = policy_settings(policy.config, model.trigger_risk, capacity_per_day=None, capacity_per_coach=None)
+    settings = policy.score_settings(model.trigger_risk)
     decided = _decide_scored(scores, _candidates(scores, [None] * len(scores)), settings, policy.effect)
     return [_follow_scored(s, d) for s, d in zip(scores, decided)], decided
 

@@ -117,3 +117,38 @@ def test_fast_path_edge_cases_by_hand():
         one([at(1)], ["session", "session"], [1.0], at(2))
     with pytest.raises(ValueError, match="one-row patients table"):
         compute_features_one(pd.concat([patients, patients]), np.array([], dtype=np.int64), [], [], at(1))
+
+
+def test_a_patient_given_as_values_gives_the_tables_row():
+    """Serving's raw path passes the profile as name -> value (no one-row DataFrame): every feature must be
+    the one the one-row table gives, whatever the profile holds, misses or spells oddly."""
+    from simulation import simulate
+    from simulation.settings import SimulationConfig
+
+    cohort = simulate(SimulationConfig(n_patients=60, days=40, seed=11))
+    patients, events = cohort.patients.copy(), cohort.events
+    rng = np.random.default_rng(3)
+    for name in ("age", "sex", "education", "baseline_gad7", "human_support", "referral_source"):
+        patients[name] = patients[name].astype(object)
+        patients.loc[rng.random(len(patients)) < 0.25, name] = None  # not known for some
+    patients.loc[::3, "sex"] = patients.loc[::3, "sex"].map(lambda v: v if v is None else f"  {v.upper()} ")
+    by_patient = {pid: group for pid, group in events.groupby("patient_id")}
+    compared = 0
+    for i in range(len(patients)):
+        table = patients.iloc[[i]].reset_index(drop=True)
+        values = {k: v for k, v in table.iloc[0].items() if v is not None and not (isinstance(v, float) and np.isnan(v))}
+        mine = by_patient.get(table["patient_id"].iloc[0], events.iloc[:0])
+        args = (micros(mine["timestamp"], "t"), mine["event_type"].to_numpy(), mine["value"].to_numpy(float),
+                int(micros(table["enrolled_at"], "e")[0]) + 20 * DAY_US)
+        from_table, from_values = compute_features_one(table, *args), compute_features_one(values, *args)
+        assert np.array_equal(from_values, from_table, equal_nan=True), (i, np.flatnonzero(from_values != from_table))
+        compared += 1
+    assert compared == 60
+    names = feature_names()
+    male = names.index("male")
+    odd = {"enrolled_at": E0.to_pydatetime(), "sex": "  MALE "}
+    assert compute_features_one(odd, np.array([], dtype=np.int64), [], [], int(micros(pd.Series([E0]), "e")[0]))[male] == 1.0
+    with pytest.raises(ValueError, match="enrolled_at"):
+        compute_features_one({"sex": "male"}, np.array([], dtype=np.int64), [], [], 0)
+    with pytest.raises(ValueError, match="timezone-aware"):
+        compute_features_one({"enrolled_at": E0.tz_localize(None)}, np.array([], dtype=np.int64), [], [], 0)
