@@ -1,12 +1,13 @@
-"""Two versions of lapse's service side by side: 1,000-patient batches sent to each in turn.
+"""Two versions of lapse's service side by side: the same /score requests sent to each in turn.
 
 The working tree's service and the service of an older commit (`--old`, e.g. the start of a change)
-run at the same time, one worker each, on loopback, on the same registered model. The same
-1,000-patient /score body (benchmarks/_serving_load.py) goes to one, then the other, alternating
-which goes first, so a change in the machine's speed hits both alike; it prints both p50s and the
-median of the paired new/old ratios. Both run with this interpreter's packages.
+run at the same time, one worker each, on loopback, on the same registered model. The same /score
+bodies (benchmarks/_serving_load.py) go to one, then the other, alternating which goes first, so a
+change in the machine's speed hits both alike; it prints both p50s and the median of the paired
+new/old ratios. Both run with this interpreter's packages. `--phase` picks the requests:
+1,000-patient batches (default), one patient with raw profile + 150 events, or one patient with features.
 
-    .venv/bin/python -P benchmarks/serving_ab.py --old 909b5ea [--tracking-uri URI] [--batches 60]
+    .venv/bin/python -P benchmarks/serving_ab.py --old 909b5ea [--phase batch|raw|features] [--requests N]
 """
 
 from __future__ import annotations
@@ -33,6 +34,10 @@ sys.path.append(str(Path(__file__).resolve().parent))
 from _serving_load import Workload  # noqa: E402
 
 KEY = "bench-key"
+# --phase: the Workload's bodies and what they are.
+PHASES = {"batch": ("batch_lapse", "1,000-patient /score batch"),
+          "raw": ("raw", "one patient, raw profile + 150 events"),
+          "features": ("singles_lapse", "one patient, features")}
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -49,13 +54,17 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--old", required=True, help="the older commit to compare with (any git revision)")
     parser.add_argument("--tracking-uri", default=DEFAULT_PATHS.tracking_uri)
-    parser.add_argument("--batches", type=int, default=60, help="batches sent to each version")
+    parser.add_argument("--phase", choices=sorted(PHASES), default="batch", help="which requests (default batch)")
+    parser.add_argument("--requests", "--batches", type=int, default=None,
+                        help="requests sent to each version (default 60 batches, 1,000 one-patient requests)")
     args = parser.parse_args()
+    requests = args.requests or (60 if args.phase == "batch" else 1000)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     # MLflow resolves models:/ URIs through the process-wide registry.
     os.environ["MLFLOW_TRACKING_URI"] = args.tracking_uri
     scorer = load_scorer("models:/lapse-dropout@champion", tracking_uri=args.tracking_uri)
-    body = Workload(list(scorer.feature_names), scorer, scorer.metadata.feature_config()).batch_lapse[0]
+    bodies = getattr(Workload(list(scorer.feature_names), scorer, scorer.metadata.feature_config()),
+                     PHASES[args.phase][0])
     env = {**os.environ, "MLFLOW_TRACKING_URI": args.tracking_uri, "LAPSE_API_KEYS": KEY,
            "BENTOML_DO_NOT_TRACK": "True"}
     with tempfile.TemporaryDirectory(prefix="lapse-ab-") as tmp:
@@ -69,24 +78,25 @@ def main() -> int:
             for process, port in servers.values():
                 wait_ready(f"http://127.0.0.1:{port}", process, timeout=180)
             time.sleep(10)  # the clinician page's first build, after /readyz answers
-            latencies = compare(servers, body, args.batches)
+            latencies = compare(servers, bodies, requests)
         finally:
             for process, _ in servers.values():
                 stop_service(process)
     old, new = latencies["old"], latencies["new"]
     ratios = [b / a for a, b in zip(old, new)]
-    print(f"1,000-patient /score batch, {len(old)} to each version, alternating: {args.old} p50 "
+    print(f"{PHASES[args.phase][1]}, {len(old)} to each version, alternating: {args.old} p50 "
           f"{statistics.median(old):.1f} ms, working tree p50 {statistics.median(new):.1f} ms; "
           f"median of paired new/old ratios {statistics.median(ratios):.2f}")
     return 0
 
 
-def compare(servers: dict[str, tuple[subprocess.Popen, int]], body: bytes, batches: int) -> dict[str, list[float]]:
-    """Latencies (ms) of `batches` requests to each server, the two taking turns."""
+def compare(servers: dict[str, tuple[subprocess.Popen, int]], bodies: list[bytes],
+            requests: int) -> dict[str, list[float]]:
+    """Latencies (ms) of `requests` requests to each server (cycling through `bodies`), the two taking turns."""
     headers = {"Content-Type": "application/json", "Authorization": f"Bearer {KEY}"}
     conns = {name: http.client.HTTPConnection("127.0.0.1", port, timeout=60) for name, (_, port) in servers.items()}
 
-    def call(name: str) -> float:
+    def call(name: str, body: bytes) -> float:
         started = time.perf_counter()
         conns[name].request("POST", "/score", body=body, headers=headers)
         response = conns[name].getresponse()
@@ -96,12 +106,12 @@ def compare(servers: dict[str, tuple[subprocess.Popen, int]], body: bytes, batch
         return (time.perf_counter() - started) * 1e3
 
     for name in servers:  # warm the connection and code paths
-        for _ in range(5):
-            call(name)
+        for k in range(20):
+            call(name, bodies[k % len(bodies)])
     out: dict[str, list[float]] = {name: [] for name in servers}
-    for k in range(batches):
+    for k in range(requests):
         for name in (("old", "new") if k % 2 == 0 else ("new", "old")):
-            out[name].append(call(name))
+            out[name].append(call(name, bodies[k % len(bodies)]))
     return out
 
 
