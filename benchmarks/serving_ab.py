@@ -79,15 +79,33 @@ def main() -> int:
                 wait_ready(f"http://127.0.0.1:{port}", process, timeout=180)
             time.sleep(10)  # the clinician page's first build, after /readyz answers
             latencies = compare(servers, bodies, requests)
+            memory = {name: resident_mb(process.pid) for name, (process, _) in servers.items()}
         finally:
             for process, _ in servers.values():
                 stop_service(process)
     old, new = latencies["old"], latencies["new"]
     ratios = [b / a for a, b in zip(old, new)]
+    p99 = {name: statistics.quantiles(values, n=100)[98] for name, values in latencies.items()}
     print(f"{PHASES[args.phase][1]}, {len(old)} to each version, alternating: {args.old} p50 "
-          f"{statistics.median(old):.1f} ms, working tree p50 {statistics.median(new):.1f} ms; "
-          f"median of paired new/old ratios {statistics.median(ratios):.2f}")
+          f"{statistics.median(old):.1f} ms (p99 {p99['old']:.1f}), working tree p50 {statistics.median(new):.1f} ms "
+          f"(p99 {p99['new']:.1f}); median of paired new/old ratios {statistics.median(ratios):.2f}")
+    print(f"resident memory of each service at the end (all its processes): {args.old} {memory['old']:.0f} MB, "
+          f"working tree {memory['new']:.0f} MB")
     return 0
+
+
+def resident_mb(pid: int) -> float:
+    """Resident memory of a process and all its children, in MB."""
+    import psutil
+
+    root = psutil.Process(pid)
+    total = 0
+    for process in [root, *root.children(recursive=True)]:
+        try:
+            total += process.memory_info().rss
+        except psutil.Error:
+            pass
+    return total / 2**20
 
 
 def compare(servers: dict[str, tuple[subprocess.Popen, int]], bodies: list[bytes],

@@ -17,6 +17,7 @@ has no header timeout at all: a connection that never finishes its headers stays
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from typing import Any, ClassVar
 
 import uvicorn.config
@@ -43,6 +44,8 @@ class GuardedH11Protocol(H11Protocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._deadline: asyncio.TimerHandle | None = None
+        # The connection's own context variables, without any request's (see on_response_complete).
+        self._context = contextvars.copy_context()
         # The server's own config object: BentoML cannot pass a graceful-shutdown bound, so it is set here.
         if self.config.timeout_graceful_shutdown is None:
             self.config.timeout_graceful_shutdown = max(int(self.settings.drain_timeout_s), 1)
@@ -67,6 +70,14 @@ class GuardedH11Protocol(H11Protocol):
             self.transport.close()
 
     def on_response_complete(self) -> None:
+        # Called from inside the request's task, whose context variables hold the request (BentoML keeps it in
+        # one). A timer set there (uvicorn's keep-alive, this header deadline) keeps that context, and with it
+        # the whole request, in the event loop's timer queue until its time comes, even once cancelled: a
+        # 1,000-patient body stayed in memory for ten seconds, and some hundred of them made every full garbage
+        # collection long. So the end of a response is handled in the connection's own context.
+        self._context.copy().run(self._response_complete)
+
+    def _response_complete(self) -> None:
         super().on_response_complete()
         if not self.transport.is_closing():
             self._arm()
