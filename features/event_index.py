@@ -47,6 +47,11 @@ def micros(series: pd.Series | ExtensionArray | np.ndarray, what: str) -> np.nda
     return values
 
 
+def aware_micros(moment: datetime) -> int:
+    """A timezone-aware datetime as microseconds since the epoch (UTC), unchecked: for times known to be aware."""
+    return (moment - _EPOCH) // _MICROSECOND
+
+
 def moment_micros(value: object, what: str) -> int:
     """One timezone-aware time (datetime, pd.Timestamp) as int64 microseconds since the epoch (UTC), as
     `micros` gives it for a column of such times."""
@@ -56,7 +61,7 @@ def moment_micros(value: object, what: str) -> int:
         raise ValueError(f"{what} is missing")
     if value.utcoffset() is None:
         raise ValueError(f"{what} must be a timezone-aware time")
-    return int((value - _EPOCH) // _MICROSECOND)
+    return int(aware_micros(value))
 
 
 def text_array(values: pd.Series | pd.Index | ExtensionArray | np.ndarray | pa.Array

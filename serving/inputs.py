@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from features.contract import VALUE_RULES, EventType
+from features.event_index import aware_micros
 from features.point_in_time import compute_features, compute_features_one
 from features.validate import ContractError, errors_in, validate_tables
 from models.loaded import LoadedModel
@@ -33,8 +34,6 @@ Locate = Callable[[int], str]
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
 # From this many raw patients on, features are computed through the tables (faster in bulk, slower for a few).
 _TABLE_PATIENTS = 16
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-_MICROSECOND = timedelta(microseconds=1)
 _TYPES = tuple(EventType)
 _CODE = {t: k for k, t in enumerate(_TYPES)}
 # Per event type code: value required, lowest, highest, whole number (the contract's VALUE_RULES).
@@ -127,11 +126,6 @@ def _contract_problems(problems, raw_items: list[int], event_owner: np.ndarray, 
     return out
 
 
-def _micros(moment: datetime) -> int:
-    """A time-zone-aware moment as exact int64 microseconds since the epoch."""
-    return (moment - _EPOCH) // _MICROSECOND
-
-
 def _patient_row(profile: Profile) -> dict[str, object]:
     """The contract's canonical patients row for a profile, as `compute_features_one` takes it (name -> value).
 
@@ -151,7 +145,7 @@ def _patient_row(profile: Profile) -> dict[str, object]:
 def _event_arrays(item: PatientIn) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One item's events as arrays: times (microseconds since the epoch), type codes and values (NaN: none)."""
     events = item.events
-    times = np.fromiter((_micros(e.timestamp) for e in events), dtype=np.int64, count=len(events))
+    times = np.fromiter((aware_micros(e.timestamp) for e in events), dtype=np.int64, count=len(events))
     codes = np.fromiter((_CODE[e.event_type] for e in events), dtype=np.int8, count=len(events))
     values = np.fromiter((math.nan if e.value is None else e.value for e in events), dtype=np.float64,
                          count=len(events))
@@ -176,10 +170,10 @@ def _raw_one(item: PatientIn, as_of: datetime, model: LoadedModel, now: datetime
     if as_of < item.profile.enrolled_at:
         return None
     arrays = _event_arrays(item)
-    if not _passes_contract(_micros(item.profile.enrolled_at), *arrays, _micros(now + FUTURE_SKEW)):
+    if not _passes_contract(aware_micros(item.profile.enrolled_at), *arrays, aware_micros(now + FUTURE_SKEW)):
         return None
     patient = _patient_row(item.profile)
-    row = compute_features_one(patient, *arrays, _micros(as_of), config=model.feature_config)
+    row = compute_features_one(patient, *arrays, aware_micros(as_of), config=model.feature_config)
     return row[model.catalog_columns]
 
 
