@@ -24,7 +24,7 @@ from pathlib import Path
 
 from config import DEFAULT_PATHS, ServingConfig
 from models.scorer import load_scorer
-from serving.launcher import free_port, serve_argv, serve_env, stop_service, wait_ready
+from serving.launcher import SERVICE, free_port, serve_argv, serve_env, stop_service, wait_ready
 
 # The packages the helpers use are imported first: this folder has a features.py that would shadow them.
 import features.point_in_time  # noqa: E402,F401
@@ -44,7 +44,10 @@ ROOT = Path(__file__).resolve().parent.parent
 def start(tree: Path, work: Path, name: str, env: dict[str, str]) -> tuple[subprocess.Popen, int]:
     """The service of the code in `tree` (BentoML imports it from its working folder), on a free port."""
     config = ServingConfig(port=free_port(), decision_log_url=f"sqlite:///{work / (name + '.db')}")
-    process = subprocess.Popen(serve_argv(config), env=serve_env(config, {**env, "PYTHONPATH": str(tree)}),
+    # A commit from before serving/server_main.py is started as it was then: plain `bentoml serve`.
+    argv = serve_argv(config) if (tree / "serving" / "server_main.py").exists() else [
+        sys.executable, "-m", "bentoml", "serve", SERVICE, "--host", config.host, "--port", str(config.port)]
+    process = subprocess.Popen(argv, env=serve_env(config, {**env, "PYTHONPATH": str(tree)}),
                                cwd=tree, stdout=open(work / f"{name}.log", "wb"), stderr=subprocess.STDOUT,
                                start_new_session=True)
     return process, config.port

@@ -15,11 +15,13 @@ from typing import IO
 
 import httpx
 
-from config import ServingConfig
+from config import DEFAULT_PATHS, ServingConfig
 
 from .settings import config_env
 
 SERVICE = "serving.service:RiskService"
+# The server's own Prometheus folder (read by serving/server_main.py).
+METRICS_DIR_ENV = "LAPSE_METRICS_DIR"
 # Where free ports are looked for: below the range the OS takes outgoing connections' source ports from.
 _LOWEST_PORT = 20_000
 _EPHEMERAL = Path("/proc/sys/net/ipv4/ip_local_port_range")
@@ -54,8 +56,14 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def serve_argv(config: ServingConfig) -> list[str]:
-    """The command line that runs the risk service under BentoML."""
-    return [sys.executable, "-m", "bentoml", "serve", SERVICE, "--host", config.host, "--port", str(config.port)]
+    """The command line that runs the risk service under BentoML (through serving/server_main.py)."""
+    return [sys.executable, "-m", "serving.server_main", "serve", SERVICE, "--host", config.host,
+            "--port", str(config.port)]
+
+
+def metrics_dir(config: ServingConfig) -> Path:
+    """This server's Prometheus folder: one per port, so servers on one host keep their own counts."""
+    return DEFAULT_PATHS.work / "metrics" / f"port-{config.port}"
 
 
 def serve_env(config: ServingConfig, base: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -64,6 +72,7 @@ def serve_env(config: ServingConfig, base: Mapping[str, str] | None = None) -> d
     env.update(config_env(config))
     env.setdefault("BENTOML_DO_NOT_TRACK", "True")
     env["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
+    env[METRICS_DIR_ENV] = str(metrics_dir(config))
     return env
 
 

@@ -76,6 +76,28 @@ def test_metrics_need_a_key_and_count_by_route_not_by_path(server, client, kit):
     assert 0 < len(lines) < 30
 
 
+def _scored_rows(server, kit) -> float:
+    scrape = httpx.get(server.url + "/metrics", headers={"Authorization": f"Bearer {kit.admin}"})
+    assert scrape.status_code == 200
+    lines = [line for line in scrape.text.splitlines() if line.startswith("lapse_scored_rows_total")]
+    return sum(float(line.rsplit(" ", 1)[1]) for line in lines)
+
+
+def test_each_server_keeps_its_own_metrics_when_another_starts_on_the_host(server, client, kit):
+    """BentoML keeps a server's counts in files under one folder per machine, which a starting server empties:
+    a second service on the host wiped the first one's /metrics and showed it the other's counts."""
+    before = _scored_rows(server, kit)
+    assert client.post("/score", json={"patients": [kit.item(f"pat-m{i}") for i in range(3)]}).status_code == 200
+    assert _scored_rows(server, kit) == before + 3
+    neighbour = kit.launch("neighbour")
+    try:
+        assert _scored_rows(neighbour, kit) == 0  # the first server's patients are not counted here
+        assert _scored_rows(server, kit) == before + 3  # and the neighbour's start did not wipe them
+    finally:
+        stop_service(neighbour.process)
+    assert _scored_rows(server, kit) == before + 3
+
+
 # --- item 3: idle and slow connections ---------------------------------------------------------
 
 
