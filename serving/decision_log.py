@@ -65,6 +65,9 @@ _ZERO = timedelta(0)
 SYNC_MODES = {"full": "FULL", "normal": "NORMAL"}
 # Rows committed in one transaction at most; more wait for the next one.
 _MAX_GROUP_ROWS = 20_000
+# SQLite: rows committed between two checkpoints of the journal into the database file (about SQLite's own
+# 1,000-page step). Its automatic checkpoint ran inside the commit that crossed the step, so that request waited.
+_CHECKPOINT_ROWS = 5_000
 log = logging.getLogger("lapse.serving.decision_log")
 
 
@@ -128,8 +131,11 @@ class DecisionLogError(RuntimeError):
     """The decision log could not record a decision (the reply must not be sent)."""
 
 
-def make_engine(url: str, sync: str = "full", busy_ms: int = 30_000) -> sa.Engine:
-    """An engine for the decision log; SQLite gets a WAL journal and, with sync "full", a flush on every commit."""
+def make_engine(url: str, sync: str = "full", busy_ms: int = 30_000, autocheckpoint: bool = True) -> sa.Engine:
+    """An engine for the decision log; SQLite gets a WAL journal and, with sync "full", a flush on every commit.
+
+    `autocheckpoint=False`: SQLite does not copy the journal into the database inside a commit of this engine's
+    (the decision log's writer checkpoints after its replies are released instead)."""
     if sync not in SYNC_MODES:
         raise ValueError(f"decision log sync must be one of {', '.join(SYNC_MODES)}, not {sync!r}")
     if url.startswith("sqlite"):
@@ -144,6 +150,8 @@ def make_engine(url: str, sync: str = "full", busy_ms: int = 30_000) -> sa.Engin
             cursor.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute(f"PRAGMA synchronous={SYNC_MODES[sync]}")
+            if not autocheckpoint:
+                cursor.execute("PRAGMA wal_autocheckpoint=0")
             cursor.close()
 
         return engine
@@ -199,6 +207,8 @@ class DecisionLog:
         self._positional = True
         self._insert_sql = ""
         self._closing = False
+        self._sqlite = url.startswith("sqlite")
+        self._rows_since_checkpoint = 0
         # Waiting rows (without their commit time) and the future of their caller.
         self._queue: queue.SimpleQueue[_Waiting | None] = queue.SimpleQueue()
         self._opened = threading.Event()
@@ -214,7 +224,7 @@ class DecisionLog:
 
     def _open(self) -> None:
         if self.engine is None:
-            engine = make_engine(self.url, self.sync, self.busy_ms)
+            engine = make_engine(self.url, self.sync, self.busy_ms, autocheckpoint=False)
             try:
                 METADATA.create_all(engine)
                 add_missing_columns(engine)
@@ -341,6 +351,19 @@ class DecisionLog:
             return
         for waiting in live:
             _settle(waiting.future, result=len(waiting.rows))
+        self._rows_since_checkpoint += count
+        if self._sqlite and self._rows_since_checkpoint >= _CHECKPOINT_ROWS:
+            self._checkpoint()
+
+    def _checkpoint(self) -> None:
+        """Copy the journal's committed pages into the database file, once the replies waiting on them are free
+        to go. PASSIVE: readers are not blocked, and what a reader still holds is copied next time."""
+        self._rows_since_checkpoint = 0
+        try:
+            with self.engine.connect() as connection:
+                connection.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+        except sa.exc.DBAPIError as error:  # the next commit reports a store that is really broken
+            log.warning("decision log: checkpoint skipped (%s)", type(error).__name__)
 
     def close(self) -> None:
         """Finish queued writes and release the database."""

@@ -225,3 +225,25 @@ def test_a_claim_left_pending_by_a_failed_commit_is_taken_over_once_stale(tmp_pa
     assert store.claim("key-3", "body").outcome == "pending"  # still being answered: 409
     time.sleep(0.6)
     assert store.claim("key-3", "body").outcome == "claimed"
+
+
+def test_the_journal_is_checkpointed_outside_the_commits_and_stays_bounded(tmp_path):
+    """SQLite's automatic checkpoint ran inside the commit that crossed its step (that request waited for it);
+    the writer now copies the journal into the database after releasing the replies. The journal must still
+    be recycled: writing forty batches of 1,000 decisions leaves it a fraction of what was written."""
+    path = tmp_path / "decisions.db"
+    log = DecisionLog(f"sqlite:///{path}", "normal", 5000, 0.5)
+    try:
+        journal_sizes = []
+        for batch in range(40):
+            assert log.submit([_decision(f"p{batch}-{i}") for i in range(1000)]).result(timeout=60) == 1000
+            journal_sizes.append(path.with_name("decisions.db-wal").stat().st_size)
+        with sqlite3.connect(path) as reader:
+            assert reader.execute("select count(*) from decisions").fetchone()[0] == 40_000
+            assert reader.execute("pragma wal_autocheckpoint").fetchone()[0] == 1000  # other connections: default
+        written = path.stat().st_size
+    finally:
+        log.close()
+    assert written > 0
+    # Without checkpoints the journal would hold all 40,000 rows; it is reused after each checkpoint.
+    assert max(journal_sizes) < written / 2, (max(journal_sizes), written)
