@@ -22,6 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import psutil
+
 from config import DEFAULT_PATHS, ServingConfig
 from models.scorer import load_scorer
 from serving.launcher import SERVICE, free_port, serve_argv, serve_env, stop_service, wait_ready
@@ -99,8 +101,6 @@ def main() -> int:
 
 def resident_mb(pid: int) -> float:
     """Resident memory of a process and all its children, in MB."""
-    import psutil
-
     root = psutil.Process(pid)
     total = 0
     for process in [root, *root.children(recursive=True)]:

@@ -207,8 +207,7 @@ class DecisionLog:
         self._positional = True
         self._insert_sql = ""
         self._closing = False
-        self._sqlite = url.startswith("sqlite")
-        self._rows_since_checkpoint = 0
+        self._rows_since_checkpoint = 0  # SQLite only
         # Waiting rows (without their commit time) and the future of their caller.
         self._queue: queue.SimpleQueue[_Waiting | None] = queue.SimpleQueue()
         self._opened = threading.Event()
@@ -351,9 +350,10 @@ class DecisionLog:
             return
         for waiting in live:
             _settle(waiting.future, result=len(waiting.rows))
-        self._rows_since_checkpoint += count
-        if self._sqlite and self._rows_since_checkpoint >= _CHECKPOINT_ROWS:
-            self._checkpoint()
+        if self.engine.dialect.name == "sqlite":
+            self._rows_since_checkpoint += count
+            if self._rows_since_checkpoint >= _CHECKPOINT_ROWS:
+                self._checkpoint()
 
     def _checkpoint(self) -> None:
         """Copy the journal's committed pages into the database file, once the replies waiting on them are free

@@ -21,14 +21,13 @@ from serving.launcher import METRICS_DIR_ENV
 
 def main() -> None:
     folder = os.environ.get(METRICS_DIR_ENV)
-    if not folder:
-        cli()
-        return
-    BentoMLContainer.prometheus_multiproc_dir.set(folder)
+    if folder:
+        BentoMLContainer.prometheus_multiproc_dir.set(folder)
     try:
         cli()
     finally:  # the counts die with the server (BentoML empties the folder at start anyway)
-        shutil.rmtree(folder, ignore_errors=True)
+        if folder:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":
