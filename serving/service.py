@@ -11,6 +11,7 @@ import asyncio
 from collections.abc import Callable
 from concurrent.futures import Future
 from datetime import datetime, timezone
+from functools import partial
 from typing import Any, Literal
 
 import anyio.to_thread
@@ -54,7 +55,7 @@ from .schemas import (
 )
 from .settings import clinician_page_config, decision_log_url, hardening, outreach_config, serving_config
 from .ui import ClinicianPage
-from .webhook import Webhook
+from .webhook import Delivery, Webhook
 
 CONFIG = serving_config()
 HARDENING = hardening()
@@ -105,6 +106,19 @@ def _seen(model: LoadedModel) -> Callable[..., None]:
     return lambda X: app_metrics().scored_inputs(X, model.feature_names)
 
 
+def _together(*steps: Callable[[Any], None] | None) -> Callable[[Any], None] | None:
+    """One step (run in the decision log's transaction) doing each given step in turn; None if none is given."""
+    given = [step for step in steps if step is not None]
+    if len(given) <= 1:
+        return given[0] if given else None
+
+    def each(connection: Any) -> None:
+        for step in given:
+            step(connection)
+
+    return each
+
+
 def _programs(items: list[PatientIn]) -> list[str | None]:
     """Each item's program from its profile (None when it sends features only)."""
     return [item.profile.program if item.profile is not None else None for item in items]
@@ -148,8 +162,11 @@ class RiskService:
 
     @bentoml.on_shutdown
     def stop_page(self) -> None:
-        """End the clinician page's own process with the service (it also ends when this process exits)."""
+        """End the clinician page's own process with the service (it also ends when this process exits), and
+        hand the webhook deliveries this worker still holds to the next worker."""
         clinician_page.stop()
+        if self.webhook is not None:
+            self.webhook.close()
 
     def _warm_up(self) -> None:
         if self.store.current is not None and not self.warm:
@@ -167,25 +184,28 @@ class RiskService:
         now = datetime.now(timezone.utc)
         claim = current_claim()
 
-        def decide() -> tuple[list[Decision], Future, bytes]:
+        def decide() -> tuple[list[Decision], Future, bytes, Delivery | None]:
             answer, decided = work(model, now)
+            # A webhook delivery for the triggered decisions is stored in their transaction (serving/webhook.py).
+            delivery = self.webhook.prepare(decided) if self.webhook is not None else None
+            outbox = partial(self.webhook.store, delivery) if delivery is not None else None
             if claim is None:
-                committed = self.decision_log.submit(decided)
+                committed = self.decision_log.submit(decided, outbox)
                 # The answer is serialised once, in the shape of the endpoint's response model, while the
                 # decisions are being committed; it is sent only after the commit.
-                return decided, committed, scoring.answer_json(answer)
+                return decided, committed, scoring.answer_json(answer), delivery
             # With an Idempotency-Key, the answer is stored with the decisions, in their transaction.
             body = scoring.answer_json(answer)
-            committed = claim.hand(body, lambda within: self.decision_log.submit(decided, within))
+            committed = claim.hand(body, lambda within: self.decision_log.submit(decided, _together(within, outbox)))
             if committed is None:
                 raise RequestAbandoned
-            return decided, committed, body
+            return decided, committed, body, delivery
 
         try:
             if len(items) > _INLINE_PATIENTS or sum(len(item.events or ()) for item in items) > _INLINE_EVENTS:
-                decided, committed, body = await anyio.to_thread.run_sync(decide)
+                decided, committed, body, delivery = await anyio.to_thread.run_sync(decide)
             else:
-                decided, committed, body = decide()
+                decided, committed, body, delivery = decide()
         except InputProblems as error:
             return JSONResponse(status_code=422, content={"error": "the request breaks the rules below",
                                                           "problems": error.problems})
@@ -193,13 +213,15 @@ class RiskService:
             await asyncio.wrap_future(committed)
         except DecisionLogError:
             return _unavailable("the decision could not be recorded, so no answer is given; try again")
-        return Response(body, media_type="application/json", background=BackgroundTask(self._after, decided))
+        return Response(body, media_type="application/json",
+                        background=BackgroundTask(self._after, decided, delivery))
 
-    async def _after(self, decided: list[Decision]) -> None:
-        """Once the reply is sent: count the decisions in the metrics and queue the webhook's deliveries."""
+    async def _after(self, decided: list[Decision], delivery: Delivery | None) -> None:
+        """Once the reply is sent: count the decisions in the metrics and send the webhook's delivery (stored with
+        the decisions: if this never runs, another worker's sweep sends it)."""
         app_metrics().decided(decided)
-        if self.webhook is not None:
-            self.webhook.notify(decided)
+        if delivery is not None:
+            self.webhook.start(delivery)
 
     @bentoml.api(route="/score", input_spec=validated_input(ScoreRequest))
     async def score(self, patients: list[PatientIn]) -> ScoreResponse:

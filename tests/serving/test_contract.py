@@ -16,7 +16,7 @@ from config import ServingConfig
 from serving.decision_log import read_decisions
 from serving.launcher import free_port, stop_service
 from serving.openapi import package_version
-from serving.webhook import read_attempts, verify
+from serving.webhook import read_attempts, read_outbox, verify
 
 SECRET = "webhook-secret-for-tests-3f9a"
 
@@ -133,7 +133,10 @@ def test_a_retry_with_the_same_idempotency_key_returns_the_first_answer_and_writ
     assert first.status_code == again.status_code == 200
     assert again.json() == first.json() and again.headers["idempotent-replayed"] == "true"
     assert "idempotent-replayed" not in first.headers
-    assert len([r for r in read_decisions(server.decisions_url) if r["patient_id"] == "idem-1"]) == 1
+    rows = [r for r in read_decisions(server.decisions_url) if r["patient_id"] == "idem-1"]
+    assert len(rows) == 1
+    # Its support trigger has one delivery, stored with the decision and the stored answer: the replay makes none.
+    assert [d["request_id"] for d in read_outbox(server.decisions_url)].count(rows[0]["request_id"]) == 1
     other = _score(server, kit, "idem-2", headers=key)
     assert other.status_code == 422 and other.json()["problems"][0]["field"] == "Idempotency-Key"
     assert not [r for r in read_decisions(server.decisions_url) if r["patient_id"] == "idem-2"]
@@ -203,6 +206,9 @@ def test_triggers_reach_the_webhook_signed_and_retried_after_a_failure(server, k
         time.sleep(0.2)
     assert [(a["attempt"], a["status_code"], a["outcome"]) for a in attempts] == [
         (1, 500, "retrying"), (2, 204, "delivered")]
+    # The delivery was kept in the outbox, stored with its decisions, until it was done.
+    kept = {row["delivery_id"]: row for row in read_outbox(server.decisions_url)}
+    assert (kept[first_id]["state"], kept[first_id]["attempts"]) == ("delivered", 2)
 
 
 def test_metrics_count_scores_tiers_triggers_refusals_and_missing_features(server, kit):
