@@ -97,12 +97,16 @@ def decisions(request_id: str, endpoint: str, answers: Sequence[PatientRisk | Ri
         reasons = a.reasons if isinstance(a, PatientRisk) else a.contributions
         support, model = a.support, a.model
         chosen = policy[position] if policy is not None else None
-        out.append(Decision(request_id, endpoint, a.patient_id, a.as_of, model.name, model.version, a.risk, a.tier,
-                            tuple([(r.feature, r.contribution) for r in reasons[:reasons_kept]]),
-                            support.trigger if contacted is None else position in contacted, support.priority,
-                            programs[position] if programs is not None else None,
-                            *((chosen.policy, chosen.policy_version, chosen.propensity, chosen.draw)
-                              if chosen is not None else (None, None, None, None)), a.status))
+        out.append(Decision(
+            request_id=request_id, endpoint=endpoint, patient_id=a.patient_id, as_of=a.as_of, model_name=model.name,
+            model_version=model.version, risk=a.risk, tier=a.tier,
+            reasons=tuple([(r.feature, r.contribution) for r in reasons[:reasons_kept]]),
+            trigger=support.trigger if contacted is None else position in contacted, priority=support.priority,
+            program=programs[position] if programs is not None else None,
+            policy=chosen.policy if chosen is not None else None,
+            policy_version=chosen.policy_version if chosen is not None else None,
+            propensity=chosen.propensity if chosen is not None else None,
+            draw=chosen.draw if chosen is not None else None, status=a.status))
     return out
 
 
