@@ -15,6 +15,7 @@ import numpy as np
 import xgboost as xgb
 from scipy.special import expit
 
+from models.estimators import booster_contributions
 from models.metadata import META_FILE, ModelMetadata, read_metadata, write_metadata
 
 
@@ -65,9 +66,7 @@ class RiskScorer:
 
         contributions.sum(axis=1) + base equals log_odds(X) (up to float32 rounding).
         """
-        matrix = xgb.DMatrix(self._matrix(X), nthread=1)
-        raw = np.asarray(self.booster.predict(matrix, pred_contribs=True, validate_features=False),
-                         dtype=np.float64)
+        raw = booster_contributions(self.booster, self._matrix(X))
         slope, intercept = self.calibration.slope, self.calibration.intercept
         return raw[:, :-1] * slope, raw[:, -1] * slope + intercept
 
