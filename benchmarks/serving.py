@@ -11,8 +11,12 @@ to its log before replying; MLflow's pyfunc answers with risk and the per-featur
 Before timing, lapse's answers are checked against the scoring primitives run here (same risk and
 reason contributions to 1e-12; raw events through the table path `compute_features`). Timing starts once
 both servers' start-up work is over (lapse's clinician page builds its first list after /readyz answers).
-Once the servers have stopped, two steps a batch cannot skip are timed in this process against the batch
-target: XGBoost's exact SHAP of the 1,000 rows and parsing the request body.
+In the same rounds as lapse's one-patient features phase, a BentoML service that does no work
+(benchmarks/_bentoml_floor.py, lapse's BentoML settings) takes the same body through an async
+`@bentoml.api` and through a plain ASGI route in the same server: the framework's own floor on this
+machine, in this run. Once the servers have stopped, two steps a batch cannot skip are timed in this
+process against the batch target: XGBoost's exact SHAP of the 1,000 rows (also on one thread, as CPU
+time against what two cores give in the target's time) and parsing the request body.
 
     .venv/bin/python -P benchmarks/serving.py [--tracking-uri URI] [--requests 400]
 
@@ -46,7 +50,8 @@ import models.scoring  # noqa: E402,F401
 import simulation  # noqa: E402,F401
 
 # Run with -P, this folder is not on sys.path: add it (last) for the shared benchmark helpers.
-sys.path.append(str(Path(__file__).resolve().parent))
+HERE = Path(__file__).resolve().parent
+sys.path.append(str(HERE))
 from _serving_load import RAW_EVENTS, Workload  # noqa: E402
 
 # Issue 15's targets (2 cores, one worker per server).
@@ -56,6 +61,8 @@ BATCH_P50_MS, BATCH_P99_MS = 60.0, 120.0
 THROUGHPUT_RATIO = 10.0
 SAME_ANSWER = 1e-12
 KEY = "bench-key"
+# The two no-work endpoints of benchmarks/_bentoml_floor.py (one-patient phase at concurrency 1 only).
+FLOOR_API, FLOOR_ASGI = "bentoml api, no work", "plain ASGI route, no work"
 
 
 def ensure_model(tracking_uri: str, name: str, alias: str, work: Path) -> tuple[str, str]:
@@ -274,32 +281,43 @@ def measure(args: argparse.Namespace, uri: str, version: str, work: Path) -> tup
                            registry=RegistryConfig(registered_model=args.model_name),
                            decision_log_url=f"sqlite:///{work / 'decisions.db'}",
                            decision_log_sync=args.decision_log_sync)
-    mlflow_port = free_port()
+    mlflow_port, floor_port = free_port(), free_port()
     logs = open(work / "servers.log", "wb")
     lapse_proc = start_service(config, env, logs)
     mlflow_proc = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "models", "serve", "-m", f"models:/{args.model_name}/{version}",
          "--env-manager", "local", "-h", "127.0.0.1", "-p", str(mlflow_port), "-w", "1"],
         env=env, stdout=logs, stderr=subprocess.STDOUT, start_new_session=True)
+    # BentoML's own floor: a service doing no work, with lapse's BentoML settings (benchmarks/_bentoml_floor.py).
+    floor_proc = subprocess.Popen(
+        [sys.executable, "-m", "bentoml", "serve", "_bentoml_floor:Floor", "--working-dir", str(HERE),
+         "--host", "127.0.0.1", "--port", str(floor_port)],
+        env=env, stdout=logs, stderr=subprocess.STDOUT, start_new_session=True)
+    processes = (lapse_proc, mlflow_proc, floor_proc)
     try:
         wait_ready(f"http://127.0.0.1:{config.port}", lapse_proc, timeout=180)
         wait_http(mlflow_port, "/ping", mlflow_proc)
+        wait_http(floor_port, "/readyz", floor_proc)
         lapse = Target("lapse", config.port, "/score", {"Authorization": f"Bearer {KEY}"}, lapse_proc.pid)
         mlflow = Target("mlflow", mlflow_port, "/invocations", {}, mlflow_proc.pid)
-        waited = wait_quiet([lapse, mlflow])
+        floors = [Target(FLOOR_API, floor_port, "/score", {}, floor_proc.pid),
+                  Target(FLOOR_ASGI, floor_port, "/asgi/score", {}, floor_proc.pid)]
+        waited = wait_quiet([lapse, mlflow, floors[0]])
         print(f"servers ready; their start-up work ended {waited:.0f} s later", flush=True)
         worst = check_answers(lapse, load)
-        singles = {"lapse": load.singles_lapse, "mlflow": load.singles_mlflow}
+        singles = {"lapse": load.singles_lapse, "mlflow": load.singles_mlflow,
+                   FLOOR_API: load.singles_lapse, FLOOR_ASGI: load.singles_lapse}
         batches = {"lapse": load.batch_lapse, "mlflow": load.batch_mlflow}
-        for target in (lapse, mlflow):
+        for target in (lapse, mlflow, *floors):
             run_load(target, singles[target.name], 1, 50, args.budget_s)  # warm the connection and code paths
         run_load(lapse, load.raw, 1, 50, args.budget_s)
         results: dict[str, dict[str, dict]] = {"lapse": {"raw": run_load(lapse, load.raw, 1, args.requests,
-                                                                          args.budget_s)}, "mlflow": {}}
-        for phase, bodies, concurrency, total in (("c1", singles, 1, args.requests),
-                                                  ("c8", singles, 8, args.requests * 2),
-                                                  ("batch", batches, 1, args.batches)):
-            for name, figures in alternating([lapse, mlflow], bodies, concurrency, total, args.rounds,
+                                                                          args.budget_s)},
+                                                 "mlflow": {}, FLOOR_API: {}, FLOOR_ASGI: {}}
+        for phase, targets, bodies, concurrency, total in (("c1", [lapse, mlflow, *floors], singles, 1, args.requests),
+                                                           ("c8", [lapse, mlflow], singles, 8, args.requests * 2),
+                                                           ("batch", [lapse, mlflow], batches, 1, args.batches)):
+            for name, figures in alternating(targets, bodies, concurrency, total, args.rounds,
                                              args.budget_s).items():
                 results[name][phase] = figures
     except Exception:
@@ -307,7 +325,7 @@ def measure(args: argparse.Namespace, uri: str, version: str, work: Path) -> tup
         print((work / "servers.log").read_text(errors="replace")[-4000:], file=sys.stderr)
         raise
     finally:
-        for process in (lapse_proc, mlflow_proc):
+        for process in processes:
             stop_service(process)
         logs.close()
     results["floor"] = batch_floor(scorer, load)
@@ -321,17 +339,21 @@ def batch_floor(scorer, load: Workload, repeat: int = 15) -> dict[str, float]:
     from models.loaded import batch_threads
     from serving.schemas import ScoreRequest, validate_json
 
-    batch = scorer.with_threads(batch_threads(1))
+    batch, single = scorer.with_threads(batch_threads(1)), scorer.with_threads(1)
     figures = {}
     for name, step in (("shap", lambda: batch.contributions(load.batch_rows)),
-                       ("parse", lambda: validate_json(ScoreRequest, load.batch_lapse[0]))):
-        times = []
+                       ("parse", lambda: validate_json(ScoreRequest, load.batch_lapse[0])),
+                       ("shap_one", lambda: single.contributions(load.batch_rows))):
+        times, cpu = [], []
         for _ in range(repeat):
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.process_time()
             step()
             times.append((time.perf_counter() - started) * 1000)
+            cpu.append((time.process_time() - cpu_started) * 1000)
         figures[name] = float(np.median(times))
+        figures[f"{name}_cpu"] = float(np.median(cpu))
     figures["threads"] = batch_threads(1)
+    figures["shap_cpu"] = figures["shap_one_cpu"]
     return figures
 
 
@@ -345,8 +367,8 @@ def report(args: argparse.Namespace, version: str, names: list[str], results: di
     print(f"{'server':<8}{'phase':<34}{'n':>6}{'p50 ms':>10}{'p99 ms':>10}{'req/s':>10}{'CPU ms/req':>12}")
     phases = {"raw": f"1 patient, {RAW_EVENTS} raw events, conc. 1", "c1": "1 patient, features, conc. 1",
               "c8": "1 patient, features, conc. 8", "batch": "1,000 patients, features, conc. 1"}
-    for server, by_phase in ((k, v) for k, v in results.items() if k != "floor"):
-        for phase, r in by_phase.items():
+    for server in ("lapse", "mlflow"):
+        for phase, r in results[server].items():
             print(f"{server:<8}{phases[phase]:<34}{r['n']:>6}{r['p50']:>10.2f}{r['p99']:>10.2f}{r['rps']:>10.1f}"
                   f"{r['cpu_ms']:>12.2f}")
     lp, mf = results["lapse"], results["mlflow"]
@@ -357,11 +379,22 @@ def report(args: argparse.Namespace, version: str, names: list[str], results: di
     print(f"  1,000-patient batch p50:     {lp['batch']['p50'] / mf['batch']['p50']:.2f}x")
     print(f"  server CPU per single request: {lp['c1']['cpu_ms'] / mf['c1']['cpu_ms']:.2f}x")
     print(f"largest difference from the scoring primitives (risk, reason contributions): {worst:.1e}")
+    print("\nBentoML's own floor (benchmarks/_bentoml_floor.py: lapse's BentoML settings, the same one-patient "
+          "body, no work), in the rounds of lapse's features phase at concurrency 1:")
+    for name in (FLOOR_API, FLOOR_ASGI):
+        r = results[name]["c1"]
+        print(f"  {name:<28} p50 {r['p50']:6.2f} ms  p99 {r['p99']:6.2f} ms  CPU {r['cpu_ms']:5.2f} ms/req")
+    r = lp["c1"]
+    print(f"  {'lapse, features':<28} p50 {r['p50']:6.2f} ms  p99 {r['p99']:6.2f} ms  CPU {r['cpu_ms']:5.2f} ms/req  "
+          f"(target p50 {FEATURES_P50_MS:g} ms)")
     floor = results["floor"]
+    budget = BATCH_P50_MS * (os.cpu_count() or 1)
     print(f"\nin this process, servers stopped (medians): XGBoost's exact SHAP of the 1,000 rows "
           f"({floor['threads']:.0f} threads, as the service) {floor['shap']:.2f} ms; parsing the batch request "
           f"{floor['parse']:.2f} ms; together {(floor['shap'] + floor['parse']) / BATCH_P50_MS:.0%} of the batch "
           f"p50 target")
+    print(f"  the same SHAP on one thread uses {floor['shap_cpu']:.2f} ms of CPU: {floor['shap_cpu'] / budget:.0%} of "
+          f"the {budget:.0f} CPU-ms that {os.cpu_count()} cores give in {BATCH_P50_MS:g} ms")
     checks = [
         (f"raw profile + {RAW_EVENTS} events, p50 <= {RAW_P50_MS:g} ms", lp["raw"]["p50"] <= RAW_P50_MS),
         (f"raw profile + {RAW_EVENTS} events, p99 <= {RAW_P99_MS:g} ms", lp["raw"]["p99"] <= RAW_P99_MS),
