@@ -30,6 +30,7 @@ from .app_metrics import app_metrics
 from .decision_log import Decision, DecisionLog, DecisionLogError
 from .decisions_api import QueryProblems, parse_query, read_page
 from .edge import Edge
+from .endpoints import Endpoints
 from .guard import RequestGuard, validated_input
 from .idempotency import Idempotency, RequestAbandoned, current_claim
 from .inputs import InputProblems
@@ -75,22 +76,23 @@ clinician_page = ClinicianPage(clinician_page_config(), settings=HARDENING)
 Work = Callable[[LoadedModel, datetime], tuple[scoring.Answer, list[Decision]]]
 
 
-# The decision log of this worker, once the service has started (the edge's /readyz reads its health).
-_HEALTH: list[DecisionLog] = []
+# This worker's service instance, once it has started: the edge reads its decision log's health (/readyz) and
+# its model's tier names (/docs.json), and the scoring endpoints are answered with it (serving/endpoints.py).
+_RUNNING: list["RiskService"] = []
 
 
-# This worker's model store, once the service has started (the edge's /docs.json lists its tier names).
-_STORES: list[ModelStore] = []
+def _running() -> Any:
+    return _RUNNING[0] if _RUNNING else None
 
 
 def _tier_names() -> tuple[str, ...]:
-    model = _STORES[0].current if _STORES else None
+    model = _RUNNING[0].store.current if _RUNNING else None
     return tuple(name for name, _ in model.tiers) if model is not None else ()
 
 
 def _problem() -> str | None:
     """Why this worker cannot answer now, or None."""
-    return _HEALTH[0].problem if _HEALTH else None
+    return _RUNNING[0].decision_log.problem if _RUNNING else None
 
 
 def _unavailable(message: str) -> JSONResponse:
@@ -147,8 +149,7 @@ class RiskService:
         self.store = ModelStore(CONFIG, DEFAULT_PATHS.tracking_uri)
         self.decision_log = DecisionLog(decision_log_url(CONFIG), CONFIG.decision_log_sync,
                                         HARDENING.decision_log_busy_ms, HARDENING.decision_log_retry_s)
-        _HEALTH.append(self.decision_log)
-        _STORES.append(self.store)
+        _RUNNING.append(self)  # (uvicorn answers requests only once this __init__ has returned)
         self.webhook = Webhook(CONFIG.webhook_url, CONFIG.webhook_secret, decision_log_url(CONFIG),
                                CONFIG.webhook_attempts, CONFIG.webhook_backoff_s,
                                CONFIG.webhook_timeout_s) if CONFIG.webhook_url else None
@@ -320,3 +321,6 @@ RiskService.add_asgi_middleware(Idempotency, url=decision_log_url(CONFIG),
                                 ttl_hours=CONFIG.idempotency_ttl_hours,
                                 # Longer than any commit can take: a claim pending longer was left by a failed one.
                                 pending_stale_s=CONFIG.request_timeout_s + HARDENING.decision_log_busy_ms / 1000 + 60)
+# Innermost: a validated request to a scoring endpoint is answered by its method here, without BentoML's wrapper.
+RiskService.add_asgi_middleware(Endpoints, service=_running,
+                                routes={"/score": "score", "/explain": "explain", "/triage": "triage"})
