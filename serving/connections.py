@@ -2,12 +2,15 @@
 
 BentoML starts uvicorn itself and passes neither a header timeout nor a connection limit (uvicorn
 has no header timeout at all: a connection that never finishes its headers stays open for ever).
-`GuardedH11Protocol` is uvicorn's h11 protocol with three additions:
+`GuardedHttpToolsProtocol` (the one used) is uvicorn's httptools protocol, and `GuardedH11Protocol`
+(`--http h11`) uvicorn's pure-Python h11 one, with these additions:
 
 - a connection must deliver a request's complete headers within `header_timeout_s` of opening, or of
   its previous answer, else it is closed (this also ends idle keep-alive connections);
 - a worker holds at most `max_connections` open connections; one more is answered
   429 Too Many Requests with Retry-After and closed at once;
+- with httptools, a request's line and headers are at most 16 KiB, or 400 and the connection is closed
+  (httptools has no bound; h11 refuses a head still incomplete past the same size);
 - on SIGTERM uvicorn waits for requests in flight at most `drain_timeout_s` (BentoML leaves that
   wait unbounded and its process manager waits a day), then closes them;
 - all are settings (serving/settings.py `Hardening`), installed with `install()` before uvicorn
@@ -22,10 +25,15 @@ from typing import Any, ClassVar
 
 import uvicorn.config
 from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from .settings import Hardening
 
-_PROTOCOL = f"{__name__}:GuardedH11Protocol"
+_H11 = f"{__name__}:GuardedH11Protocol"
+_HTTPTOOLS = f"{__name__}:GuardedHttpToolsProtocol"
+# A request's line and headers together, at most (h11 refuses a head still incomplete past this size, its
+# DEFAULT_MAX_INCOMPLETE_EVENT_SIZE).
+MAX_HEAD_BYTES = 16 * 1024
 
 
 def busy_response(retry_after_s: int) -> bytes:
@@ -36,8 +44,8 @@ def busy_response(retry_after_s: int) -> bytes:
             + b"connection: close\r\n\r\n" + body)
 
 
-class GuardedH11Protocol(H11Protocol):
-    """uvicorn's h11 protocol with a header deadline and a cap on open connections."""
+class _Guarded:
+    """The additions, for either of uvicorn's HTTP/1.1 protocols (their connection state has the same names)."""
 
     settings: ClassVar[Hardening] = Hardening()
 
@@ -89,8 +97,40 @@ class GuardedH11Protocol(H11Protocol):
         super().connection_lost(exc)
 
 
+class GuardedH11Protocol(_Guarded, H11Protocol):
+    """uvicorn's h11 protocol (pure Python) with a header deadline and a cap on open connections."""
+
+
+class HeadTooLarge(Exception):
+    """A request line and headers over MAX_HEAD_BYTES (uvicorn answers 400 and closes the connection)."""
+
+
+class GuardedHttpToolsProtocol(_Guarded, HttpToolsProtocol):
+    """uvicorn's httptools protocol (a C parser) with the same additions, and a bound on a request's line and
+    headers, which httptools does not have."""
+
+    def on_message_begin(self) -> None:
+        self._head_bytes = 0
+        super().on_message_begin()
+
+    def _count(self, size: int) -> None:
+        self._head_bytes += size
+        if self._head_bytes > MAX_HEAD_BYTES:
+            raise HeadTooLarge  # out of the parser as an HttpParserError: uvicorn answers 400 and closes
+
+    def on_url(self, url: bytes) -> None:
+        self._count(len(url))
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._count(len(name) + len(value) + 4)
+        super().on_header(name, value)
+
+
 def install(settings: Hardening) -> None:
-    """Make uvicorn in this process use the guarded protocol with `settings` (before it loads its config)."""
-    GuardedH11Protocol.settings = settings
-    uvicorn.config.HTTP_PROTOCOLS["auto"] = _PROTOCOL
-    uvicorn.config.HTTP_PROTOCOLS["h11"] = _PROTOCOL
+    """Make uvicorn in this process use the guarded protocols with `settings` (before it loads its config): the
+    httptools one by default (a C parser, much cheaper per request than h11), h11's when asked for."""
+    _Guarded.settings = settings
+    uvicorn.config.HTTP_PROTOCOLS["auto"] = _HTTPTOOLS
+    uvicorn.config.HTTP_PROTOCOLS["httptools"] = _HTTPTOOLS
+    uvicorn.config.HTTP_PROTOCOLS["h11"] = _H11
