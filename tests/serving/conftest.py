@@ -111,3 +111,14 @@ class Kit:
 @pytest.fixture(scope="session")
 def kit(trained) -> Kit:
     return Kit(trained)
+
+
+@pytest.fixture(scope="session")
+def shared_server(kit):
+    """One server with the default settings, shared by the modules that only send it requests (each server
+    costs seconds to start and stop). A test using it must not need a fresh server: it picks patient ids of its
+    own and reads back only its own rows. Tests that change a server's state, or check its start or its stop,
+    launch their own."""
+    running = kit.launch("shared")
+    yield running
+    stop_service(running.process)

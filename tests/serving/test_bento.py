@@ -29,7 +29,7 @@ def _run(argv: list[str], env: dict[str, str], cwd: Path) -> subprocess.Complete
     return subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True, timeout=600)
 
 
-def test_a_built_bento_serves_the_registry_answers_without_mlflow(kit, tmp_path):
+def test_a_built_bento_serves_the_registry_answers_without_mlflow(kit, shared_server, tmp_path):
     env = {**os.environ, "PATH": _uv_path(), "BENTOML_HOME": str(tmp_path / "build-home"),
            "MLFLOW_TRACKING_URI": kit.trained.uri, "BENTOML_DO_NOT_TRACK": "True"}
     built = _run([sys.executable, "-m", "cli", "build", "--version", "t1"], env, tmp_path)
@@ -54,14 +54,13 @@ def test_a_built_bento_serves_the_registry_answers_without_mlflow(kit, tmp_path)
     log = (tmp_path / "bento.log").open("wb")
     process = subprocess.Popen([sys.executable, "-m", "bentoml", "serve", "lapse:t1", "--port", str(port)],
                                env=run_env, cwd=work, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    registry = kit.launch("bento-peer")
     try:
         wait_ready(f"http://127.0.0.1:{port}", process, timeout=240)
         items = [kit.item("pat-1"), kit.item("pat-2", age=70.0)]
         body = {"patients": [{**item, "as_of": "2025-10-01T00:00:00Z"} for item in items]}
         headers = kit.auth
         from_bento = httpx.post(f"http://127.0.0.1:{port}/score", json=body, headers=headers, timeout=60)
-        with registry.client() as client:
+        with shared_server.client() as client:  # the registry's answers: a server on the MLflow store
             from_registry = client.post("/score", json=body)
         assert from_bento.status_code == 200, from_bento.text
         assert from_registry.status_code == 200, from_registry.text
@@ -73,7 +72,6 @@ def test_a_built_bento_serves_the_registry_answers_without_mlflow(kit, tmp_path)
         assert not (tmp_path / "gone").exists()  # the server never created an MLflow store
     finally:
         stop_service(process)
-        stop_service(registry.process)
         log.close()
 
 

@@ -14,12 +14,9 @@ from models.scoring import score_frame
 
 
 @pytest.fixture(scope="module")
-def server(kit):
-    from serving.launcher import stop_service
-
-    running = kit.launch("fit-status")
-    yield running
-    stop_service(running.process)
+def server(shared_server):
+    """The session's default server: these tests only score, under patient ids of their own."""
+    return shared_server
 
 
 def _item(kit, patient_id: str, **values: float) -> dict:

@@ -6,17 +6,16 @@ import pytest
 import sqlalchemy as sa
 
 from outreach.outcomes import read_outcomes
-from serving.launcher import stop_service
 
 SECRET_OUTCOME = "outcome-secret-4b1f"
 SECRET_PATIENT = "pat-secret-91c2"
 
 
 @pytest.fixture(scope="module")
-def server(kit):
-    running = kit.launch("outcomes")
-    yield running
-    stop_service(running.process)
+def server(shared_server):
+    """The session's default server. Other modules score on it too, never posting outcomes or triage: the
+    outcomes and triage rows read back here are this module's, and its decisions are the last two it made."""
+    return shared_server
 
 
 def _decision_ids(server) -> list[str]:
