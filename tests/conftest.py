@@ -55,10 +55,36 @@ def sim_data_dir(tmp_path_factory, sim_cohort) -> Path:
 
 
 @pytest.fixture(scope="session")
-def champion(tmp_path_factory, sim_data_dir) -> Champion:
+def empty_store(tmp_path_factory) -> Path:
+    """An MLflow SQLite store with MLflow's tables and nothing else, made once per session: opening a new store
+    runs MLflow's schema migrations, seconds each time. `fresh_store` hands out copies."""
+    from mlflow import MlflowClient
+
+    path = tmp_path_factory.mktemp("empty-store") / "mlflow.db"
+    uri = f"sqlite:///{path}"
+    MlflowClient(tracking_uri=uri, registry_uri=uri).search_experiments()  # creates and migrates the tables
+    return path
+
+
+@pytest.fixture(scope="session")
+def fresh_store(empty_store):
+    """`fresh_store(folder)`: a new, empty MLflow store `folder/mlflow.db` (a copy of `empty_store`), its URI
+    returned. The same tables MLflow would make there itself, without the migrations' seconds; tests about
+    where a store gets created, or that none does, make theirs the ordinary way."""
+
+    def copy(folder: Path) -> str:
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(empty_store, folder / "mlflow.db")
+        return f"sqlite:///{folder / 'mlflow.db'}"
+
+    return copy
+
+
+@pytest.fixture(scope="session")
+def champion(tmp_path_factory, sim_data_dir, fresh_store) -> Champion:
     """One model trained by the training job on the small cohort and promoted to champion, once per session."""
     root = tmp_path_factory.mktemp("champion")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
+    uri = fresh_store(root)
     summary = run_training(sim_data_dir, CHAMPION_TRAINING, tracking=uri)
     promote(CHAMPION_TRAINING, tracking=uri, override_reason="tests: a small cohort may miss the quality gates")
     scorer = load_scorer(summary.model_uri, tracking_uri=uri)

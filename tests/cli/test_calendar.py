@@ -53,8 +53,8 @@ def test_backwards_dates_are_refused(data, tmp_path, capsys):
     assert "second date is before the first" in capsys.readouterr().err
 
 
-def test_train_and_score_batch_at_calendar_dates(data, tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+def test_train_and_score_batch_at_calendar_dates(data, tmp_path, monkeypatch, capsys, fresh_store):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", fresh_store(tmp_path))
     first, last = _dates(data)
     assert main(["train", "--data", str(data), "--as-of-dates", f"{first - pd.Timedelta(days=28):%Y-%m-%d}.."
                  f"{last:%Y-%m-%d}", "--every-days", "2"]) == 0

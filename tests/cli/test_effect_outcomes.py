@@ -29,9 +29,9 @@ def mrt() -> pd.DataFrame:
     return run_program(config, policy).decisions
 
 
-def test_effect_on_a_simulated_mrt_writes_json_html_and_an_mlflow_run(tmp_path, mrt, capsys):
+def test_effect_on_a_simulated_mrt_writes_json_html_and_an_mlflow_run(tmp_path, mrt, capsys, fresh_store):
     mrt.to_parquet(tmp_path / "mrt.parquet")
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = fresh_store(tmp_path)
     code = main(["effect", "--table", str(tmp_path / "mrt.parquet"), "--out", str(tmp_path / "out"),
                  "--moderators", "days_since_last_use", "--tracking-uri", uri])
     assert code == 0, capsys.readouterr().err
@@ -45,9 +45,9 @@ def test_effect_on_a_simulated_mrt_writes_json_html_and_an_mlflow_run(tmp_path, 
     assert len(runs) == 1 and runs[0].data.metrics["overall.effect"] == pytest.approx(expected.overall.estimate)
 
 
-def test_effect_on_another_programs_column_names_with_the_mapping(tmp_path, mrt, capsys):
+def test_effect_on_another_programs_column_names_with_the_mapping(tmp_path, mrt, capsys, fresh_store):
     mrt.rename(columns=MAPPING).to_csv(tmp_path / "other.csv", index=False)
-    args = ["effect", "--table", str(tmp_path / "other.csv"), "--tracking-uri", f"sqlite:///{tmp_path / 'm.db'}"]
+    args = ["effect", "--table", str(tmp_path / "other.csv"), "--tracking-uri", fresh_store(tmp_path / "mlflow")]
     # Without the mapping, the missing column is named and nothing is written.
     assert main([*args, "--out", str(tmp_path / "unmapped")]) == 2
     assert "missing column 'unit'" in capsys.readouterr().err
@@ -88,7 +88,7 @@ def _log_decisions(db_url: str, mrt: pd.DataFrame) -> list[str]:
     return ids
 
 
-def test_outcomes_import_then_effect_from_the_decision_log(tmp_path, mrt, capsys):
+def test_outcomes_import_then_effect_from_the_decision_log(tmp_path, mrt, capsys, fresh_store):
     db = f"sqlite:///{tmp_path / 'decisions.db'}"
     ids = _log_decisions(db, mrt)
     came_back = [(i, pd.Timestamp(t) + pd.Timedelta(days=2)) for i, t, y in zip(ids, mrt["time"], mrt["outcome"]) if y]
@@ -101,7 +101,7 @@ def test_outcomes_import_then_effect_from_the_decision_log(tmp_path, mrt, capsys
     assert main(["outcomes", "import", str(tmp_path / "outcomes.csv"), "--decisions-db", db]) == 0
     assert f"0 stored, {len(outcomes)} already stored" in capsys.readouterr().out
     code = main(["effect", "--decisions-db", db, "--out", str(tmp_path / "out"), "--moderators", "risk",
-                 "--tracking-uri", f"sqlite:///{tmp_path / 'm.db'}"])
+                 "--tracking-uri", fresh_store(tmp_path / "mlflow")])
     assert code == 0, capsys.readouterr().err
     saved = json.loads((tmp_path / "out" / "effect.json").read_text())
     # The same decisions and outcomes, read back from the log: the same estimate as on the MRT table itself.
@@ -110,7 +110,7 @@ def test_outcomes_import_then_effect_from_the_decision_log(tmp_path, mrt, capsys
     assert saved["moderators"][0]["slope"]["estimate"] == pytest.approx(expected.moderators[0].slope.estimate)
 
 
-def test_effect_from_the_decision_log_with_features_as_moderators(tmp_path, mrt, capsys):
+def test_effect_from_the_decision_log_with_features_as_moderators(tmp_path, mrt, capsys, fresh_store):
     db = f"sqlite:///{tmp_path / 'decisions.db'}"
     ids = _log_decisions(db, mrt)
     came_back = [(i, pd.Timestamp(t) + pd.Timedelta(days=1)) for i, t, y in zip(ids, mrt["time"], mrt["outcome"]) if y]
@@ -122,7 +122,7 @@ def test_effect_from_the_decision_log_with_features_as_moderators(tmp_path, mrt,
         tmp_path / "features.parquet")
     code = main(["effect", "--decisions-db", db, "--features", str(tmp_path / "features.parquet"), "--moderators",
                  "days_since_last_use", "--out", str(tmp_path / "out"),
-                 "--tracking-uri", f"sqlite:///{tmp_path / 'm.db'}"])
+                 "--tracking-uri", fresh_store(tmp_path / "mlflow")])
     assert code == 0, capsys.readouterr().err
     saved = json.loads((tmp_path / "out" / "effect.json").read_text())
     expected = estimate_effect(mrt, moderators=("days_since_last_use",))

@@ -18,7 +18,16 @@ def data(tmp_path, sim_data_dir):
 
 @pytest.fixture
 def tracking(tmp_path, monkeypatch):
+    """MLFLOW_TRACKING_URI at a store not made yet (the refusals check that none is)."""
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    return uri
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch, fresh_store):
+    """MLFLOW_TRACKING_URI at a new, empty store, for the tests that track runs."""
+    uri = fresh_store(tmp_path / "mlflow")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     return uri
 
@@ -45,7 +54,7 @@ def test_features_reads_lapse_toml_then_environment_then_flags(data, tmp_path, m
     capsys.readouterr()
 
 
-def test_train_on_the_features_table_is_training_on_the_same_table(data, tmp_path, tracking, capsys):
+def test_train_on_the_features_table_is_training_on_the_same_table(data, tmp_path, store, capsys):
     import mlflow
 
     (data / "lapse.toml").write_text((data / "lapse.toml").read_text() + "\n[training.xgboost]\nmax_rounds = 40\n")

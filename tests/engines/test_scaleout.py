@@ -83,9 +83,8 @@ def test_dask_features_equal_single_machine_exactly(cohort, local_cohort):
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    root = tmp_path_factory.mktemp("mlflow-scaleout")
-    return f"sqlite:///{root / 'mlflow.db'}"
+def store(tmp_path_factory, fresh_store):
+    return fresh_store(tmp_path_factory.mktemp("mlflow-scaleout"))
 
 
 @pytest.fixture(scope="module")

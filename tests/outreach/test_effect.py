@@ -105,10 +105,10 @@ def test_missing_moderator_is_named():
         estimate_effect(_table(), moderators=("days_silent",))
 
 
-def test_run_effect_writes_json_html_and_an_mlflow_run(tmp_path):
+def test_run_effect_writes_json_html_and_an_mlflow_run(tmp_path, fresh_store):
     data = _table(n_units=150, seed=1).assign(days_silent=lambda d: np.arange(len(d)) % 5)
     data.to_parquet(tmp_path / "decisions.parquet")
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = fresh_store(tmp_path)
     settings = EffectSettings(decisions=tmp_path / "decisions.parquet", out=tmp_path / "effect",
                               moderators=("days_silent",), tracking_uri=uri)
     result = run_effect(settings)

@@ -73,7 +73,7 @@ def artifacts() -> Path:
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory) -> Served:
+def served(tmp_path_factory, fresh_store) -> Served:
     """A trained champion, `lapse serve` with the cohort as its data folder, and scored patients."""
     from config import PromotionGates
     from features.io import write_table
@@ -90,7 +90,7 @@ def served(tmp_path_factory) -> Served:
     (data / "meta.json").write_text(json.dumps({"data_end": sim.data_end.isoformat()}))
 
     os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
-    uri = f"sqlite:///{root / 'mlflow.db'}"
+    uri = fresh_store(root)
     training = TrainingConfig(xgboost=XGBoostParams(max_rounds=60, early_stopping_rounds=10), shap_plot_rows=200,
                               subgroups=("sex", "age_band"), subgroup_min_size=20, subgroup_min_positives=5)
     summary = run_training(data, training, tracking=uri)

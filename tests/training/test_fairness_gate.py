@@ -153,9 +153,9 @@ def default_cohort(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory) -> str:
+def store(tmp_path_factory, fresh_store) -> str:
     os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
-    return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+    return fresh_store(tmp_path_factory.mktemp("mlflow"))
 
 
 CONFIG = TrainingConfig(xgboost=XGBoostParams(nthread=1))

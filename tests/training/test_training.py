@@ -207,11 +207,11 @@ def cohort_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory):
+def store(tmp_path_factory, fresh_store):
     """A fresh SQLite tracking store with its artifact folder beside it."""
     os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
     root = tmp_path_factory.mktemp("mlflow")
-    return f"sqlite:///{root / 'mlflow.db'}", root
+    return fresh_store(root), root
 
 
 @pytest.fixture(scope="module")
