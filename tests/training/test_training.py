@@ -470,15 +470,16 @@ def _fresh_copy(dst: Path) -> Path:
     return Path(shutil.copytree(REPO, dst / "lapse", ignore=ignore))
 
 
-def test_readme_mlflow_run_lands_in_lapse_store_and_never_in_the_repo_root(cohort_dir, tmp_path):
-    """The README's command, as written, on a fresh copy: no --experiment-name, the store under .lapse/."""
+def test_readme_mlflow_run_lands_in_lapse_store_and_never_in_the_repo_root(sim_data_dir, tmp_path):
+    """The README's command, as written, on a fresh copy: no --experiment-name, the store under .lapse/.
+    (On the session's small cohort: where the run lands does not depend on the data's size.)"""
     project = _fresh_copy(tmp_path)
     venv_bin = Path(sys.executable).parent
     env = {**os.environ, "MLFLOW_TRACKING_URI": "sqlite:///.lapse/mlflow.db", "OMP_WAIT_POLICY": "PASSIVE",
            "PATH": f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}"}
     env.pop("MLFLOW_EXPERIMENT_NAME", None)
     done = subprocess.run(
-        ["mlflow", "run", ".", "-e", "train", "--env-manager", "local", "-P", f"data={cohort_dir}"],
+        ["mlflow", "run", ".", "-e", "train", "--env-manager", "local", "-P", f"data={sim_data_dir}"],
         cwd=project, env=env, capture_output=True, text=True, timeout=300,
     )
     assert done.returncode == 0, done.stderr[-3000:]
