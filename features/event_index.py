@@ -17,6 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 from pandas.api.extensions import ExtensionArray
+from pydantic_core import TzInfo
 
 from features.contract import OWN_ENGAGEMENT, EventType
 
@@ -30,6 +31,9 @@ _KEY_LIMIT = 2**62
 NAT = np.iinfo(np.int64).min  # how pandas stores a missing time
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _MICROSECOND = timedelta(microseconds=1)
+# tzinfo classes of one fixed offset whatever the date: the standard library's, and pydantic's (a request's times
+# with the same offset, "Z" say, share one such object).
+_FIXED_OFFSET_ZONES = (timezone, TzInfo)
 
 
 def micros(series: pd.Series | ExtensionArray | np.ndarray, what: str) -> np.ndarray:
@@ -50,6 +54,22 @@ def micros(series: pd.Series | ExtensionArray | np.ndarray, what: str) -> np.nda
 def aware_micros(moment: datetime) -> int:
     """A timezone-aware datetime as microseconds since the epoch (UTC), unchecked: for times known to be aware."""
     return (moment - _EPOCH) // _MICROSECOND
+
+
+def aware_micros_each(moments: Sequence[datetime]) -> np.ndarray:
+    """`aware_micros` of each of `moments` (all timezone-aware), as int64."""
+    zone = moments[0].tzinfo if len(moments) else None
+    # Two datetimes with the same tzinfo object subtract as wall times, without asking the zone for their offsets,
+    # which was two thirds of the cost; against the epoch in that zone the difference is exact when the zone has one
+    # fixed offset. A moment in any other zone subtracts as in aware_micros.
+    epoch = _EPOCH.astimezone(zone) if type(zone) in _FIXED_OFFSET_ZONES else _EPOCH
+    since = [moment - epoch for moment in moments]
+    # A timedelta's parts summed by numpy: Python's floor division by a microsecond costs more than all the rest.
+    n = len(since)
+    days = np.fromiter([d.days for d in since], dtype=np.int64, count=n)
+    seconds = np.fromiter([d.seconds for d in since], dtype=np.int64, count=n)
+    microseconds = np.fromiter([d.microseconds for d in since], dtype=np.int64, count=n)
+    return (days * 86_400 + seconds) * 1_000_000 + microseconds
 
 
 def moment_micros(value: object, what: str) -> int:

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from features.contract import VALUE_RULES, EventType
-from features.event_index import aware_micros
+from features.event_index import aware_micros, aware_micros_each
 from features.point_in_time import compute_features, compute_features_one
 from features.validate import ContractError, errors_in, validate_tables
 from models.loaded import LoadedModel
@@ -145,9 +145,10 @@ def _patient_row(profile: Profile) -> dict[str, object]:
 def _event_arrays(item: PatientIn) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One item's events as arrays: times (microseconds since the epoch), type codes and values (NaN: none)."""
     events = item.events
-    times = np.fromiter((aware_micros(e.timestamp) for e in events), dtype=np.int64, count=len(events))
-    codes = np.fromiter((_CODE[e.event_type] for e in events), dtype=np.int8, count=len(events))
-    values = np.fromiter((math.nan if e.value is None else e.value for e in events), dtype=np.float64,
+    # List comprehensions, not generators: Python runs them in line instead of resuming a generator per event.
+    times = aware_micros_each([e.timestamp for e in events])
+    codes = np.fromiter([_CODE[e.event_type] for e in events], dtype=np.int8, count=len(events))
+    values = np.fromiter([math.nan if e.value is None else e.value for e in events], dtype=np.float64,
                          count=len(events))
     return times, codes, values
 
