@@ -20,8 +20,9 @@ import numpy as np
 
 from features.catalog import build_features
 from features.contract import PATIENT_COLUMNS, VALUE_RULES
+from features.event_index import aware_micros
 
-from .sent import sent_groups
+from .sent import EVENT_TYPES, SentEvents, sent_groups
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
@@ -89,18 +90,38 @@ def feature_problems(features: dict[str, float | None], where: str) -> list[dict
     return problems
 
 
-def event_problems(events: Sequence, where: str, earliest: datetime) -> list[dict[str, str]]:
-    """Event values outside float32 or the contract's VALUE_RULES, and events dated before `earliest`."""
+def _value_range(event_type) -> tuple[float, float]:
+    rule = VALUE_RULES.get(event_type)
+    low = -FLOAT32_MAX if rule is None or rule.low is None else float(rule.low)
+    high = FLOAT32_MAX if rule is None or rule.high is None else float(rule.high)
+    return low, high
+
+
+# Lowest and highest value of each event type, by type code (sent.EVENT_TYPES).
+_EVENT_LOW, _EVENT_HIGH = (np.array(bound) for bound in zip(*(_value_range(t) for t in EVENT_TYPES)))
+
+
+def event_problems(events: Sequence, sent: SentEvents, where: str, earliest: datetime) -> list[dict[str, str]]:
+    """Event values outside float32 or the contract's VALUE_RULES, and events dated before `earliest`.
+
+    `sent` is the same events as arrays: they are checked all at once, and only a patient with a problem has
+    its events looked at one by one, to name them.
+    """
+    values = sent.values
+    with np.errstate(invalid="ignore"):  # NaN (no value) compares False: never out of range
+        bad = (sent.times < aware_micros(earliest)) | (values < _EVENT_LOW[sent.codes]) | (
+            values > _EVENT_HIGH[sent.codes])
+    if not bad.any():
+        return []
     problems = []
-    for j, event in enumerate(events):
+    for j in bad.nonzero()[0].tolist():
+        event = events[j]
         if event.timestamp < earliest:
             problems.append(_problem(f"{where}.events[{j}].timestamp", f"must not be before {earliest:%Y-%m-%d}",
                                      "too_early"))
         if event.value is None:
             continue
-        rule = VALUE_RULES.get(event.event_type)
-        low = -FLOAT32_MAX if rule is None or rule.low is None else float(rule.low)
-        high = FLOAT32_MAX if rule is None or rule.high is None else float(rule.high)
+        low, high = _value_range(event.event_type)
         if not low <= event.value <= high:
             problems.append(_problem(f"{where}.events[{j}].value", _range_rule(low, high), "out_of_range"))
     return problems
@@ -117,7 +138,7 @@ def patient_problems(item, where: str, earliest: datetime, check_features: bool 
         problems.append(_problem(f"{where}.profile.enrolled_at", f"must not be before {earliest:%Y-%m-%d}",
                                  "too_early"))
     if item.events:
-        problems += event_problems(item.events, where, earliest)
+        problems += event_problems(item.events, item.sent_events, where, earliest)
     return problems
 
 

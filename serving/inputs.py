@@ -7,7 +7,6 @@ served model's feature list. Problems are reported by field path and rule, never
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, timezone
@@ -16,15 +15,15 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
-from features.contract import VALUE_RULES, EventType
-from features.event_index import aware_micros, aware_micros_each
+from features.contract import VALUE_RULES
+from features.event_index import aware_micros
 from features.point_in_time import compute_features, compute_features_one
 from features.validate import ContractError, errors_in, validate_tables
 from models.loaded import LoadedModel
 from models.scoring import model_matrix
 
 from .schemas import PatientIn, Profile
-from .sent import sent_groups
+from .sent import EVENT_TYPES, sent_groups
 
 # An as-of time this far past the server's clock is refused (clock skew allowance).
 FUTURE_SKEW = timedelta(minutes=5)
@@ -34,13 +33,11 @@ Locate = Callable[[int], str]
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
 # From this many raw patients on, features are computed through the tables (faster in bulk, slower for a few).
 _TABLE_PATIENTS = 16
-_TYPES = tuple(EventType)
-_CODE = {t: k for k, t in enumerate(_TYPES)}
-# Per event type code: value required, lowest, highest, whole number (the contract's VALUE_RULES).
-_REQUIRED = np.array([VALUE_RULES[t].required for t in _TYPES])
-_LOW = np.array([-np.inf if VALUE_RULES[t].low is None else VALUE_RULES[t].low for t in _TYPES])
-_HIGH = np.array([np.inf if VALUE_RULES[t].high is None else VALUE_RULES[t].high for t in _TYPES])
-_WHOLE = np.array([VALUE_RULES[t].integer for t in _TYPES])
+# Per event type code (sent.EVENT_TYPES): value required, lowest, highest, whole number (the contract's VALUE_RULES).
+_REQUIRED = np.array([VALUE_RULES[t].required for t in EVENT_TYPES])
+_LOW = np.array([-np.inf if VALUE_RULES[t].low is None else VALUE_RULES[t].low for t in EVENT_TYPES])
+_HIGH = np.array([np.inf if VALUE_RULES[t].high is None else VALUE_RULES[t].high for t in EVENT_TYPES])
+_WHOLE = np.array([VALUE_RULES[t].integer for t in EVENT_TYPES])
 
 
 class InputProblems(Exception):
@@ -144,13 +141,8 @@ def _patient_row(profile: Profile) -> dict[str, object]:
 
 def _event_arrays(item: PatientIn) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One item's events as arrays: times (microseconds since the epoch), type codes and values (NaN: none)."""
-    events = item.events
-    # List comprehensions, not generators: Python runs them in line instead of resuming a generator per event.
-    times = aware_micros_each([e.timestamp for e in events])
-    codes = np.fromiter([_CODE[e.event_type] for e in events], dtype=np.int8, count=len(events))
-    values = np.fromiter([math.nan if e.value is None else e.value for e in events], dtype=np.float64,
-                         count=len(events))
-    return times, codes, values
+    sent = item.sent_events
+    return sent.times, sent.codes, sent.values
 
 
 def _passes_contract(enrolled: int, times: np.ndarray, codes: np.ndarray, values: np.ndarray, limit: int) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from functools import cached_property
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
@@ -12,7 +13,7 @@ from features.catalog import LEVELS
 from features.contract import PATIENT_COLUMNS, EventType
 from outreach.outcomes import Outcome
 
-from .sent import SentItems, read_sent
+from .sent import SentEvents, SentItems, read_events, read_sent
 from .settings import serving_config
 
 _LIMITS = serving_config()
@@ -96,6 +97,11 @@ class PatientIn(Strict):
         if has_raw and (self.profile is None or self.events is None):
             raise PydanticCustomError("input_source", "`profile` and `events` go together")
         return self
+
+    @cached_property
+    def sent_events(self) -> SentEvents | None:
+        """The events as arrays, read once (the guard's range checks, then the features); None with features."""
+        return None if self.events is None else read_events(self.events)
 
 
 class ScoreRequest(Strict):

@@ -1,4 +1,4 @@
-"""The feature values request items send, read into arrays once per request.
+"""The feature values and events request items send, read into arrays once per request.
 
 The range checks (bounds.py, in the request guard) and the model's matrix (inputs.py, in the endpoint) both
 need every sent value as a float. Reading 67 values from each of a thousand dicts costs more than either
@@ -7,6 +7,9 @@ in the same order (a platform sends the same names in every item) share one bloc
 per item (NaN: not known). The request's item list becomes a `SentItems`, a list that carries those blocks
 to the guard and on to the endpoint (BentoML hands the endpoint the very list the guard validated), so no
 item needs state of its own. A plain list (one item to explain, the warm-up) is read when asked.
+
+An item's events are read the same way, once: their times, type codes and values (`SentEvents`, kept by the
+item, `PatientIn.sent_events`), for the guard's range checks and then for the features.
 """
 
 from __future__ import annotations
@@ -16,6 +19,30 @@ from dataclasses import dataclass
 from itertools import chain
 
 import numpy as np
+
+from features.contract import EventType
+from features.event_index import aware_micros_each
+
+EVENT_TYPES = tuple(EventType)  # an event's type code is its position here
+_EVENT_CODE = {t: k for k, t in enumerate(EVENT_TYPES)}
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class SentEvents:
+    """One item's events as arrays, in the order sent."""
+
+    times: np.ndarray  # int64 microseconds since the epoch (UTC)
+    codes: np.ndarray  # int8 positions in EVENT_TYPES
+    values: np.ndarray  # float64, NaN where no value was sent
+
+
+def read_events(events: Sequence) -> SentEvents:
+    """The events (schemas.Event) of one item as arrays."""
+    n = len(events)
+    # List comprehensions, not generators: Python runs them in line instead of resuming a generator per event.
+    return SentEvents(aware_micros_each([e.timestamp for e in events]),
+                      np.fromiter([_EVENT_CODE[e.event_type] for e in events], dtype=np.int8, count=n),
+                      np.fromiter([np.nan if e.value is None else e.value for e in events], dtype=np.float64, count=n))
 
 
 @dataclass(slots=True, eq=False)
