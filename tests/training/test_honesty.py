@@ -80,8 +80,8 @@ def data(tmp_path, sim_data_dir):
 
 
 @pytest.fixture
-def tracking(tmp_path, monkeypatch):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+def tracking(tmp_path, monkeypatch, fresh_store):
+    uri = fresh_store(tmp_path / "mlflow")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     return uri
 

@@ -47,8 +47,9 @@ def test_without_the_declaration_validate_names_the_types_and_suggests_it(kdd_fo
 
 
 def test_training_on_the_courses_uses_only_supported_features_and_the_external_labels(kdd_folder, tmp_path,
-                                                                                     monkeypatch, capsys):
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+                                                                                     monkeypatch, capsys,
+                                                                                     fresh_store):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", fresh_store(tmp_path / "mlflow"))
     assert main(["train", "--data", str(kdd_folder)]) == 0
     out = capsys.readouterr().out
     labels = pd.read_parquet(kdd_folder / "labels.parquet")
