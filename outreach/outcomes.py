@@ -96,6 +96,20 @@ def make_engine(db_url: str) -> sa.Engine:
     return sa.create_engine(db_url, pool_pre_ping=True)
 
 
+def create_tables(engine: sa.Engine, metadata: sa.MetaData) -> None:
+    """Create `metadata`'s tables and indexes that do not exist yet, safely beside other processes doing the same.
+
+    SQLAlchemy's `create_all` looks first and creates after, so two processes opening one new database (the service
+    and its page process, say) can both find a table missing and one of them then fails on "already exists".
+    CREATE ... IF NOT EXISTS in one transaction leaves that check to the database.
+    """
+    with engine.begin() as connection:
+        for table in metadata.sorted_tables:
+            connection.execute(sa.schema.CreateTable(table, if_not_exists=True))
+            for index in table.indexes:
+                connection.execute(sa.schema.CreateIndex(index, if_not_exists=True))
+
+
 @dataclass(frozen=True)
 class Recorded:
     """What became of one outcome sent: when it was first recorded, and whether this call stored it."""
@@ -140,7 +154,7 @@ def record_outcomes_detailed(outcomes: Iterable[Outcome], db_url: str) -> dict[s
     batch, positions = _unique(outcomes)
     engine = make_engine(db_url)
     try:
-        METADATA.create_all(engine)
+        create_tables(engine, METADATA)
         try:
             return _store(engine, batch, positions)
         except sa.exc.IntegrityError:
@@ -229,7 +243,7 @@ def read_outcomes(db_url: str) -> pd.DataFrame:
     """Every stored outcome as a table (empty with the columns when there are none)."""
     engine = make_engine(db_url)
     try:
-        METADATA.create_all(engine)
+        create_tables(engine, METADATA)
         with engine.connect() as connection:
             rows = connection.execute(sa.select(OUTCOMES).order_by(OUTCOMES.c.at, OUTCOMES.c.outcome_id)).all()
         return pd.DataFrame(rows, columns=[c.name for c in OUTCOMES.columns])

@@ -15,7 +15,9 @@ import asyncio
 import json
 import logging
 import queue
+import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass
@@ -24,6 +26,8 @@ from pathlib import Path
 
 import sqlalchemy as sa
 from pydantic_core import to_json
+
+from outreach.outcomes import create_tables
 
 from .logging import redacted_traceback
 
@@ -131,6 +135,21 @@ class DecisionLogError(RuntimeError):
     """The decision log could not record a decision (the reply must not be sent)."""
 
 
+def _use_wal(cursor, busy_ms: int) -> None:  # noqa: ANN001 - a DB-API cursor
+    """Put the database in WAL mode (kept in the file: a no-op once done). Switching a new file's mode does not wait
+    on SQLite's busy handler, so processes opening one new file together retry it until the busy timeout."""
+    deadline = time.monotonic() + busy_ms / 1000
+    while True:
+        try:
+            if cursor.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
 def make_engine(url: str, sync: str = "full", busy_ms: int = 30_000, autocheckpoint: bool = True) -> sa.Engine:
     """An engine for the decision log; SQLite gets a WAL journal and, with sync "full", a flush on every commit.
 
@@ -148,7 +167,7 @@ def make_engine(url: str, sync: str = "full", busy_ms: int = 30_000, autocheckpo
         def _pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001 - DB-API objects
             cursor = dbapi_connection.cursor()
             cursor.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
-            cursor.execute("PRAGMA journal_mode=WAL")
+            _use_wal(cursor, busy_ms)
             cursor.execute(f"PRAGMA synchronous={SYNC_MODES[sync]}")
             if not autocheckpoint:
                 cursor.execute("PRAGMA wal_autocheckpoint=0")
@@ -226,7 +245,7 @@ class DecisionLog:
         if self.engine is None:
             engine = make_engine(self.url, self.sync, self.busy_ms, autocheckpoint=False)
             try:
-                METADATA.create_all(engine)
+                create_tables(engine, METADATA)
                 add_missing_columns(engine)
             except Exception:
                 engine.dispose()

@@ -33,6 +33,8 @@ from typing import Any
 import anyio.to_thread
 import sqlalchemy as sa
 
+from outreach.outcomes import create_tables
+
 from .auth import bearer_token
 from .decision_log import make_engine
 from .guard import Message, Receive, Scope, Send, error_body, replaying
@@ -128,7 +130,7 @@ class IdempotencyStore:
     def engine(self) -> sa.Engine:
         if self._engine is None:
             engine = make_engine(self.url)
-            METADATA.create_all(engine)
+            create_tables(engine, METADATA)
             self._engine = engine
         return self._engine
 

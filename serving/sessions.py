@@ -18,6 +18,8 @@ from collections.abc import Callable
 import sqlalchemy as sa
 from itsdangerous import BadData, URLSafeTimedSerializer
 
+from outreach.outcomes import create_tables
+
 from .auth import KeyRing
 
 METADATA = sa.MetaData()
@@ -63,7 +65,7 @@ class Sessions:
         with self._lock:
             if self._ready is None or self._ready[0] != id(engine):
                 try:
-                    METADATA.create_all(engine)
+                    create_tables(engine, METADATA)
                     with engine.begin() as connection:
                         row = connection.execute(sa.select(SECRET.c.secret).where(SECRET.c.id == 1)).first()
                         if row is None:

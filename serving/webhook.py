@@ -36,6 +36,8 @@ from hashlib import sha256
 import httpx
 import sqlalchemy as sa
 
+from outreach.outcomes import create_tables
+
 from .decision_log import Decision, make_engine
 
 METADATA = sa.MetaData()
@@ -129,7 +131,7 @@ class Webhook:
         self.sweep_s = sweep_s
         self.owner = uuid.uuid4().hex
         self.engine = make_engine(db_url)
-        METADATA.create_all(self.engine)
+        create_tables(self.engine, METADATA)
         self._client = httpx.Client(timeout=timeout_s, follow_redirects=False)
         self._due: list[Delivery] = []
         self._wake = threading.Condition()

@@ -25,7 +25,7 @@ import sqlalchemy as sa
 
 from features.contract import OWN_ENGAGEMENT, EventType
 from outreach.outcomes import METADATA as OUTCOME_METADATA
-from outreach.outcomes import OUTCOMES, Outcome, OutcomeKind, record_outcomes
+from outreach.outcomes import OUTCOMES, Outcome, OutcomeKind, create_tables, record_outcomes
 from outreach.policy import Candidate, decide
 from outreach.settings import PolicySettings
 
@@ -51,8 +51,8 @@ _OWN = [t.value for t in OWN_ENGAGEMENT]
 
 def ensure_tables(engine: sa.Engine) -> None:
     """Create the assignment and outcome tables in the decision-log database if they are missing."""
-    ASSIGNMENT_METADATA.create_all(engine)
-    OUTCOME_METADATA.create_all(engine)
+    create_tables(engine, ASSIGNMENT_METADATA)
+    create_tables(engine, OUTCOME_METADATA)
 
 
 # --- assignments and marks ----------------------------------------------------------------------

@@ -18,6 +18,7 @@ from serving.decision_log import Decision, DecisionLog, DecisionLogError, make_e
 from serving.launcher import stop_service
 from serving.logging import install_thread_hook
 from serving.settings import Hardening
+from serving.work_queue import ensure_tables
 
 SECRET_ID = "pat-SENTINEL-4471"
 
@@ -250,3 +251,32 @@ def test_the_journal_is_checkpointed_outside_the_commits_and_stays_bounded(tmp_p
     assert written > 0
     # Without checkpoints the journal would hold all 40,000 rows; it is reused after each checkpoint.
     assert max(journal_sizes) < written / 2, (max(journal_sizes), written)
+
+
+def test_processes_opening_one_new_database_together_all_get_their_tables(tmp_path):
+    """The service and its page process start on a new database at once: neither may fail on the other's
+    tables ("already exists") or on the switch to WAL ("database is locked")."""
+    for round_ in range(40):
+        url = f"sqlite:///{tmp_path / f'log{round_}.db'}"
+        engines = [make_engine(url) for _ in range(4)]
+        start, failures = threading.Barrier(len(engines)), []
+
+        def open_store(engine):
+            start.wait()
+            try:
+                ensure_tables(engine)
+            except Exception as error:  # noqa: BLE001 - collected for the assertion
+                failures.append(type(error).__name__)
+
+        threads = [threading.Thread(target=open_store, args=(engine,)) for engine in engines]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        for engine in engines:
+            engine.dispose()
+        assert failures == [], f"round {round_}"
+        with sqlite3.connect(tmp_path / f"log{round_}.db") as db:
+            assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+            tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        assert {"coach_assignments", "outcomes"} <= tables
