@@ -15,6 +15,7 @@ from sklearn.preprocessing import StandardScaler
 from xgboost.core import _LIB, _check_call
 
 from config import XGBoostParams
+from models.treeshap import for_booster
 
 # Booster.predict's arguments for exact TreeSHAP contributions (type 2) of every tree.
 _CONTRIBUTIONS = json.dumps({"type": 2, "training": False, "iteration_begin": 0, "iteration_end": 0,
@@ -77,15 +78,25 @@ def booster_margin(booster: xgb.Booster, X: np.ndarray) -> np.ndarray:
 
 
 def booster_contributions(booster: xgb.Booster, X: np.ndarray, nthread: int = 1) -> np.ndarray:
-    """Raw TreeSHAP contributions, one column per feature plus the bias column last (the booster's threads).
+    """Raw TreeSHAP contributions, one column per feature plus the bias column last, on `nthread` threads.
 
-    The same two calls of XGBoost's C API, with the same arguments, as
-    `booster.predict(xgb.DMatrix(X, nthread=nthread), pred_contribs=True)`, so the same numbers; without the
-    Python DMatrix class, whose set-up (names, types, checks) costs more than the SHAP of a single row.
+    Bit for bit what `booster.predict(xgb.DMatrix(X), pred_contribs=True)` gives, as float64: from the
+    booster's tables (models/treeshap.py, built at the booster's first call), or, for a model those do not
+    cover or rows of another width, from XGBoost's C API with the same two calls and arguments as that
+    predict (without the Python DMatrix class, whose set-up costs more than the SHAP of a single row; there
+    the booster's own nthread parameter sets the threads).
     """
     X = np.ascontiguousarray(X, dtype=np.float64)
     if X.ndim != 2:
         raise ValueError(f"expected a 2-D array of rows, got shape {X.shape}")
+    shap = for_booster(booster)
+    if shap is not None and X.shape[1] == shap.n_features:
+        return shap.contributions(X, nthread)
+    return _xgboost_contributions(booster, X, nthread)
+
+
+def _xgboost_contributions(booster: xgb.Booster, X: np.ndarray, nthread: int) -> np.ndarray:
+    """XGBoost's own contributions of the rows (C-contiguous float64), through its C API."""
     matrix = ctypes.c_void_p()
     _check_call(_LIB.XGDMatrixCreateFromDense(json.dumps(X.__array_interface__).encode(),
                                               json.dumps({"missing": float("nan"), "nthread": nthread}).encode(),

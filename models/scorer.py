@@ -25,6 +25,7 @@ class RiskScorer:
     def __init__(self, booster: xgb.Booster, metadata: ModelMetadata):
         booster.set_param({"nthread": 1})
         self.booster = booster
+        self.threads = 1
         self.metadata = metadata
         self.feature_names: tuple[str, ...] = metadata.feature_names
         self.calibration = metadata.calibration
@@ -36,6 +37,7 @@ class RiskScorer:
         """A copy of this scorer whose booster may use `threads` threads (for large batches)."""
         copy = RiskScorer(self.booster.copy(), self.metadata)
         copy.booster.set_param({"nthread": threads})
+        copy.threads = threads
         return copy
 
     def _matrix(self, X: np.ndarray) -> np.ndarray:
@@ -66,7 +68,7 @@ class RiskScorer:
 
         contributions.sum(axis=1) + base equals log_odds(X) (up to float32 rounding).
         """
-        raw = booster_contributions(self.booster, self._matrix(X))
+        raw = booster_contributions(self.booster, self._matrix(X), nthread=self.threads)
         slope, intercept = self.calibration.slope, self.calibration.intercept
         return raw[:, :-1] * slope, raw[:, -1] * slope + intercept
 
