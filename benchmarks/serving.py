@@ -15,8 +15,9 @@ In the same rounds as lapse's one-patient features phase, a BentoML service that
 (benchmarks/_bentoml_floor.py, lapse's BentoML settings) takes the same body through an async
 `@bentoml.api` and through a plain ASGI route in the same server: the framework's own floor on this
 machine, in this run. Once the servers have stopped, two steps a batch cannot skip are timed in this
-process against the batch target: XGBoost's exact SHAP of the 1,000 rows (also on one thread, as CPU
-time against what two cores give in the target's time) and parsing the request body.
+process against the batch target: the exact SHAP of the 1,000 rows (XGBoost's numbers, from lapse's
+tables; also on one thread, as CPU time against what two cores give in the target's time) and parsing
+the request body.
 
     .venv/bin/python -P benchmarks/serving.py [--tracking-uri URI] [--requests 400]
 
@@ -334,8 +335,8 @@ def measure(args: argparse.Namespace, uri: str, version: str, work: Path) -> tup
 
 def batch_floor(scorer, load: Workload, repeat: int = 15) -> dict[str, float]:
     """Two steps of a 1,000-patient batch that lapse cannot skip, timed here once the servers have stopped
-    (median ms): XGBoost's exact SHAP of the rows with the threads the service gives a batch, and parsing and
-    validating the request body as the service does."""
+    (median ms): the exact SHAP of the rows (XGBoost's numbers, lapse's tables) with the threads the service
+    gives a batch, and parsing and validating the request body as the service does."""
     from models.loaded import batch_threads
     from serving.schemas import ScoreRequest, validate_json
 
@@ -389,7 +390,7 @@ def report(args: argparse.Namespace, version: str, names: list[str], results: di
           f"(target p50 {FEATURES_P50_MS:g} ms)")
     floor = results["floor"]
     budget = BATCH_P50_MS * (os.cpu_count() or 1)
-    print(f"\nin this process, servers stopped (medians): XGBoost's exact SHAP of the 1,000 rows "
+    print(f"\nin this process, servers stopped (medians): exact SHAP of the 1,000 rows (lapse's tables) "
           f"({floor['threads']:.0f} threads, as the service) {floor['shap']:.2f} ms; parsing the batch request "
           f"{floor['parse']:.2f} ms; together {(floor['shap'] + floor['parse']) / BATCH_P50_MS:.0%} of the batch "
           f"p50 target")

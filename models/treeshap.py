@@ -270,7 +270,8 @@ class _Port:
         c_child = c_vals * (_ONE + alpha_e[:, None] * _NODES[None, :])
         alpha_old = p_old - _ONE
         divide = seen & (alpha_old != _ZERO)
-        c_child = np.where(divide[:, None], c_child / (_ONE + alpha_old[:, None] * _NODES[None, :]), c_child)
+        if divide.any():
+            c_child = np.where(divide[:, None], c_child / (_ONE + alpha_old[:, None] * _NODES[None, :]), c_child)
         return p_e, p_old, c_child, w_prod * weight
 
     def visit(self, parent: int, child: int, c_vals: np.ndarray, w_prod: np.ndarray) -> np.ndarray:
@@ -305,16 +306,18 @@ class _Port:
 
 
 def _extract(h: np.ndarray, p_enter: np.ndarray, p_exit: np.ndarray) -> np.ndarray:
-    """ExtractQuadratureDelta, term by term in XGBoost's order."""
+    """ExtractQuadratureDelta: each term as there (alpha * h[i] / (1 + alpha * node[i])), summed in its order."""
     acc = np.zeros(h.shape[0], _F)
-    alpha = p_enter - _ONE
-    active = p_enter != _ONE
-    for i in range(_POINTS):
-        acc = np.where(active, acc + alpha * h[:, i] / (_ONE + alpha * _NODES[i]), acc)
-    alpha = p_exit - _ONE
-    active = p_exit != _ONE
-    for i in range(_POINTS):
-        acc = np.where(active, acc - alpha * h[:, i] / (_ONE + alpha * _NODES[i]), acc)
+    for p, sign in ((p_enter, _ONE), (p_exit, -_ONE)):
+        active = p != _ONE
+        if not active.any():
+            continue
+        alpha = (p - _ONE)[:, None]
+        terms = alpha * h / (_ONE + alpha * _NODES[None, :])
+        total = acc
+        for i in range(_POINTS):
+            total = total + terms[:, i] if sign > 0 else total - terms[:, i]
+        acc = np.where(active, total, acc)
     return acc
 
 
