@@ -56,6 +56,8 @@ _IDENTITY_OBJECTIVES = frozenset({"reg:squarederror"})
 _ROWS_PER_THREAD = 32
 # Program steps of a tree: a tabulated block, the delta of an edge above the blocks, a node's weighted sum.
 _BLOCK, _EDGE, _SUM = 0, 1, 2
+# Rows that go through a tree together in `_rows`.
+_CHUNK = 64
 
 
 def _quadrature_rule() -> tuple[np.ndarray, np.ndarray]:
@@ -424,60 +426,82 @@ def _rows(X, begin, end, out, bias, n_trees, node_off, left, right, split_off, s
           split_cond, split_default, keyed_off, keyed_node, keyed_parent, keyed_left, prog_off, prog_kind,
           prog_arg, block_node, block_bits, bits_off, bits_node, op_off, op_slot, value_off, h_off, values,
           edge_node, edge_slot, edge_off, edge_values, slot_off, slot_feature, tree_weight, max_nodes, max_slots):
-    """Rows begin..end of X into out (float32): each tree's program in XGBoost's order, then its vector into
-    the row's, trees in order, and the bias column last."""
-    goes_left = np.zeros(max_nodes, np.int64)
-    pattern = np.zeros(max_nodes, np.int64)
-    h = np.zeros((max_nodes, 8), np.float32)
-    phi = np.zeros(max_slots, np.float32)
-    # Tree by tree over a chunk of rows (a tree's tables stay in cache); each row still gets its trees in order.
-    for first in range(begin, end, 64):
+    """Rows begin..end of X (float32) into out (float32): for each tree, its program in XGBoost's order into the
+    tree's vector, then that vector (times the tree's weight) into the row's; trees in order; the bias column.
+
+    Rows go through a tree `_CHUNK` at a time, each step for all of them (the rows are independent, so the
+    machine overlaps them); every row still gets its own float32 operations in XGBoost's order."""
+    goes_left = np.empty((max_nodes, _CHUNK), np.int64)
+    pattern = np.empty((max_nodes, _CHUNK), np.int64)
+    pattern[0] = 0
+    key = np.empty(_CHUNK, np.int64)
+    h = np.empty((max_nodes, 8, _CHUNK), np.float32)
+    phi = np.empty((max_slots, _CHUNK), np.float32)
+    for first in range(begin, end, _CHUNK):
+        m = min(_CHUNK, end - first)
         for t in range(n_trees):
             base = node_off[t]
-            for r in range(first, min(first + 64, end)):
-                # The way the row goes at each split: missing -> the default child, else value < condition.
-                for i in range(split_off[t], split_off[t + 1]):
-                    x = X[r, split_feature[i]]
-                    goes_left[split_local[i]] = (x < split_cond[i]) | ((x != x) & split_default[i])
-                for j in range(keyed_off[t], keyed_off[t + 1]):
-                    parent = keyed_parent[j]
-                    pattern[keyed_node[j]] = pattern[parent] * 2 + (goes_left[parent] == keyed_left[j])
-                n_slots = slot_off[t + 1] - slot_off[t]
-                for i in range(n_slots):
-                    phi[i] = np.float32(0.0)
-                for j in range(prog_off[t], prog_off[t + 1]):
-                    kind, arg = prog_kind[j], prog_arg[j]
-                    if kind == 0:  # a block: its pattern's adds
-                        node = block_node[arg]
-                        key = pattern[node] << block_bits[arg]
-                        for i in range(bits_off[arg], bits_off[arg + 1]):
-                            key |= goes_left[bits_node[i]] << (i - bits_off[arg])
-                        width = op_off[arg + 1] - op_off[arg]
-                        at = value_off[arg] + key * width
-                        for i in range(width):
-                            phi[op_slot[op_off[arg] + i]] += values[at + i]
-                        if h_off[arg] >= 0:
-                            at = h_off[arg] + key * 8
-                            for i in range(8):
-                                h[node, i] = values[at + i]
-                    elif kind == 2:  # a split node's h: its left child's plus its right child's
+            # The way each row goes at each split: missing -> the default child, else value < condition.
+            for i in range(split_off[t], split_off[t + 1]):
+                f, c, d, n = split_feature[i], split_cond[i], split_default[i], split_local[i]
+                for r in range(m):
+                    x = X[first + r, f]
+                    goes_left[n, r] = (x < c) | ((x != x) & d)
+            # Path patterns, root first: 1 where the row goes the path's way.
+            for j in range(keyed_off[t], keyed_off[t + 1]):
+                parent, node, side = keyed_parent[j], keyed_node[j], keyed_left[j]
+                for r in range(m):
+                    pattern[node, r] = pattern[parent, r] * 2 + (goes_left[parent, r] == side)
+            n_slots = slot_off[t + 1] - slot_off[t]
+            for s in range(n_slots):
+                for r in range(m):
+                    phi[s, r] = np.float32(0.0)
+            for j in range(prog_off[t], prog_off[t + 1]):
+                kind, arg = prog_kind[j], prog_arg[j]
+                if kind == 0:  # a block: its pattern's adds (and its h, for a split above it)
+                    node = block_node[arg]
+                    shift = block_bits[arg]
+                    for r in range(m):
+                        key[r] = pattern[node, r] << shift
+                    for i in range(bits_off[arg], bits_off[arg + 1]):
+                        n, b = bits_node[i], i - bits_off[arg]
+                        for r in range(m):
+                            key[r] |= goes_left[n, r] << b
+                    width = op_off[arg + 1] - op_off[arg]
+                    for i in range(width):
+                        s, at = op_slot[op_off[arg] + i], value_off[arg] + i
+                        for r in range(m):
+                            phi[s, r] += values[at + key[r] * width]
+                    if h_off[arg] >= 0:
                         for i in range(8):
-                            h[arg, i] = h[left[base + arg], i] + h[right[base + arg], i]
-                    else:  # the edge into a split node above the blocks: ExtractQuadratureDelta
-                        node = edge_node[arg]
-                        at = edge_off[arg] + pattern[node] * 20
+                            at = h_off[arg] + i
+                            for r in range(m):
+                                h[node, i, r] = values[at + key[r] * 8]
+                elif kind == 2:  # a split node's h: its left child's plus its right child's
+                    lc, rc = left[base + arg], right[base + arg]
+                    for i in range(8):
+                        for r in range(m):
+                            h[arg, i, r] = h[lc, i, r] + h[rc, i, r]
+                else:  # the edge into a split node above the blocks: ExtractQuadratureDelta
+                    node = edge_node[arg]
+                    s = edge_slot[arg]
+                    for r in range(m):
+                        at = edge_off[arg] + pattern[node, r] * 20
                         acc = np.float32(0.0)
                         if edge_values[at] != 0:
                             alpha = edge_values[at + 1]
                             for i in range(8):
-                                acc += alpha * h[node, i] / edge_values[at + 2 + i]
+                                acc += alpha * h[node, i, r] / edge_values[at + 2 + i]
                         if edge_values[at + 10] != 0:
                             alpha = edge_values[at + 11]
                             for i in range(8):
-                                acc -= alpha * h[node, i] / edge_values[at + 12 + i]
-                        phi[edge_slot[arg]] += acc
-                for i in range(n_slots):
-                    out[r, slot_feature[slot_off[t] + i]] += phi[i] * tree_weight[t]
+                                acc -= alpha * h[node, i, r] / edge_values[at + 12 + i]
+                        phi[s, r] += acc
+            w = tree_weight[t]
+            for s in range(n_slots):
+                f = slot_feature[slot_off[t] + s]
+                for r in range(m):
+                    out[first + r, f] += phi[s, r] * w
     for r in range(begin, end):
         out[r, out.shape[1] - 1] = bias
 
