@@ -82,16 +82,20 @@ def booster_contributions(booster: xgb.Booster, X: np.ndarray, nthread: int = 1)
 
     Bit for bit what `booster.predict(xgb.DMatrix(X), pred_contribs=True)` gives, as float64: from the
     booster's tables (models/treeshap.py, built at the booster's first call), or, for a model those do not
-    cover or rows of another width, from XGBoost's C API with the same two calls and arguments as that
-    predict (without the Python DMatrix class, whose set-up costs more than the SHAP of a single row; there
-    the booster's own nthread parameter sets the threads).
+    cover, rows of another width or infinite values, from XGBoost's C API with the same two calls and
+    arguments as that predict (without the Python DMatrix class, whose set-up costs more than the SHAP of a
+    single row; there the booster's own nthread parameter sets the threads).
     """
     X = np.ascontiguousarray(X, dtype=np.float64)
     if X.ndim != 2:
         raise ValueError(f"expected a 2-D array of rows, got shape {X.shape}")
     shap = for_booster(booster)
     if shap is not None and X.shape[1] == shap.n_features:
-        return shap.contributions(X, nthread)
+        with np.errstate(over="ignore"):
+            rows = X.astype(np.float32)  # as XGBoost's DMatrix holds them
+        # XGBoost refuses infinite values (and those beyond float32's range): its own error, from below.
+        if not np.isinf(rows).any():
+            return shap.contributions(rows, nthread)
     return _xgboost_contributions(booster, X, nthread)
 
 

@@ -183,3 +183,12 @@ def test_models_the_tables_do_not_cover_are_answered_by_xgboost() -> None:
     assert TreeShap.build(multiclass) is None and TreeShap.build(categorical) is None
     rows = _rows(multiclass, 100, seed=5)
     assert np.array_equal(booster_contributions(multiclass, rows), _xgboost(multiclass, rows))
+
+
+def test_infinite_values_get_xgboosts_error() -> None:
+    booster = _train(3, 5, 6, seed=2)
+    for value in (np.inf, -np.inf, 1e300, 3.5e38):  # the last two are infinite as float32
+        X = _rows(booster, 5, seed=8)
+        X[2, 1] = value
+        with pytest.raises(xgb.core.XGBoostError, match="inf"):
+            booster_contributions(booster, X)
