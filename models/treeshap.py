@@ -11,10 +11,11 @@ a float32 port of XGBoost's code run in XGBoost's order (`_Port`, numpy), and a 
 them into the tree's vector in XGBoost's order (`_rows`, numba). The split nodes above the blocks (trees
 deeper than lapse's) are done per row as XGBoost does them, from tables of the edge's factors.
 
-A model this module does not cover (categorical splits, several outputs, a linear booster, objectives other
-than the logistic and squared-error ones, trees too deep for the tables) gets `None` from
-`TreeShap.build`, and the caller asks XGBoost. Every built model is also compared with XGBoost on probe rows
-before use; a difference also means `None` (and a warning naming no values).
+Dropout's tree weights (DART) scale each tree's vector as in XGBoost. A model this module does not cover
+(categorical features, several outputs, a linear booster, objectives other than binary:logistic, reg:logistic
+and reg:squarederror, trees too deep for the tables) gets `None` from `TreeShap.build`, and the caller asks
+XGBoost. Every built model is also compared with XGBoost on probe rows before use; a difference also means
+`None` (and a warning naming no values).
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import hashlib
-import json
 import logging
 import math
 import os
@@ -47,8 +47,9 @@ _MIN_CHILD_WEIGHT = _F(1e-12)
 _POINTS = 8
 # A subtree whose patterns are tabulated has at most this many path and split bits (2**bits patterns).
 _BLOCK_BITS = 10
-# Table floats above which a model is left to XGBoost (the tables' memory).
-_MAX_TABLE_FLOATS = 1 << 25
+# Table floats (64 MB) above which a model is left to XGBoost: the tables grow as 4**depth (lapse's depth-4
+# champion's take 1 MB; 100 trees of depth 6 or 7 fitted to 20,000 random rows some 43 MB).
+_MAX_TABLE_FLOATS = 1 << 24
 # Objectives whose base_score XGBoost maps to the margin by the logit, or keeps.
 _LOGIT_OBJECTIVES = frozenset({"binary:logistic", "reg:logistic"})
 _IDENTITY_OBJECTIVES = frozenset({"reg:squarederror"})
@@ -349,10 +350,23 @@ class _Plan:
         self.edges: list[dict] = []
         self.program: list[tuple[int, int]] = []
         self.keyed: list[int] = []  # nodes whose path pattern the rows need, in pre-order
-        self.sums: list[int] = []
         self.seen: set[int] = set()
         if not tree.is_leaf(0):
             self._plan(0)
+
+    @staticmethod
+    def table_floats(tree: _Tree, n: int = 0) -> int:
+        """How many floats the tables of n's subtree will hold (at most), from the tree's shape alone."""
+        if tree.is_leaf(n) and n == 0:
+            return 0
+        splits = len(tree.splits_under(n))
+        depth = tree.depth[n]
+        if depth + splits <= _BLOCK_BITS:
+            return (1 << (depth + splits)) * (2 * splits + 1 + _POINTS)
+        if tree.is_leaf(n):
+            raise _Unsupported("trees deeper than the tables reach")
+        return ((1 << depth) * 2 * (2 + _POINTS) + _Plan.table_floats(tree, int(tree.left[n]))
+                + _Plan.table_floats(tree, int(tree.right[n])))
 
     def _plan(self, n: int) -> None:
         tree = self.tree
@@ -542,6 +556,8 @@ class TreeShap:
         weights = np.asarray(booster["model"].get("weight_drop", np.ones(len(trees))), _F)
         if len(weights) != len(trees):
             raise _Unsupported("tree weights that do not match the trees")
+        if sum(_Plan.table_floats(t) for t in trees) > _MAX_TABLE_FLOATS:
+            raise _Unsupported("tables too large")
         self.bias = self._bias(trees, weights, params["base_score"], objective)
         self._flatten([_Plan(t) for t in trees], weights)
 
@@ -620,8 +636,6 @@ class TreeShap:
                 n_edge_values += edge["table"].size
             a["slot_feature"].extend(plan.features)
             a["slot_off"].append(len(a["slot_feature"]))
-            if n_values + n_edge_values > _MAX_TABLE_FLOATS:
-                raise _Unsupported("tables too large")
         arrays = {k: np.asarray(v, np.int64) for k, v in a.items()}
         arrays["split_cond"] = np.asarray(a["split_cond"], _F)
         values.append(np.zeros(1, _F))

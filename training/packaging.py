@@ -26,7 +26,7 @@ MODEL_ENTRY = _ROOT / "models" / "mlflow_entry.py"
 MODEL_CODE = (_ROOT / "models", _ROOT / "config")
 # Distributions those packages import, pinned to the versions installed here.
 MODEL_DISTRIBUTIONS = ("mlflow", "xgboost-cpu", "numpy", "pandas", "scipy", "scikit-learn", "pydantic",
-                       "pydantic-settings", "pyarrow")
+                       "pydantic-settings", "pyarrow", "numba", "llvmlite")
 MODEL_ARTIFACT = "model"
 
 
