@@ -524,7 +524,12 @@ _POOL_LOCK = threading.Lock()
 _POOL: list[ThreadPoolExecutor] = []
 
 
+# A forked child has none of the parent's pool threads: it makes its own pool.
+os.register_at_fork(after_in_child=_POOL.clear)
+
+
 def _pool() -> ThreadPoolExecutor:
+    """The threads that take the other parts of a call's rows (the calling thread takes the first)."""
     with _POOL_LOCK:
         if not _POOL:
             _POOL.append(ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="treeshap"))
