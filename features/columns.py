@@ -33,6 +33,11 @@ class OneRow:
             return np.array([value], dtype=object)
         return np.array([value])
 
+    def values(self, name: str) -> list[object]:
+        """The column's values as a list: what `array(name).tolist()` gives, without the array for text."""
+        value = self._values[name]
+        return [value] if value is None or isinstance(value, str) else self.array(name).tolist()
+
 
 def column(frame: pd.DataFrame | OneRow, name: str) -> np.ndarray | ExtensionArray:
     """Column `name` of `frame` as stored: a read-only numpy array, or the column's ExtensionArray.
@@ -41,7 +46,21 @@ def column(frame: pd.DataFrame | OneRow, name: str) -> np.ndarray | ExtensionArr
     """
     if isinstance(frame, OneRow):
         return frame.array(name)
-    where = frame.columns.get_loc(name)
+    return _stored(frame, name, frame.columns.get_loc(name))
+
+
+def optional_column(frame: pd.DataFrame | OneRow, name: str) -> np.ndarray | ExtensionArray | None:
+    """`column(frame, name)`, or None when `frame` has no column `name`."""
+    if isinstance(frame, OneRow):
+        return frame.array(name) if name in frame.columns else None
+    try:  # one look-up of the name, not a membership test and then another
+        where = frame.columns.get_loc(name)
+    except KeyError:
+        return None
+    return _stored(frame, name, where)
+
+
+def _stored(frame: pd.DataFrame, name: str, where: int | slice | np.ndarray) -> np.ndarray | ExtensionArray:
     if not isinstance(where, (int, np.integer)):  # a slice or mask: the name is repeated
         raise ValueError(f"column {name!r} appears more than once")
     # pandas' own accessor for reading a column's array (private, documented there as read-only).
@@ -52,10 +71,20 @@ def column(frame: pd.DataFrame | OneRow, name: str) -> np.ndarray | ExtensionArr
     return values
 
 
+# pandas' nullable numbers and booleans: their values and a mask of the missing ones.
+_MASKED = (pd.arrays.IntegerArray, pd.arrays.FloatingArray, pd.arrays.BooleanArray)
+
+
 def floats(values: np.ndarray | ExtensionArray) -> np.ndarray:
     """float64 values with NaN where missing: what `Series.to_numpy(dtype=float64, na_value=nan)` gives."""
     if isinstance(values, np.ndarray):
         if values.dtype.kind in "biuf":  # nothing to fill: NaN is already float's missing value
             return np.asarray(values, dtype=np.float64)
         values = pd.arrays.NumpyExtensionArray(values)
+    elif isinstance(values, _MASKED):
+        # The same as to_numpy, read from the arrays pandas keeps (private, stable since pandas 1.0): to_numpy
+        # checks and a warnings context cost ten times as much for one patient.
+        out = values._data.astype(np.float64)
+        out[values._mask] = np.nan
+        return out
     return values.to_numpy(dtype=np.float64, na_value=np.nan)

@@ -9,7 +9,7 @@ import pandas as pd
 from pandas.api.extensions import ExtensionArray
 
 from features.catalog import REFERRAL_SOURCES
-from features.columns import OneRow, column, floats
+from features.columns import OneRow, floats, optional_column
 from features.contract import GAD7_ANXIETY_CUTOFF
 
 # race_ethnicity is deliberately absent: it is kept for fairness audits, never a model input.
@@ -21,13 +21,15 @@ _EDUCATION = frozenset({"primary", "secondary", "tertiary"})
 
 
 def _missing(n: int) -> np.ndarray:
-    return np.full(n, np.nan)
+    out = np.empty(n)
+    out.fill(np.nan)
+    return out
 
 
 def _number(patients: pd.DataFrame | OneRow, name: str) -> np.ndarray:
-    if name not in patients.columns:
+    values = optional_column(patients, name)
+    if values is None:
         return _missing(len(patients))
-    values = column(patients, name)
     if values.dtype.kind in "fiu":
         return floats(values)
     text = pd.Series(values, copy=False)  # numbers written as text: the rare case, read the pandas way
@@ -35,9 +37,9 @@ def _number(patients: pd.DataFrame | OneRow, name: str) -> np.ndarray:
 
 
 def _flag(patients: pd.DataFrame | OneRow, name: str) -> np.ndarray:
-    if name not in patients.columns:
+    values = optional_column(patients, name)
+    if values is None:
         return _missing(len(patients))
-    values = column(patients, name)
     if isinstance(values, np.ndarray) and values.dtype == bool:
         return values.astype(np.float64)
     flags = values.astype("boolean") if isinstance(values, ExtensionArray) else pd.array(values, dtype="boolean")
@@ -46,12 +48,17 @@ def _flag(patients: pd.DataFrame | OneRow, name: str) -> np.ndarray:
 
 def _text(patients: pd.DataFrame | OneRow, name: str) -> tuple[np.ndarray, tuple[str, ...]] | None:
     """(code per row, distinct values trimmed and lower-cased); a missing value reads "unknown"."""
-    if name not in patients.columns:
-        return None
+    if isinstance(patients, OneRow):
+        if name not in patients.columns:
+            return None
+        values = patients.values(name)
+    else:
+        array = optional_column(patients, name)
+        if array is None:
+            return None
+        # Only the strings matter below, and Arrow hands them over without pandas' detour through numpy.
+        values = array.__arrow_array__().to_pylist() if hasattr(array, "__arrow_array__") else array.tolist()
     seen: dict[object, int] = {}
-    array = column(patients, name)
-    # Only the strings matter below, and Arrow hands them over without pandas' detour through numpy.
-    values = array.__arrow_array__().to_pylist() if hasattr(array, "__arrow_array__") else array.tolist()
     codes = np.fromiter((seen.setdefault(v if isinstance(v, str) else None, len(seen)) for v in values),
                         dtype=np.int64, count=len(values))
     return codes, tuple(v.strip().lower() if isinstance(v, str) else _UNKNOWN for v in seen)

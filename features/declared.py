@@ -30,13 +30,13 @@ def daily_slope(w: RowWindows, stream: str, trend: int) -> np.ndarray:
     With L days and events j_e days back, slope = 6 ((L - 1) N - 2 sum j_e) / (L (L^2 - 1)); NaN under 2 days.
     """
     events = w.stream(stream)
-    started_days = -(-w.elapsed // DAY_US)
-    bins = np.minimum(np.maximum(started_days, 0), trend)
+    bins = np.minimum(np.maximum(w.started_days, 0), trend)
     rows, ev = expand(w.lo(stream, trend), w.hi(stream))
     day_back = (w.T[rows] - events.time[ev]) // DAY_US
     inside = day_back < bins[rows]
-    n_events = np.bincount(rows[inside], minlength=w.n_rows)
-    sum_back = np.bincount(rows[inside], weights=day_back[inside], minlength=w.n_rows)
+    counted = rows[inside]
+    n_events = np.bincount(counted, minlength=w.n_rows)
+    sum_back = np.bincount(counted, weights=day_back[inside], minlength=w.n_rows)
     slope = 6.0 * ((bins - 1) * n_events - 2.0 * sum_back) / (bins * (bins * bins - 1))
     return np.where(bins >= 2, slope, np.nan)
 

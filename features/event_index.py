@@ -186,19 +186,21 @@ class EventIndex:
         if n_patients * self.span > _KEY_LIMIT:
             raise ValueError("too many patients over too long a time span for one event index; use patient_chunks")
         key = codes.astype(np.int64) * self.span + (times - self.base)
-        if len(key) > 1 and not bool(np.all(key[1:] >= key[:-1])):
-            order = np.argsort(key, kind="stable")
+        if len(key) > 1 and not (key[1:] >= key[:-1]).all():
+            order = key.argsort(kind="stable")
             key, codes, times, types, values = key[order], codes[order], times[order], types[order], values[order]
         columns = {"key": key, "time": times, "value": values, "code": codes}
         self.streams: dict[str, Stream] = {}
         if OWN in streams:
-            self.streams[OWN] = Stream(columns, np.flatnonzero(own_codes[types]))
+            self.streams[OWN] = Stream(columns, own_codes[types].nonzero()[0])
         wanted = [names.index(s) for s in streams if s != OWN]
         if wanted:
-            by_type = np.argsort(types.astype(np.uint8), kind="stable")
-            bounds = np.concatenate([[0], np.cumsum(np.bincount(types, minlength=len(names)))])
+            # Array methods rather than numpy's functions of the same name: for one patient the call, not the
+            # work, is the cost, and the functions add a Python layer.
+            by_type = types.astype(np.uint8).argsort(kind="stable")
+            ends = np.bincount(types, minlength=len(names)).cumsum().tolist()
             for t in wanted:
-                self.streams[names[t]] = Stream(columns, by_type[bounds[t]:bounds[t + 1]])
+                self.streams[names[t]] = Stream(columns, by_type[ends[t - 1] if t else 0:ends[t]])
 
     def query_key(self, codes: np.ndarray, times: np.ndarray) -> np.ndarray:
         """Keys for (patient, time) pairs, clipped so that out-of-range times still count correctly."""
@@ -207,11 +209,11 @@ class EventIndex:
 
     def upto(self, stream: str, qkey: np.ndarray) -> np.ndarray:
         """Position just past each query's patient's last `stream` event at or before the query time."""
-        return np.searchsorted(self.streams[stream].key, qkey, side="right")
+        return self.streams[stream].key.searchsorted(qkey, side="right")
 
     def first(self, stream: str, codes: np.ndarray) -> np.ndarray:
         """Position of each patient's first `stream` event (where it would be, if none)."""
-        return np.searchsorted(self.streams[stream].key, codes.astype(np.int64) * self.span, side="left")
+        return self.streams[stream].key.searchsorted(codes.astype(np.int64) * self.span, side="left")
 
 
 def indexed_chunks(row_codes: np.ndarray, ev_codes: np.ndarray, ev_times: np.ndarray, ev_types: np.ndarray,

@@ -28,8 +28,8 @@ from features.columns import OneRow, column, floats
 from features.covariates import encode_covariates
 from features.event_index import (NAT, TYPE_CODES, encode, indexed_chunks, micros, moment_micros, text_array,
                                   type_codes)
-from features.usage import usage_features
-from features.vocabulary import vocabulary
+from features.usage import usage_features, window_days
+from features.vocabulary import Vocabulary, vocabulary
 
 
 def specs_for(config: FeatureConfig) -> tuple[FeatureSpec, ...]:
@@ -38,25 +38,41 @@ def specs_for(config: FeatureConfig) -> tuple[FeatureSpec, ...]:
 
 
 class _Layout(NamedTuple):
-    """The feature columns of one configuration, worked out once per configuration."""
+    """What the feature code needs of one configuration, worked out once per configuration."""
 
     specs: tuple[FeatureSpec, ...]
     names: tuple[str, ...]
     columns: pd.Index  # patient_id, as_of, then the features
+    vocabulary: Vocabulary
+    type_code: Mapping[str, int]  # event type name -> code
+    days: tuple[int, ...]  # the look-back windows of usage_features
+
+
+# The last configuration asked for and its layout: callers pass the same object call after call (a served model's
+# settings, the default), and comparing identities spares hashing the settings, which costs more than a feature.
+_last_layout: tuple[FeatureConfig, _Layout] | None = None
 
 
 def _layout(config: FeatureConfig) -> _Layout:
+    global _last_layout
+    last = _last_layout
+    if last is not None and last[0] is config:
+        return last[1]
     try:
-        return _cached_layout(config)
+        layout = _cached_layout(config)
     except TypeError:  # a configuration holding a list cannot be a cache key: work it out each time
         return _cached_layout.__wrapped__(config)
+    _last_layout = (config, layout)
+    return layout
 
 
 @lru_cache(maxsize=16)
 def _cached_layout(config: FeatureConfig) -> _Layout:
     specs = FEATURES if config == FeatureConfig() else build_features(config)
     names = tuple(s.name for s in specs)
-    return _Layout(specs, names, pd.Index(["patient_id", "as_of", *names]))
+    vocab = vocabulary(config.events)
+    return _Layout(specs, names, pd.Index(["patient_id", "as_of", *names]), vocab,
+                   TYPE_CODES if not config.events.types else vocab.codes, window_days(config))
 
 
 def _require(frame: pd.DataFrame, what: str, columns: tuple[str, ...]) -> None:
@@ -69,15 +85,21 @@ def _matrix(layout: _Layout, covariates: dict[str, np.ndarray], enrolled: np.nda
             T: np.ndarray, ev_codes: np.ndarray, ev_times: np.ndarray, ev_types: np.ndarray, ev_values: np.ndarray,
             n_patients: int, config: FeatureConfig) -> np.ndarray:
     """Every feature (rows, catalog order) of every query row (columns): patient code and time T."""
-    matrix = np.empty((len(layout.names), len(row_codes)), dtype=np.float64)
-    vocab = vocabulary(config.events)
+    matrix = None
+    vocab = layout.vocabulary
     for lo, hi, rows, ix in indexed_chunks(row_codes, ev_codes, ev_times, ev_types, ev_values, n_patients,
                                            names=vocab.names, own_codes=vocab.own):
         codes = row_codes[rows]
         usage = usage_features(ix, codes - lo, T[rows], enrolled[lo:hi], covariates["baseline_phq9"][lo:hi],
-                               covariates["baseline_gad7"][lo:hi], config)
-        usage.update((name, covariates[name][codes]) for name in layout.names if name not in usage)
-        matrix[:, rows] = [usage[name] for name in layout.names]
+                               covariates["baseline_gad7"][lo:hi], config, layout.days)
+        # One concatenation of the features' values, in catalog order, is the block (a row per feature).
+        block = np.concatenate([usage[name] if name in usage else covariates[name][codes] for name in layout.names],
+                               dtype=np.float64).reshape(len(layout.names), len(codes))
+        if isinstance(rows, slice):  # one range of patients holds every row: the block is the matrix
+            return block
+        if matrix is None:
+            matrix = np.empty((len(layout.names), len(row_codes)), dtype=np.float64)
+        matrix[:, rows] = block
     return matrix
 
 
@@ -108,7 +130,7 @@ def compute_features(patients: pd.DataFrame, events: pd.DataFrame, as_of: pd.Dat
     enrolled = micros(column(patients, "enrolled_at"), "patients.enrolled_at")
     ev_codes = encode(column(events, "patient_id"), universe)
     ev_times = micros(column(events, "timestamp"), "events.timestamp")
-    ev_types = type_codes(column(events, "event_type"), vocabulary(config.events).names)
+    ev_types = type_codes(column(events, "event_type"), layout.vocabulary.names)
     ev_values = floats(column(events, "value")) if "value" in events.columns else np.full(len(events), np.nan)
     covariates = encode_covariates(patients)
     matrix = _matrix(layout, covariates, enrolled, row_codes, T, ev_codes, ev_times, ev_types, ev_values,
@@ -145,10 +167,11 @@ def compute_features_one(patient: pd.DataFrame | Mapping[str, object], times_us:
             raise ValueError("patient is missing column(s): enrolled_at")
         enrolled = moment_micros(patient["enrolled_at"], "patient.enrolled_at")
         row = OneRow(patient)
+    layout = _layout(config)
     times = np.asarray(times_us, dtype=np.int64)
     values = np.asarray(values, dtype=np.float64)
     types = np.asarray(event_types)
-    type_code = TYPE_CODES if not config.events.types else vocabulary(config.events).codes
+    type_code = layout.type_code
     if types.dtype.kind not in "iu":  # names: a dict look-up beats Arrow on a few hundred short strings
         types = np.fromiter(map(type_code.get, types.tolist(), repeat(-1)), dtype=np.int8, count=len(types))
     elif len(types) and (types.min() < 0 or types.max() >= len(type_code)):
@@ -158,7 +181,9 @@ def compute_features_one(patient: pd.DataFrame | Mapping[str, object], times_us:
                          f"({len(times)}, {len(types)}, {len(values)})")
     if (times == NAT).any():
         raise ValueError(f"times_us has a missing time at position {int(np.argmax(times == NAT))}")
-    order = np.argsort(times, kind="stable")
-    return _matrix(_layout(config), encode_covariates(row), np.array([enrolled]), np.zeros(1, dtype=np.int64),
-                   np.array([int(as_of_us)]), np.zeros(len(times), dtype=np.int64), times[order], types[order],
-                   values[order], 1, config)[:, 0]
+    if len(times) > 1 and not (times[1:] >= times[:-1]).all():  # events usually come in time order already
+        order = times.argsort(kind="stable")
+        times, types, values = times[order], types[order], values[order]
+    return _matrix(layout, encode_covariates(row), np.array([enrolled]), np.zeros(1, dtype=np.int64),
+                   np.array([int(as_of_us)]), np.zeros(len(times), dtype=np.int64), times, types, values, 1,
+                   config)[:, 0]

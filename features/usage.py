@@ -30,40 +30,43 @@ def window_days(config: FeatureConfig) -> tuple[int, ...]:
 
 def _volume(w: RowWindows, config: FeatureConfig, first_of_day: np.ndarray) -> dict[str, np.ndarray]:
     """Recency, and counts, active days and minutes in each window and since enrolment."""
-    f = {"days_since_enrolment": w.elapsed / DAY_US,
+    f = {"days_since_enrolment": w.elapsed_days,
          "days_since_last_engagement": w.days_since_last(OWN),
          "days_since_last_session": w.days_since_last(ET.SESSION),
          "days_since_last_module": w.days_since_last(ET.MODULE_COMPLETED)}
-    day_count = prefix(first_of_day)
+    # Every window at once: row k of each array below is windows[k]. One array operation per step, not one per
+    # window, since for a few rows the number of operations is the cost.
+    windows = (*config.windows_days, None)
 
-    def active_days(days: int | None) -> np.ndarray:
-        start, end = w.lo(OWN, days), w.hi(OWN)
-        # A range that opens mid-day still counts that day once.
-        opens_mid_day = (start < end) & ~take(first_of_day, start, start < end, True)
-        return (day_count[end] - day_count[start] + opens_mid_day).astype(np.float64)
+    day_count = prefix(first_of_day)
+    start, end = w.lo_each(OWN, windows), w.hi(OWN)
+    inside = start < end
+    # A range that opens mid-day still counts that day once.
+    opens_mid_day = inside & ~take(first_of_day, start, inside, True)
+    active_days = (day_count[end] - day_count[start] + opens_mid_day).astype(np.float64)
 
     duration = w.stream(ET.SESSION).value
     unknown = np.isnan(duration)  # a session logged without a duration
     minutes = prefix(np.rint(np.where(unknown, 0.0, duration) * MINUTE_SCALE).astype(np.int64))
-    n_unknown = prefix(unknown) if unknown.any() else None
-
-    def session_minutes(days: int | None) -> np.ndarray:
-        hi, lo = w.hi(ET.SESSION), w.lo(ET.SESSION, days)
-        total = (minutes[hi] - minutes[lo]) / MINUTE_SCALE
+    hi, lo = w.hi(ET.SESSION), w.lo_each(ET.SESSION, windows)
+    session_minutes = (minutes[hi] - minutes[lo]) / MINUTE_SCALE
+    if unknown.any():
         # One session of unknown length makes the window's minutes unknown, not smaller.
-        return total if n_unknown is None else np.where(n_unknown[hi] > n_unknown[lo], np.nan, total)
+        n_unknown = prefix(unknown)
+        session_minutes = np.where(n_unknown[hi] > n_unknown[lo], np.nan, session_minutes)
 
     measures = {
-        "sessions": lambda d: w.count(ET.SESSION, d),
+        "sessions": w.count_each(ET.SESSION, windows),
         "active_days": active_days,
         "minutes": session_minutes,
-        "modules": lambda d: w.count(ET.MODULE_COMPLETED, d),
-        "exercises": lambda d: w.count(ET.EXERCISE_COMPLETED, d),
-        "checkins": lambda d: w.count(ET.MOOD_CHECKIN, d),
+        "modules": w.count_each(ET.MODULE_COMPLETED, windows),
+        "exercises": w.count_each(ET.EXERCISE_COMPLETED, windows),
+        "checkins": w.count_each(ET.MOOD_CHECKIN, windows),
     }
-    for stem, measure in measures.items():
-        for days in [*config.windows_days, None]:
-            f[f"{stem}_{'total' if days is None else f'{days}d'}"] = measure(days)
+    suffixes = [f"{days}d" for days in config.windows_days] + ["total"]
+    for stem, by_window in measures.items():
+        for suffix, values in zip(suffixes, by_window):
+            f[f"{stem}_{suffix}"] = values
     return f
 
 
@@ -72,7 +75,8 @@ def _patient_days(w: RowWindows, enrolled: np.ndarray) -> tuple[np.ndarray, np.n
     first event of that day."""
     own = w.stream(OWN)
     day = (own.time - enrolled[own.code]) // DAY_US
-    first = np.ones(len(day), dtype=bool)
+    first = np.empty(len(day), dtype=bool)
+    first[:1] = True
     first[1:] = (own.code[1:] != own.code[:-1]) | (day[1:] != day[:-1])
     return day, first
 
@@ -80,7 +84,7 @@ def _patient_days(w: RowWindows, enrolled: np.ndarray) -> tuple[np.ndarray, np.n
 def _adherence(w: RowWindows, f: dict[str, np.ndarray], config: FeatureConfig) -> dict[str, np.ndarray]:
     """Use so far against the program's recommended pace."""
     program = config.program
-    days = w.elapsed / DAY_US
+    days = w.elapsed_days
     weeks = np.where(days >= 1, days / 7, np.nan)
     return {
         "modules_vs_pace": f["modules_total"] / (program.modules_per_week * weeks),
@@ -95,7 +99,6 @@ def _shape(w: RowWindows, f: dict[str, np.ndarray], config: FeatureConfig,
     """Trend of daily activity, streaks of active days, regularity and recent share of activity."""
     trend, recent = max(config.windows_days), config.recent_share_days
     own = w.stream(OWN)
-    started_days = -(-w.elapsed // DAY_US)
     out: dict[str, np.ndarray] = {}
 
     # Least-squares slope of own-engagement events per day, over the window's days since enrolment.
@@ -105,28 +108,28 @@ def _shape(w: RowWindows, f: dict[str, np.ndarray], config: FeatureConfig,
     d_key, d_day, d_code = own.key[first_of_day], own_day[first_of_day], own.code[first_of_day]
     n_days = len(d_key)
     idx = np.arange(n_days)
-    patient_first = np.ones(n_days, dtype=bool)
-    patient_first[1:] = d_code[1:] != d_code[:-1]
-    run_start = patient_first.copy()
-    run_start[1:] |= d_day[1:] != d_day[:-1] + 1
+    # Days since the patient's previous active day; 0 on a patient's first active day.
+    gap = np.empty(n_days, dtype=np.int64)
+    gap[:1] = 0
+    np.multiply(d_day[1:] - d_day[:-1], d_code[1:] == d_code[:-1], out=gap[1:])
+    run_start = gap != 1  # a patient's first day, or a day after a day without activity
     run_pos = idx - np.maximum.accumulate(np.where(run_start, idx, 0)) + 1
     offset = d_code.astype(np.int64) * (n_days + 1)  # keeps the running maximum within a patient
     longest = np.maximum.accumulate(run_pos + offset) - offset
-    gap = np.zeros(n_days, dtype=np.int64)
-    gap[1:] = d_day[1:] - d_day[:-1]
-    gap[patient_first] = 0
     g1, g2 = prefix(gap), prefix(gap * gap)
-    last_day = np.searchsorted(d_key, w.qT, side="right") - 1
-    first_day = np.searchsorted(d_key, w.start, side="left")
+    after_last_day = d_key.searchsorted(w.qT, side="right")
+    last_day = after_last_day - 1
+    first_day = d_key.searchsorted(w.start, side="left")
     any_day = last_day >= first_day
     # The current streak may end today (T's patient-day) or yesterday: today is not over yet.
     recent_day = take(d_day, last_day, any_day, -1)
-    out["current_streak_days"] = np.where(any_day & (recent_day >= w.elapsed // DAY_US - 1),
+    out["current_streak_days"] = np.where(any_day & (recent_day >= w.day_of_T - 1),
                                           take(run_pos, last_day, any_day, 0), 0).astype(np.float64)
     out["longest_streak_days"] = take(longest, last_day, any_day, 0).astype(np.float64)
-    out["active_day_share"] = np.where(started_days > 0, f["active_days_total"] / started_days, np.nan)
+    out["active_day_share"] = np.where(w.started_days > 0, f["active_days_total"] / w.started_days, np.nan)
     n_gaps = np.where(any_day, last_day - first_day, 0)
-    a, b = np.minimum(first_day + 1, n_days), np.minimum(np.maximum(last_day + 1, 0), n_days)
+    # Gaps between the row's first and last active days: (a, b]. b is within 0..n_days as a search result is.
+    a, b = np.minimum(first_day + 1, n_days), after_last_day
     s1, s2 = g1[b] - g1[a], g2[b] - g2[a]
     variance = (n_gaps * s2 - s1 * s1) / (n_gaps.astype(np.float64) ** 2)
     out["gap_days_sd"] = np.where(n_gaps >= 2, np.sqrt(np.maximum(variance, 0.0)), np.nan)
@@ -183,13 +186,12 @@ def _support(w: RowWindows) -> dict[str, np.ndarray]:
     f["unanswered_coach_messages"] = (w.hi(ET.MESSAGE_FROM_COACH) - after_reply).astype(np.float64)
 
     # A reply is the patient's first message after a coach message; its latency is known once sent.
-    prompt = np.searchsorted(coach.key, to_coach.key, side="right") - 1
-    prompt_ok = prompt >= np.searchsorted(coach.key, to_coach.code.astype(np.int64) * ix.span, side="left")
+    prompt = coach.key.searchsorted(to_coach.key, side="right") - 1
+    prompt_ok = prompt >= coach.key.searchsorted(to_coach.code.astype(np.int64) * ix.span, side="left")
     prompt_time = take(coach.time, prompt, prompt_ok, 0)
-    previous_sent = np.full(len(to_coach.key), NEVER)
-    same = np.zeros(len(to_coach.key), dtype=bool)
-    same[1:] = to_coach.code[1:] == to_coach.code[:-1]
-    previous_sent[1:][same[1:]] = to_coach.time[:-1][same[1:]]
+    previous_sent = np.empty(len(to_coach.key), dtype=np.int64)  # the patient's previous message, if any
+    previous_sent[:1] = NEVER
+    previous_sent[1:] = np.where(to_coach.code[1:] == to_coach.code[:-1], to_coach.time[:-1], NEVER)
     is_reply = prompt_ok & (previous_sent < prompt_time)
     latency_ms = prefix(np.where(is_reply, (to_coach.time - prompt_time) // 1000, 0))
     replies = prefix(is_reply.astype(np.int64))
@@ -205,12 +207,14 @@ def _support(w: RowWindows) -> dict[str, np.ndarray]:
 
 
 def usage_features(ix: EventIndex, codes: np.ndarray, T: np.ndarray, enrolled: np.ndarray, baseline_phq9: np.ndarray,
-                   baseline_gad7: np.ndarray, config: FeatureConfig) -> dict[str, np.ndarray]:
+                   baseline_gad7: np.ndarray, config: FeatureConfig,
+                   days: tuple[int, ...] | None = None) -> dict[str, np.ndarray]:
     """Every event-based feature for rows (patient code, as-of time) of one event index.
 
-    Ratios of nothing are NaN by design, so numpy's divide and invalid warnings are off here.
+    `days` is `window_days(config)`, for a caller that keeps it. Ratios of nothing are NaN by design, so numpy's
+    divide and invalid warnings are off here.
     """
-    days = window_days(config)
+    days = window_days(config) if days is None else days
     with np.errstate(divide="ignore", invalid="ignore"):
         w = RowWindows(ix, codes, T, enrolled, days)
         own_day, first_of_day = _patient_days(w, enrolled)

@@ -8,25 +8,26 @@ from features.event_index import DAY_US, EventIndex, Stream
 
 
 def take(values: np.ndarray, idx: np.ndarray, ok: np.ndarray, fill=np.nan) -> np.ndarray:
-    """values[idx] where ok, else fill (safe when values is empty)."""
+    """values[idx] where ok, else fill (safe when values is empty); idx of any shape."""
     if len(values) == 0:
-        return np.full(len(idx), fill, dtype=np.result_type(values.dtype, np.asarray(fill).dtype))
+        return np.full(np.shape(idx), fill, dtype=np.result_type(values.dtype, np.asarray(fill).dtype))
     return np.where(ok, values.take(idx, mode="clip"), fill)
 
 
 def prefix(values: np.ndarray) -> np.ndarray:
     """Running totals of integers with a leading 0: the sum over [a, b) is out[b] - out[a], exactly."""
-    out = np.zeros(len(values) + 1, dtype=np.int64)
-    np.cumsum(values, out=out[1:])
+    out = np.empty(len(values) + 1, dtype=np.int64)
+    out[0] = 0
+    values.cumsum(out=out[1:])
     return out
 
 
 def expand(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(row, event position) pairs for every event in each row's range [lo, hi)."""
     n = np.maximum(hi - lo, 0)
-    rows = np.repeat(np.arange(len(n)), n)
-    starts = np.cumsum(n) - n
-    return rows, np.arange(int(n.sum())) - np.repeat(starts - lo, n)
+    rows = np.arange(len(n)).repeat(n)
+    starts = n.cumsum() - n
+    return rows, np.arange(int(n.sum())) - (starts - lo).repeat(n)
 
 
 # Rows of a stream's bounds: the patient's first event, just past the last event at or before T,
@@ -41,6 +42,9 @@ class RowWindows:
     event at or before T, lo the first event after T - w days (or the patient's first event).
     Every look-back window (`days`) is known up front, so each stream answers all of a row's
     bounds with one binary search over a stacked query array, computed on first use.
+
+    For a few rows the number of array operations, not their size, is the cost: what several features
+    use (a stream's ends, its counts, the days since enrolment) is worked out once per stream and kept.
     """
 
     def __init__(self, ix: EventIndex, codes: np.ndarray, T: np.ndarray, enrolled: np.ndarray,
@@ -48,6 +52,9 @@ class RowWindows:
         self.ix, self.codes, self.T = ix, codes, T
         self.n_rows = len(codes)
         self.elapsed = T - enrolled[codes]
+        self.elapsed_days = self.elapsed / DAY_US
+        self.day_of_T = self.elapsed // DAY_US  # T's patient-day (day 0 starts at enrolment)
+        self.started_days = -(-self.elapsed // DAY_US)  # patient-days begun by T
         self._slot = {d: _WINDOWS + i for i, d in enumerate(days)}
         start = codes.astype(np.int64) * ix.span
         # Times clipped into the index's span still count correctly (see EventIndex.query_key);
@@ -61,21 +68,23 @@ class RowWindows:
         self._queries[_FIRST] = start
         np.add(offsets, start, out=self._queries[_HI:])
         self.start, self.qT = self._queries[_FIRST], self._queries[_HI]
-        self._ends: dict[str, np.ndarray] = {}
+        self._ends: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self._bounds: dict[str, np.ndarray] = {}
         self._counts: dict[str, np.ndarray] = {}
+        self._slots: dict[tuple[int | None, ...], np.ndarray] = {}
 
     def stream(self, name: str) -> Stream:
         return self.ix.streams[name]
 
-    def _ends_of(self, stream: str) -> np.ndarray:
-        """The stream's first and hi positions (rows _FIRST, _HI) for every row."""
-        found = self._bounds.get(stream)
+    def _ends_of(self, stream: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The stream's first and hi positions for every row, and whether the row has any event (hi > first)."""
+        found = self._ends.get(stream)
         if found is None:
-            found = self._ends.get(stream)
-            if found is None:
-                found = self._ends[stream] = self.ix.streams[stream].key.searchsorted(self._queries[:_WINDOWS],
-                                                                                       side="right")
+            bounds = self._bounds.get(stream)
+            if bounds is None:
+                bounds = self.ix.streams[stream].key.searchsorted(self._queries[:_WINDOWS], side="right")
+            first, hi = bounds[_FIRST], bounds[_HI]
+            found = self._ends[stream] = (first, hi, hi > first)
         return found
 
     def bounds(self, stream: str) -> np.ndarray:
@@ -86,42 +95,56 @@ class RowWindows:
         return found
 
     def hi(self, stream: str) -> np.ndarray:
-        return self._ends_of(stream)[_HI]
+        return self._ends_of(stream)[1]
 
     def first(self, stream: str) -> np.ndarray:
-        return self._ends_of(stream)[_FIRST]
+        return self._ends_of(stream)[0]
 
     def lo(self, stream: str, days: int | None) -> np.ndarray:
         """Start of the window of `days` before T; None means since enrolment (all earlier events)."""
         if days is None:
-            return self._ends_of(stream)[_FIRST]
+            return self._ends_of(stream)[0]
         return self.bounds(stream)[self._slot[days]]
 
-    def count(self, stream: str, days: int | None) -> np.ndarray:
-        """Events of the stream in the window, as float64 (read-only: a row of a cached array)."""
-        if days is None and stream not in self._bounds:
-            ends = self._ends_of(stream)
-            return (ends[_HI] - ends[_FIRST]).astype(np.float64)
+    def _slots_of(self, windows: tuple[int | None, ...]) -> np.ndarray:
+        """The rows of `bounds` that hold the start of each window (None: since enrolment)."""
+        found = self._slots.get(windows)
+        if found is None:
+            found = self._slots[windows] = np.array([_FIRST if d is None else self._slot[d] for d in windows])
+        return found
+
+    def lo_each(self, stream: str, windows: tuple[int | None, ...]) -> np.ndarray:
+        """`lo` of every window in `windows`, a row each: one array operation then serves every window."""
+        return self.bounds(stream)[self._slots_of(windows)]
+
+    def _count_rows(self, stream: str) -> np.ndarray:
         counts = self._counts.get(stream)
         if counts is None:
             b = self.bounds(stream)
             counts = self._counts[stream] = (b[_HI] - b).astype(np.float64)
             counts.flags.writeable = False
-        return counts[_FIRST if days is None else self._slot[days]]
+        return counts
+
+    def count(self, stream: str, days: int | None) -> np.ndarray:
+        """Events of the stream in the window, as float64 (read-only: a row of a cached array)."""
+        if days is None and stream not in self._bounds:
+            first, hi, _ = self._ends_of(stream)
+            return (hi - first).astype(np.float64)
+        return self._count_rows(stream)[_FIRST if days is None else self._slot[days]]
+
+    def count_each(self, stream: str, windows: tuple[int | None, ...]) -> np.ndarray:
+        """`count` of every window in `windows`, a row each."""
+        return self._count_rows(stream)[self._slots_of(windows)]
 
     def has_any(self, stream: str) -> np.ndarray:
-        ends = self._ends_of(stream)
-        return ends[_HI] > ends[_FIRST]
+        return self._ends_of(stream)[2]
 
     def last(self, stream: str, column: str, fill=np.nan) -> np.ndarray:
         """`column` ("time" or "value") of each row's last event at or before T, else fill."""
-        values = getattr(self.stream(stream), column)
-        ends = self._ends_of(stream)
-        return take(values, ends[_HI] - 1, ends[_HI] > ends[_FIRST], fill)
+        _, hi, has = self._ends_of(stream)
+        return take(getattr(self.stream(stream), column), hi - 1, has, fill)
 
     def days_since_last(self, stream: str) -> np.ndarray:
         """Days from the last event to T; days since enrolment when there was none."""
-        ends = self._ends_of(stream)
-        has = ends[_HI] > ends[_FIRST]
-        return np.where(has, (self.T - take(self.stream(stream).time, ends[_HI] - 1, has, 0)) / DAY_US,
-                        self.elapsed / DAY_US)
+        _, hi, has = self._ends_of(stream)
+        return np.where(has, (self.T - take(self.stream(stream).time, hi - 1, has, 0)) / DAY_US, self.elapsed_days)

@@ -15,7 +15,7 @@ from config import FeatureConfig
 from simulation.settings import SimulationConfig
 from features import event_index
 from features.catalog import FEATURES, LEVELS, build_features, feature_names, features_at_level, spec
-from features.point_in_time import compute_features
+from features.point_in_time import compute_features, specs_for
 from features.snapshots import snapshot_times
 
 DAY = pd.Timedelta(days=1)
@@ -175,6 +175,16 @@ def test_other_windows_rename_the_window_features():
     out = compute_features(hand_patients(), hand_events(), hand_as_of(), config)
     assert list(out.columns[2:]) == names
     assert out.loc[0, "sessions_5d"] == 1  # A at day 7: only the day-3 session is in (day 2, day 7]
+
+
+def test_each_call_gets_the_columns_of_its_own_settings():
+    """The feature layout of the settings last asked for is kept: other settings, asked for in turn, each still
+    get their own columns, and equal settings the same ones."""
+    default, other = FeatureConfig(), FeatureConfig(windows_days=(2, 5))
+    for config in (default, other, default, FeatureConfig(windows_days=(2, 5)), other, FeatureConfig()):
+        names = [s.name for s in build_features(config)]
+        assert [s.name for s in specs_for(config)] == names
+        assert list(compute_features(hand_patients(), hand_events(), hand_as_of(), config).columns[2:]) == names
 
 
 # --- parity and leakage on a simulated cohort --------------------------------------------------
