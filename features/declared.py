@@ -13,7 +13,7 @@ import numpy as np
 
 from config import EventTypeDeclaration, FeatureConfig
 from features.event_index import DAY_US
-from features.windows import RowWindows, expand, prefix, take
+from features.windows import RowWindows, expand, pick, prefix
 
 WEEK_DAYS = 7
 VALUE_SCALE = 1_000_000  # values are summed as integer micro-units (exact, order-free)
@@ -51,7 +51,7 @@ def _active_days(w: RowWindows, stream: str, enrolled: np.ndarray):
 
     def active_days(days: int | None) -> np.ndarray:
         start, end = w.lo(stream, days), w.hi(stream)
-        opens_mid_day = (start < end) & ~take(first, start, start < end, True)
+        opens_mid_day = (start < end) & ~pick(first, start)
         return (day_count[end] - day_count[start] + opens_mid_day).astype(np.float64)
 
     return active_days

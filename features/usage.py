@@ -14,7 +14,7 @@ from config import FeatureConfig
 from features.contract import EventType as ET
 from features.declared import daily_slope, declared_features, level_window_days
 from features.event_index import DAY_US, OWN, EventIndex
-from features.windows import RowWindows, expand, prefix, take
+from features.windows import RowWindows, expand, pick, prefix, take
 
 HOUR_MS = 3_600_000.0
 WEEK_DAYS = 7  # the adherence and support features look at the last week
@@ -30,10 +30,6 @@ def window_days(config: FeatureConfig) -> tuple[int, ...]:
 
 def _volume(w: RowWindows, config: FeatureConfig, first_of_day: np.ndarray) -> dict[str, np.ndarray]:
     """Recency, and counts, active days and minutes in each window and since enrolment."""
-    f = {"days_since_enrolment": w.elapsed_days,
-         "days_since_last_engagement": w.days_since_last(OWN),
-         "days_since_last_session": w.days_since_last(ET.SESSION),
-         "days_since_last_module": w.days_since_last(ET.MODULE_COMPLETED)}
     # Every window at once: row k of each array below is windows[k]. One array operation per step, not one per
     # window, since for a few rows the number of operations is the cost.
     windows = (*config.windows_days, None)
@@ -42,7 +38,7 @@ def _volume(w: RowWindows, config: FeatureConfig, first_of_day: np.ndarray) -> d
     start, end = w.lo_each(OWN, windows), w.hi(OWN)
     inside = start < end
     # A range that opens mid-day still counts that day once.
-    opens_mid_day = inside & ~take(first_of_day, start, inside, True)
+    opens_mid_day = inside & ~pick(first_of_day, start)
     active_days = (day_count[end] - day_count[start] + opens_mid_day).astype(np.float64)
 
     duration = w.stream(ET.SESSION).value
@@ -63,6 +59,11 @@ def _volume(w: RowWindows, config: FeatureConfig, first_of_day: np.ndarray) -> d
         "exercises": w.count_each(ET.EXERCISE_COMPLETED, windows),
         "checkins": w.count_each(ET.MOOD_CHECKIN, windows),
     }
+    # After the windows: a stream's ends then come with its window bounds, found in the same search.
+    f = {"days_since_enrolment": w.elapsed_days,
+         "days_since_last_engagement": w.days_since_last(OWN),
+         "days_since_last_session": w.days_since_last(ET.SESSION),
+         "days_since_last_module": w.days_since_last(ET.MODULE_COMPLETED)}
     suffixes = [f"{days}d" for days in config.windows_days] + ["total"]
     for stem, by_window in measures.items():
         for suffix, values in zip(suffixes, by_window):
@@ -122,9 +123,9 @@ def _shape(w: RowWindows, f: dict[str, np.ndarray], config: FeatureConfig,
     first_day = d_key.searchsorted(w.start, side="left")
     any_day = last_day >= first_day
     # The current streak may end today (T's patient-day) or yesterday: today is not over yet.
-    recent_day = take(d_day, last_day, any_day, -1)
+    recent_day = pick(d_day, last_day)  # this and the streak's length are read only where any_day
     out["current_streak_days"] = np.where(any_day & (recent_day >= w.day_of_T - 1),
-                                          take(run_pos, last_day, any_day, 0), 0).astype(np.float64)
+                                          pick(run_pos, last_day), 0).astype(np.float64)
     out["longest_streak_days"] = take(longest, last_day, any_day, 0).astype(np.float64)
     out["active_day_share"] = np.where(w.started_days > 0, f["active_days_total"] / w.started_days, np.nan)
     n_gaps = np.where(any_day, last_day - first_day, 0)
@@ -152,12 +153,14 @@ def _clinical(w: RowWindows, config: FeatureConfig, baseline_phq9: np.ndarray,
     sx, sy = np.bincount(rows, x, w.n_rows), np.bincount(rows, y, w.n_rows)
     sxx, sxy = np.bincount(rows, x * x, w.n_rows), np.bincount(rows, x * y, w.n_rows)
     # Check-ins bunched within a day or two give wild slopes: require them spread out.
-    span = take(mood.time, hi - 1, n >= 2, 0) - take(mood.time, lo, n >= 2, 0)
+    pair = n >= 2
+    span = pick(mood.time, hi - 1) - pick(mood.time, lo)  # read only where pair
     spread = n * sxx - sx * sx
-    ok = (n >= 2) & (span >= config.mood_trend_min_span_days * DAY_US) & (spread > 0)
+    ok = pair & (span >= config.mood_trend_min_span_days * DAY_US) & (spread > 0)
     mood_trend = np.where(ok, 7.0 * (n * sxy - sx * sy) / spread, np.nan)
-    n_mood = w.hi(ET.MOOD_CHECKIN) - w.first(ET.MOOD_CHECKIN)
-    first_mood = take(mood.value, w.first(ET.MOOD_CHECKIN), n_mood > 0)
+    first = w.first(ET.MOOD_CHECKIN)
+    n_mood = hi - first
+    first_mood = pick(mood.value, first)  # read only where n_mood >= 2
     latest_phq9 = w.last(ET.PHQ9, "value")
     return {
         "latest_mood": latest_mood,
@@ -181,20 +184,22 @@ def _support(w: RowWindows) -> dict[str, np.ndarray]:
     }
     has_sent = w.has_any(ET.MESSAGE_TO_COACH)
     last_sent = w.last(ET.MESSAGE_TO_COACH, "time", 0)
-    after_reply = np.where(has_sent, ix.upto(ET.MESSAGE_FROM_COACH, ix.query_key(w.codes, last_sent)),
+    # The patient's own key of that time (an event's time needs no clipping into the index's span; rows
+    # without a message take the other branch).
+    after_reply = np.where(has_sent, ix.upto(ET.MESSAGE_FROM_COACH, w.start + (last_sent - ix.base)),
                            w.first(ET.MESSAGE_FROM_COACH))
     f["unanswered_coach_messages"] = (w.hi(ET.MESSAGE_FROM_COACH) - after_reply).astype(np.float64)
 
     # A reply is the patient's first message after a coach message; its latency is known once sent.
     prompt = coach.key.searchsorted(to_coach.key, side="right") - 1
     prompt_ok = prompt >= coach.key.searchsorted(to_coach.code.astype(np.int64) * ix.span, side="left")
-    prompt_time = take(coach.time, prompt, prompt_ok, 0)
+    prompt_time = pick(coach.time, prompt)  # read only where prompt_ok
     previous_sent = np.empty(len(to_coach.key), dtype=np.int64)  # the patient's previous message, if any
     previous_sent[:1] = NEVER
     previous_sent[1:] = np.where(to_coach.code[1:] == to_coach.code[:-1], to_coach.time[:-1], NEVER)
     is_reply = prompt_ok & (previous_sent < prompt_time)
-    latency_ms = prefix(np.where(is_reply, (to_coach.time - prompt_time) // 1000, 0))
-    replies = prefix(is_reply.astype(np.int64))
+    latency_ms = prefix((to_coach.time - prompt_time) // 1000 * is_reply)  # 0 where not a reply
+    replies = prefix(is_reply)
     hi, lo = w.hi(ET.MESSAGE_TO_COACH), w.first(ET.MESSAGE_TO_COACH)
     n_replies = replies[hi] - replies[lo]
     f["reply_latency_hours"] = np.where(n_replies > 0, (latency_ms[hi] - latency_ms[lo]) / n_replies / HOUR_MS,

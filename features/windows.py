@@ -14,6 +14,14 @@ def take(values: np.ndarray, idx: np.ndarray, ok: np.ndarray, fill=np.nan) -> np
     return np.where(ok, values.take(idx, mode="clip"), fill)
 
 
+def pick(values: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """values[idx] with idx clipped into range (zeros when values is empty): `take` without its fill, for rows
+    the caller masks out itself, whose values do not matter (np.where is the costliest step of `take`)."""
+    if len(values) == 0:
+        return np.zeros(np.shape(idx), dtype=values.dtype)
+    return values.take(idx, mode="clip")
+
+
 def prefix(values: np.ndarray) -> np.ndarray:
     """Running totals of integers with a leading 0: the sum over [a, b) is out[b] - out[a], exactly."""
     out = np.empty(len(values) + 1, dtype=np.int64)
@@ -27,7 +35,7 @@ def expand(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     n = np.maximum(hi - lo, 0)
     rows = np.arange(len(n)).repeat(n)
     starts = n.cumsum() - n
-    return rows, np.arange(int(n.sum())) - (starts - lo).repeat(n)
+    return rows, np.arange(len(rows)) - (starts - lo).repeat(n)
 
 
 # Rows of a stream's bounds: the patient's first event, just past the last event at or before T,
@@ -51,7 +59,8 @@ class RowWindows:
                  days: tuple[int, ...]):
         self.ix, self.codes, self.T = ix, codes, T
         self.n_rows = len(codes)
-        self.elapsed = T - enrolled[codes]
+        self.enrolled = enrolled[codes]
+        self.elapsed = T - self.enrolled
         self.elapsed_days = self.elapsed / DAY_US
         self.day_of_T = self.elapsed // DAY_US  # T's patient-day (day 0 starts at enrolment)
         self.started_days = -(-self.elapsed // DAY_US)  # patient-days begun by T
@@ -147,4 +156,5 @@ class RowWindows:
     def days_since_last(self, stream: str) -> np.ndarray:
         """Days from the last event to T; days since enrolment when there was none."""
         _, hi, has = self._ends_of(stream)
-        return np.where(has, (self.T - take(self.stream(stream).time, hi - 1, has, 0)) / DAY_US, self.elapsed_days)
+        # Enrolment stands in for the last event when there was none.
+        return (self.T - take(self.stream(stream).time, hi - 1, has, self.enrolled)) / DAY_US
