@@ -8,6 +8,8 @@ fixed summation order, so a row's values do not depend on which other rows are i
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from config import FeatureConfig
@@ -51,24 +53,25 @@ def _volume(w: RowWindows, config: FeatureConfig, first_of_day: np.ndarray) -> d
         n_unknown = prefix(unknown)
         session_minutes = np.where(n_unknown[hi] > n_unknown[lo], np.nan, session_minutes)
 
-    measures = {
-        "sessions": w.count_each(ET.SESSION, windows),
-        "active_days": active_days,
-        "minutes": session_minutes,
-        "modules": w.count_each(ET.MODULE_COMPLETED, windows),
-        "exercises": w.count_each(ET.EXERCISE_COMPLETED, windows),
-        "checkins": w.count_each(ET.MOOD_CHECKIN, windows),
-    }
+    # One block, a row per feature in the order of _volume_names: its rows are the features' values.
+    block = np.concatenate([w.count_each(ET.SESSION, windows), active_days, session_minutes,
+                            w.count_each(ET.MODULE_COMPLETED, windows), w.count_each(ET.EXERCISE_COMPLETED, windows),
+                            w.count_each(ET.MOOD_CHECKIN, windows)])
     # After the windows: a stream's ends then come with its window bounds, found in the same search.
     f = {"days_since_enrolment": w.elapsed_days,
          "days_since_last_engagement": w.days_since_last(OWN),
          "days_since_last_session": w.days_since_last(ET.SESSION),
          "days_since_last_module": w.days_since_last(ET.MODULE_COMPLETED)}
-    suffixes = [f"{days}d" for days in config.windows_days] + ["total"]
-    for stem, by_window in measures.items():
-        for suffix, values in zip(suffixes, by_window):
-            f[f"{stem}_{suffix}"] = values
+    f.update(zip(_volume_names(config.windows_days), block))
     return f
+
+
+@lru_cache(maxsize=16)
+def _volume_names(windows_days: tuple[int, ...]) -> tuple[str, ...]:
+    """The names of `_volume`'s block rows: each measure in each window, then since enrolment."""
+    suffixes = [f"{days}d" for days in windows_days] + ["total"]
+    return tuple(f"{stem}_{suffix}" for stem in ("sessions", "active_days", "minutes", "modules", "exercises",
+                                                 "checkins") for suffix in suffixes)
 
 
 def _patient_days(w: RowWindows, enrolled: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

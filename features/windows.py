@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from functools import lru_cache
+from types import MappingProxyType
+
 import numpy as np
 
 from features.event_index import DAY_US, EventIndex, Stream
@@ -32,6 +36,10 @@ def prefix(values: np.ndarray) -> np.ndarray:
 
 def expand(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(row, event position) pairs for every event in each row's range [lo, hi)."""
+    if len(lo) == 1:  # one row (one patient at one time): its range as it is, in two array operations, not eight
+        first = int(lo[0])
+        n_events = max(int(hi[0]) - first, 0)
+        return np.zeros(n_events, dtype=np.intp), np.arange(first, first + n_events)
     n = np.maximum(hi - lo, 0)
     rows = np.arange(len(n)).repeat(n)
     starts = n.cumsum() - n
@@ -41,6 +49,15 @@ def expand(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 # Rows of a stream's bounds: the patient's first event, just past the last event at or before T,
 # then the start of each look-back window.
 _FIRST, _HI, _WINDOWS = 0, 1, 2
+
+
+@lru_cache(maxsize=16)
+def _windows_layout(days: tuple[int, ...]) -> tuple[Mapping[int, int], np.ndarray]:
+    """Each window's row in a stream's bounds, and how far back each bound's time is from T (0, then each window
+    in microseconds) as a column; read-only, kept per set of windows."""
+    back = np.array([0, *days], dtype=np.int64).reshape(-1, 1) * DAY_US
+    back.flags.writeable = False
+    return MappingProxyType({d: _WINDOWS + i for i, d in enumerate(days)}), back
 
 
 class RowWindows:
@@ -64,13 +81,11 @@ class RowWindows:
         self.elapsed_days = self.elapsed / DAY_US
         self.day_of_T = self.elapsed // DAY_US  # T's patient-day (day 0 starts at enrolment)
         self.started_days = -(-self.elapsed // DAY_US)  # patient-days begun by T
-        self._slot = {d: _WINDOWS + i for i, d in enumerate(days)}
+        self._slot, back = _windows_layout(days)
         start = codes.astype(np.int64) * ix.span
         # Times clipped into the index's span still count correctly (see EventIndex.query_key);
         # a patient's keys lie strictly above `start`, so "right of start" is their first event.
-        times = np.empty((1 + len(days), self.n_rows), dtype=np.int64)
-        times[0] = T
-        times[1:] = T - np.asarray(days, dtype=np.int64)[:, None] * DAY_US
+        times = np.subtract(T, back, dtype=np.int64)  # T, then T - each window
         times -= ix.base
         offsets = np.minimum(np.maximum(times, 0, out=times), ix.span - 1, out=times)
         self._queries = np.empty((_WINDOWS + len(days), self.n_rows), dtype=np.int64)
