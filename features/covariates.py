@@ -18,6 +18,8 @@ _INTERVENTION_FLAGS = {"human_support": "human_support", "gamification": "gamifi
 _UNKNOWN = "unknown"
 _SEXES = frozenset({"female", "male", "other"})
 _EDUCATION = frozenset({"primary", "secondary", "tertiary"})
+_ONE_ROW_CODES = np.zeros(1, dtype=np.int64)  # the codes of a one-row text column (read-only)
+_ONE_ROW_CODES.flags.writeable = False
 
 
 def _missing(n: int) -> np.ndarray:
@@ -58,6 +60,9 @@ def _text(patients: pd.DataFrame | OneRow, name: str) -> tuple[np.ndarray, tuple
             return None
         # Only the strings matter below, and Arrow hands them over without pandas' detour through numpy.
         values = array.__arrow_array__().to_pylist() if hasattr(array, "__arrow_array__") else array.tolist()
+    if len(values) == 1:  # one patient: one distinct value, code 0
+        value = values[0]
+        return _ONE_ROW_CODES, (value.strip().lower() if isinstance(value, str) else _UNKNOWN,)
     seen: dict[object, int] = {}
     codes = np.fromiter((seen.setdefault(v if isinstance(v, str) else None, len(seen)) for v in values),
                         dtype=np.int64, count=len(values))

@@ -109,7 +109,14 @@ def encode(values: pd.Series | ExtensionArray | np.ndarray,
         return lookup[categorical.codes]
     if not isinstance(universe, (pa.Array, pa.ChunkedArray)):
         universe = universe if isinstance(universe, (pd.Series, pd.Index)) else np.asarray(universe, dtype=object)
-    found = pc.index_in(text_array(values), value_set=text_array(universe))
+    text, value_set = text_array(values), text_array(universe)
+    if len(value_set) == 1 and not value_set.null_count:
+        # One value to find (a one-patient table): an equality test, whose fixed cost is well below Arrow's set look-up.
+        same = pc.equal(text, value_set[0])
+        if same.null_count:  # a missing value is not found, as index_in has it
+            same = same.fill_null(False)
+        return np.where(same.to_numpy(zero_copy_only=False), 0, -1)
+    found = pc.index_in(text, value_set=value_set)
     if found.null_count:  # filling costs as much as the look-up itself: only when something is absent
         found = found.fill_null(-1)
     return np.asarray(found.to_numpy(zero_copy_only=False), dtype=np.int64)
