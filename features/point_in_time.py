@@ -87,14 +87,18 @@ def _matrix(layout: _Layout, covariates: dict[str, np.ndarray], enrolled: np.nda
     """Every feature (rows, catalog order) of every query row (columns): patient code and time T."""
     matrix = None
     vocab = layout.vocabulary
+    # The covariates as one block (a row each), so that a chunk's rows are one look-up, not one per covariate.
+    baseline = np.concatenate(list(covariates.values()), dtype=np.float64).reshape(len(covariates), len(enrolled))
     for lo, hi, rows, ix in indexed_chunks(row_codes, ev_codes, ev_times, ev_types, ev_values, n_patients,
                                            names=vocab.names, own_codes=vocab.own):
         codes = row_codes[rows]
         usage = usage_features(ix, codes - lo, T[rows], enrolled[lo:hi], covariates["baseline_phq9"][lo:hi],
                                covariates["baseline_gad7"][lo:hi], config, layout.days)
+        values = dict(zip(covariates, baseline[:, codes]))
+        values.update(usage)
         # One concatenation of the features' values, in catalog order, is the block (a row per feature).
-        block = np.concatenate([usage[name] if name in usage else covariates[name][codes] for name in layout.names],
-                               dtype=np.float64).reshape(len(layout.names), len(codes))
+        block = np.concatenate([values[name] for name in layout.names], dtype=np.float64).reshape(len(layout.names),
+                                                                                                  len(codes))
         if isinstance(rows, slice):  # one range of patients holds every row: the block is the matrix
             return block
         if matrix is None:

@@ -26,11 +26,15 @@ def pick(values: np.ndarray, idx: np.ndarray) -> np.ndarray:
     return values.take(idx, mode="clip")
 
 
+_accumulate = np.add.accumulate
+
+
 def prefix(values: np.ndarray) -> np.ndarray:
     """Running totals of integers with a leading 0: the sum over [a, b) is out[b] - out[a], exactly."""
     out = np.empty(len(values) + 1, dtype=np.int64)
     out[0] = 0
-    values.cumsum(out=out[1:])
+    # The ufunc itself, summing in int64 whatever the input: cumsum adds a layer, and a cast of booleans per call.
+    _accumulate(values, out=out[1:], dtype=np.int64)
     return out
 
 
