@@ -198,6 +198,9 @@ class EventIndex:
             key, codes, times, types, values = key[order], codes[order], times[order], types[order], values[order]
         columns = {"key": key, "time": times, "value": values, "code": codes}
         self.streams: dict[str, Stream] = {}
+        self.type_of: dict[str, int] = {}  # each type stream's position in `names`
+        self._typed: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._typed_key: np.ndarray | None = None
         if OWN in streams:
             self.streams[OWN] = Stream(columns, own_codes[types].nonzero()[0])
         wanted = [names.index(s) for s in streams if s != OWN]
@@ -205,9 +208,35 @@ class EventIndex:
             # Array methods rather than numpy's functions of the same name: for one patient the call, not the
             # work, is the cost, and the functions add a Python layer.
             by_type = types.astype(np.uint8).argsort(kind="stable")
-            ends = np.bincount(types, minlength=len(names)).cumsum().tolist()
+            counts = np.bincount(types, minlength=len(names))
+            ends = counts.cumsum()
+            starts = ends - counts
+            first, last = starts.tolist(), ends.tolist()
             for t in wanted:
-                self.streams[names[t]] = Stream(columns, by_type[ends[t - 1] if t else 0:ends[t]])
+                self.streams[names[t]] = Stream(columns, by_type[first[t]:last[t]])
+                self.type_of[names[t]] = t
+            # Every key and query key is below `room`: set apart by type, all types' keys fit in one sorted array
+            # when len(names) rooms fit in int64, and one search serves every type. Only for one patient (serving's
+            # case), where each stream's own search costs more in array operations than in work; over many
+            # patients the streams' smaller arrays search faster.
+            room = n_patients * self.span
+            if n_patients == 1 and len(names) * room <= _KEY_LIMIT:
+                self._typed = (by_type, counts, starts)
+                self._key, self._room = key, room
+
+    def type_bounds(self, queries: np.ndarray) -> np.ndarray | None:
+        """Every type's stream searched at once: out[t] is the stream of type t's
+        `key.searchsorted(queries, side="right")`, for every type of `names`; None for an index of many patients
+        (or whose types' keys do not fit in one array), whose streams are then searched one by one."""
+        if self._typed is None:
+            return None
+        by_type, counts, starts = self._typed
+        if self._typed_key is None:
+            offsets = np.arange(len(counts), dtype=np.int64) * self._room
+            self._typed_key = self._key[by_type] + offsets.repeat(counts)
+        shape = (len(counts),) + (1,) * queries.ndim
+        typed_queries = queries + (np.arange(len(counts), dtype=np.int64) * self._room).reshape(shape)
+        return self._typed_key.searchsorted(typed_queries, side="right") - starts.reshape(shape)
 
     def query_key(self, codes: np.ndarray, times: np.ndarray) -> np.ndarray:
         """Keys for (patient, time) pairs, clipped so that out-of-range times still count correctly."""

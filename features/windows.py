@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from functools import lru_cache
 from types import MappingProxyType
+from typing import NamedTuple
 
 import numpy as np
 
@@ -64,6 +65,17 @@ def _windows_layout(days: tuple[int, ...]) -> tuple[Mapping[int, int], np.ndarra
     return MappingProxyType({d: _WINDOWS + i for i, d in enumerate(days)}), back
 
 
+class _TypeBounds(NamedTuple):
+    """Bounds of every type stream (type, bound row, query row), their event counts (float64, read-only) and
+    each stream's first and hi positions and whether it has any event (type, query row)."""
+
+    bounds: np.ndarray
+    counts: np.ndarray
+    first: np.ndarray
+    hi: np.ndarray
+    has: np.ndarray
+
+
 class RowWindows:
     """Positions of each row's events in an EventIndex: up to T, from enrolment, or from T - w days.
 
@@ -100,14 +112,38 @@ class RowWindows:
         self._bounds: dict[str, np.ndarray] = {}
         self._counts: dict[str, np.ndarray] = {}
         self._slots: dict[tuple[int | None, ...], np.ndarray] = {}
+        self._types: _TypeBounds | None = None
+        self._types_searched = False
 
     def stream(self, name: str) -> Stream:
         return self.ix.streams[name]
+
+    def _type_bounds(self, stream: str) -> tuple[_TypeBounds, int] | None:
+        """Every type stream's bounds, counts and ends, from one search of the index (EventIndex.type_bounds),
+        with the position of `stream` among them; None for own engagement, or when the index searches each
+        stream on its own."""
+        t = self.ix.type_of.get(stream)
+        if t is None:
+            return None
+        if not self._types_searched:
+            self._types_searched = True
+            b = self.ix.type_bounds(self._queries)
+            if b is not None:
+                counts = (b[:, _HI:_HI + 1] - b).astype(np.float64)
+                counts.flags.writeable = False
+                first, hi = b[:, _FIRST], b[:, _HI]
+                self._types = _TypeBounds(b, counts, first, hi, hi > first)
+        return None if self._types is None else (self._types, t)
 
     def _ends_of(self, stream: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The stream's first and hi positions for every row, and whether the row has any event (hi > first)."""
         found = self._ends.get(stream)
         if found is None:
+            typed = self._type_bounds(stream)
+            if typed is not None:
+                types, t = typed
+                found = self._ends[stream] = (types.first[t], types.hi[t], types.has[t])
+                return found
             bounds = self._bounds.get(stream)
             if bounds is None:
                 bounds = self.ix.streams[stream].key.searchsorted(self._queries[:_WINDOWS], side="right")
@@ -119,7 +155,12 @@ class RowWindows:
         """The stream's positions for every row: first, hi, then the start of each window in `days`."""
         found = self._bounds.get(stream)
         if found is None:
-            found = self._bounds[stream] = self.ix.streams[stream].key.searchsorted(self._queries, side="right")
+            typed = self._type_bounds(stream)
+            if typed is not None:
+                found = typed[0].bounds[typed[1]]
+            else:
+                found = self.ix.streams[stream].key.searchsorted(self._queries, side="right")
+            self._bounds[stream] = found
         return found
 
     def hi(self, stream: str) -> np.ndarray:
@@ -148,14 +189,19 @@ class RowWindows:
     def _count_rows(self, stream: str) -> np.ndarray:
         counts = self._counts.get(stream)
         if counts is None:
-            b = self.bounds(stream)
-            counts = self._counts[stream] = (b[_HI] - b).astype(np.float64)
-            counts.flags.writeable = False
+            typed = self._type_bounds(stream)
+            if typed is not None:
+                counts = typed[0].counts[typed[1]]  # a view of a read-only array: read-only
+            else:
+                b = self.bounds(stream)
+                counts = (b[_HI] - b).astype(np.float64)
+                counts.flags.writeable = False
+            self._counts[stream] = counts
         return counts
 
     def count(self, stream: str, days: int | None) -> np.ndarray:
         """Events of the stream in the window, as float64 (read-only: a row of a cached array)."""
-        if days is None and stream not in self._bounds:
+        if days is None and stream not in self._bounds and self._type_bounds(stream) is None:
             first, hi, _ = self._ends_of(stream)
             return (hi - first).astype(np.float64)
         return self._count_rows(stream)[_FIRST if days is None else self._slot[days]]

@@ -256,6 +256,30 @@ def test_patients_split_into_key_chunks_give_the_same_values(cohort, monkeypatch
     assert np.array_equal(chunked.iloc[:, 2:].to_numpy(), base.iloc[:, 2:].to_numpy(), equal_nan=True)
 
 
+def test_every_type_searched_at_once_finds_what_each_stream_finds(cohort, monkeypatch):
+    patients, events = cohort
+    busiest = events["patient_id"].value_counts().index[0]
+    mine = events[events["patient_id"] == busiest]
+    args = (np.zeros(len(mine), dtype=np.int64), event_index.micros(mine["timestamp"], "timestamp"),
+            event_index.type_codes(mine["event_type"]), np.zeros(len(mine)), 1)
+    ix = event_index.EventIndex(*args)  # one patient's index, as compute_features_one builds it
+    keys = ix.streams["session"].key
+    queries = np.concatenate([[0, 1, ix.span - 2, ix.span - 1], keys, keys - 1, keys + 1,
+                              np.random.default_rng(3).integers(0, ix.span, 300)])
+    queries = queries[:len(queries) // 2 * 2].reshape(2, -1)  # rows of queries, as RowWindows asks
+    found = ix.type_bounds(queries)
+    assert found is not None and len(ix.type_of) == len(event_index.TYPES) and len(keys) > 5
+    for name, t in ix.type_of.items():
+        np.testing.assert_array_equal(found[t], ix.streams[name].key.searchsorted(queries, side="right"), name)
+    # Many patients, or keys that would not fit in one array: each stream is searched on its own.
+    codes = event_index.encode(events["patient_id"], patients["patient_id"])
+    assert event_index.EventIndex(codes, event_index.micros(events["timestamp"], "timestamp"),
+                                  event_index.type_codes(events["event_type"]), np.zeros(len(events)),
+                                  len(patients)).type_bounds(queries) is None
+    monkeypatch.setattr(event_index, "_KEY_LIMIT", ix.span * 2)
+    assert event_index.EventIndex(*args).type_bounds(queries) is None
+
+
 def test_events_after_the_as_of_time_change_nothing(cohort):
     patients, events = cohort
     as_of = random_as_of(patients, 3, seed=10)
