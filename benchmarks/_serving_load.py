@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pandas as pd
+import xgboost as xgb
 from scipy.special import expit
 
 from simulation.settings import SimulationConfig
@@ -53,8 +54,12 @@ class Workload:
                                      names)
 
     def expected(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Risk per row and every feature's contribution, as the scoring primitives give them."""
-        contributions, base = self.scorer.contributions(X)
+        """Risk per row and every feature's contribution, as they were before lapse's SHAP tables: from XGBoost's own
+        `pred_contribs` (through the Python DMatrix), on the scorer's calibrated scale."""
+        raw = self.scorer.booster.predict(xgb.DMatrix(X, missing=np.nan), pred_contribs=True,
+                                          validate_features=False).astype(np.float64)
+        slope, intercept = self.scorer.calibration.slope, self.scorer.calibration.intercept
+        contributions, base = raw[:, :-1] * slope, raw[:, -1] * slope + intercept
         return expit(contributions.sum(axis=1) + base), contributions
 
 

@@ -8,8 +8,9 @@ speed hits both alike), and prints p50, p99, requests per second and server CPU 
 and each target of issue 15 with MET or MISSED. lapse answers with risk, tier, the top 5 reasons
 with sentences, the fit-for-purpose status and the support decision, and commits every decision
 to its log before replying; MLflow's pyfunc answers with risk and the per-feature contributions.
-Before timing, lapse's answers are checked against the scoring primitives run here (same risk and
-reason contributions to 1e-12; raw events through the table path `compute_features`). Timing starts once
+Before timing, lapse's answers are checked against XGBoost's own numbers computed here (risk and
+reason contributions from `pred_contribs`, as before lapse's SHAP tables, to 1e-12; raw events through the
+table path `compute_features`). Timing starts once
 both servers' start-up work is over (lapse's clinician page builds its first list after /readyz answers).
 In the same rounds as lapse's one-patient features phase, a BentoML service that does no work
 (benchmarks/_bentoml_floor.py, lapse's BentoML settings) takes the same body through an async
@@ -238,7 +239,7 @@ def main() -> int:
 
 
 def check_answers(lapse: "Target", load: Workload) -> float:
-    """The largest difference between lapse's answers (risk and reason contributions) and the primitives'."""
+    """The largest difference between lapse's answers (risk and reason contributions) and XGBoost's own numbers."""
     conn, worst = lapse.connect(), 0.0
     checks = [(load.batch_lapse[0], load.batch_rows)]
     checks += [(body, load.raw_rows[i:i + 1]) for i, body in enumerate(load.raw)]
@@ -379,7 +380,7 @@ def report(args: argparse.Namespace, version: str, names: list[str], results: di
     print(f"  p50 at concurrency 1:        {lp['c1']['p50'] / mf['c1']['p50']:.2f}x")
     print(f"  1,000-patient batch p50:     {lp['batch']['p50'] / mf['batch']['p50']:.2f}x")
     print(f"  server CPU per single request: {lp['c1']['cpu_ms'] / mf['c1']['cpu_ms']:.2f}x")
-    print(f"largest difference from the scoring primitives (risk, reason contributions): {worst:.1e}")
+    print(f"largest difference from XGBoost's own pred_contribs (risk, reason contributions): {worst:.1e}")
     print("\nBentoML's own floor (benchmarks/_bentoml_floor.py: lapse's BentoML settings, the same one-patient "
           "body, no work), in the rounds of lapse's features phase at concurrency 1:")
     for name in (FLOOR_API, FLOOR_ASGI):
@@ -404,7 +405,7 @@ def report(args: argparse.Namespace, version: str, names: list[str], results: di
         (f"1,000-patient batch p99 <= {BATCH_P99_MS:g} ms", lp["batch"]["p99"] <= BATCH_P99_MS),
         (f"throughput at concurrency 8 >= {THROUGHPUT_RATIO:g}x mlflow",
          lp["c8"]["rps"] >= THROUGHPUT_RATIO * mf["c8"]["rps"]),
-        (f"same answers as the primitives to {SAME_ANSWER:g}", worst <= SAME_ANSWER),
+        (f"same answers as XGBoost's pred_contribs to {SAME_ANSWER:g}", worst <= SAME_ANSWER),
     ]
     print("\ntargets (issue 15, 2 cores):")
     for text, ok in checks:
