@@ -111,6 +111,10 @@ def encode(values: pd.Series | ExtensionArray | np.ndarray,
         universe = universe if isinstance(universe, (pd.Series, pd.Index)) else np.asarray(universe, dtype=object)
     text, value_set = text_array(values), text_array(universe)
     if len(value_set) == 1 and not value_set.null_count:
+        if len(text) == 1:
+            # One value against one (a one-row as-of table): Python's comparison of the two strings, not an Arrow
+            # call; a missing value (None) is not found, as in index_in.
+            return np.array([0 if text[0].as_py() == value_set[0].as_py() else -1], dtype=np.int64)
         # One value to find (a one-patient table): an equality test, whose fixed cost is well below Arrow's set look-up.
         same = pc.equal(text, value_set[0])
         if same.null_count:  # a missing value is not found, as index_in has it

@@ -24,7 +24,7 @@ from pandas.api.internals import create_dataframe_from_blocks
 
 from config import FeatureConfig
 from features.catalog import FEATURES, FeatureSpec, build_features
-from features.columns import OneRow, column, floats
+from features.columns import OneRow, column, floats, optional_column
 from features.covariates import encode_covariates
 from features.event_index import (NAT, TYPE_CODES, encode, indexed_chunks, micros, moment_micros, text_array,
                                   type_codes)
@@ -117,25 +117,31 @@ def _key_block(values: np.ndarray | ExtensionArray) -> np.ndarray | ExtensionArr
 def compute_features(patients: pd.DataFrame, events: pd.DataFrame, as_of: pd.DataFrame,
                      config: FeatureConfig = FeatureConfig()) -> pd.DataFrame:
     """Features per (patient_id, as_of) row from events at or before as_of, in catalog column order."""
-    _require(patients, "patients", ("patient_id", "enrolled_at"))
-    _require(events, "events", ("patient_id", "timestamp", "event_type"))
-    _require(as_of, "as_of", ("patient_id", "as_of"))
+    try:  # the required columns read first: a missing one fails its look-up, and only then is each table checked
+        ids, enrolled_at = column(patients, "patient_id"), column(patients, "enrolled_at")
+        ev_ids, ev_timestamps, ev_names = (column(events, "patient_id"), column(events, "timestamp"),
+                                           column(events, "event_type"))
+        row_ids, row_times = column(as_of, "patient_id"), column(as_of, "as_of")
+    except (KeyError, ValueError):
+        _require(patients, "patients", ("patient_id", "enrolled_at"))
+        _require(events, "events", ("patient_id", "timestamp", "event_type"))
+        _require(as_of, "as_of", ("patient_id", "as_of"))
+        raise
     layout = _layout(config)
-    ids = column(patients, "patient_id")
     if len(ids) > 1 and len(pd.unique(ids)) < len(ids):
         first_repeat = int(np.argmax(pd.Index(ids).duplicated()))
         raise ValueError(f"patients: patient_id is not unique (first repeat at row {first_repeat})")
     universe = text_array(ids)  # converted once for both look-ups
-    row_ids, row_times = column(as_of, "patient_id"), column(as_of, "as_of")
     row_codes = encode(row_ids, universe)
     if (row_codes < 0).any():
         raise ValueError(f"as_of row {int(np.argmax(row_codes < 0))}: patient_id is not in the patients table")
     T = micros(row_times, "as_of.as_of")
-    enrolled = micros(column(patients, "enrolled_at"), "patients.enrolled_at")
-    ev_codes = encode(column(events, "patient_id"), universe)
-    ev_times = micros(column(events, "timestamp"), "events.timestamp")
-    ev_types = type_codes(column(events, "event_type"), layout.vocabulary.names)
-    ev_values = floats(column(events, "value")) if "value" in events.columns else np.full(len(events), np.nan)
+    enrolled = micros(enrolled_at, "patients.enrolled_at")
+    ev_codes = encode(ev_ids, universe)
+    ev_times = micros(ev_timestamps, "events.timestamp")
+    ev_types = type_codes(ev_names, layout.vocabulary.names)
+    ev_value = optional_column(events, "value")
+    ev_values = np.full(len(events), np.nan) if ev_value is None else floats(ev_value)
     covariates = encode_covariates(patients)
     matrix = _matrix(layout, covariates, enrolled, row_codes, T, ev_codes, ev_times, ev_types, ev_values,
                      len(universe), config)

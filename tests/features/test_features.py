@@ -8,6 +8,8 @@ from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from cli.main import main
@@ -338,6 +340,13 @@ def test_bad_input_gives_clear_errors():
         compute_features(patients, events, as_of.assign(as_of=as_of["as_of"].dt.tz_localize(None)))
     with pytest.raises(ValueError, match="events is missing column"):
         compute_features(patients, events.drop(columns="event_type"), as_of)
+    # Each table's missing columns are named in order (patients, events, as_of), before a repeated column's error.
+    with pytest.raises(ValueError, match=r"^patients is missing column\(s\): enrolled_at$"):
+        compute_features(patients.drop(columns="enrolled_at"), events.drop(columns="timestamp"), as_of)
+    with pytest.raises(ValueError, match=r"^as_of is missing column\(s\): patient_id, as_of$"):
+        compute_features(patients, pd.concat([events, events[["timestamp"]]], axis=1), as_of[[]])
+    with pytest.raises(ValueError, match="column 'timestamp' appears more than once"):
+        compute_features(patients, pd.concat([events, events[["timestamp"]]], axis=1), as_of)
     with pytest.raises(ValueError, match="not unique"):
         compute_features(pd.concat([patients, patients.iloc[[0]]], ignore_index=True), events, as_of)
     with pytest.raises(ValueError, match="column 'age' appears more than once"):
@@ -440,3 +449,15 @@ def test_a_session_without_a_duration_makes_its_windows_minutes_unknown_not_zero
     assert np.isnan(a["minutes_7d"]) and np.isnan(a["minutes_14d"]) and np.isnan(a["minutes_total"])
     assert (a["sessions_7d"], a["sessions_total"]) == (3, 3)  # the session itself still counts
     assert (out.loc["C10", "minutes_7d"], out.loc["B3", "minutes_total"]) == (1.0, 0.0)
+
+
+def test_one_value_against_one_patient_is_found_as_by_arrows_look_up():
+    # A one-row as-of table against a one-patient table is compared in Python, not by Arrow: the same codes.
+    for universe in ("P1", "Zoë", "a b", "", "None"):
+        for value in ("P1", "P10", "p1", "P1 ", "Zoë", "Zoe", "a b", "", None):
+            for values in (pd.Series([value], dtype="str"), np.array([value], dtype=object),
+                           pd.Series([value], dtype="category")):
+                found = event_index.encode(values, pd.Series([universe], dtype="str"))
+                expected = pc.index_in(pa.array([value], type=pa.string()),
+                                       value_set=pa.array([universe])).fill_null(-1).to_numpy(zero_copy_only=False)
+                assert found.dtype == np.int64 and found.tolist() == expected.tolist(), (value, universe)
