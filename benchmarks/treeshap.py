@@ -1,9 +1,10 @@
 """SHAP contributions of the served model: lapse's tables (models/treeshap.py) against XGBoost's own.
 
-Loads the champion (read only), builds the 1,000 rows of a batch body in the model's feature order (a
-missing value is NaN), checks that the tables give exactly XGBoost's `pred_contribs` numbers, and prints
-medians for 1 row and the 1,000 rows on 1 and 2 threads, the tables' build time and size, and the first
-call's time in a fresh process with an empty numba cache (compiling) and again with that cache filled.
+Loads the champion (read only), takes the 1,000 rows of benchmarks/serving.py's batch (simulated
+patients' features in the model's feature order, NaN where not known; or a /score body's, --batch),
+checks that the tables give exactly XGBoost's `pred_contribs` numbers, and prints medians for 1 row and
+the 1,000 rows on 1 and 2 threads, the tables' build time and size, and the first call's time in a fresh
+process with an empty numba cache (compiling) and again with that cache filled.
 
     .venv/bin/python -P benchmarks/treeshap.py [--tracking-uri URI] [--model MODEL_URI] [--batch BODY.json]
 """
@@ -30,6 +31,9 @@ sys.path.insert(0, str(ROOT))
 from models.estimators import _xgboost_contributions, booster_contributions  # noqa: E402
 from models.scorer import load_scorer  # noqa: E402
 from models.treeshap import TreeShap  # noqa: E402
+
+sys.path.append(str(Path(__file__).resolve().parent))
+from _serving_load import Workload  # noqa: E402
 
 DEFAULT_URI = f"sqlite:///{ROOT / '.lapse' / 'mlflow.db'}"
 
@@ -60,7 +64,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tracking-uri", default=DEFAULT_URI)
     parser.add_argument("--model", default="models:/lapse-dropout@champion")
-    parser.add_argument("--batch", default="/tmp/floor/batch.json")
+    parser.add_argument("--batch", default=None, help="a /score body of feature items (default: the serving "
+                        "benchmark's 1,000 simulated rows)")
     parser.add_argument("--repeat", type=int, default=31)
     args = parser.parse_args()
 
@@ -69,9 +74,14 @@ def main() -> None:
     mlflow.set_registry_uri(args.tracking_uri)
     scorer = load_scorer(args.model, tracking_uri=args.tracking_uri)
     names = scorer.feature_names
-    patients = json.loads(Path(args.batch).read_text())["patients"]
-    X = np.array([[np.nan if p["features"].get(n) is None else float(p["features"][n]) for n in names]
-                  for p in patients], dtype=np.float64)
+    if args.batch is None:
+        X = Workload(list(names), scorer, scorer.metadata.feature_config()).batch_rows
+        source = "the serving benchmark's batch"
+    else:
+        patients = json.loads(Path(args.batch).read_text())["patients"]
+        X = np.array([[np.nan if p["features"].get(n) is None else float(p["features"][n]) for n in names]
+                      for p in patients], dtype=np.float64)
+        source = args.batch
     booster = scorer.booster
 
     raw = bytes(booster.save_raw("ubj"))
@@ -83,7 +93,7 @@ def main() -> None:
     exact = np.array_equal(got, want) and all(
         np.array_equal(booster_contributions(booster, X[i:i + 1]), want[i:i + 1]) for i in range(len(X)))
     print(f"model {args.model}: {booster.num_boosted_rounds()} trees, {len(names)} features; {len(X):,} rows of "
-          f"{args.batch}: lapse's contributions equal XGBoost's pred_contribs bit for bit (all rows at once and "
+          f"{source}: lapse's contributions equal XGBoost's pred_contribs bit for bit (all rows at once and "
           f"each alone): {exact}")
     print(f"tables: build {statistics.median(build):.0f} ms (median of 5), {shap.table_bytes / 1e6:.2f} MB; "
           f"check against XGBoost on 128 probe rows {check:.0f} ms")
