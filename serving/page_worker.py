@@ -139,12 +139,14 @@ class PageWorker:
         process, self._process = self._process, None
         if process is None:
             return
+        if kill:
+            # First: closing stdin waits for a write under way in another thread (a model being sent to a child
+            # still starting up), which a dead child's broken pipe ends at once.
+            process.kill()
         try:
             process.stdin.close()  # the child's signal to finish: it exits at the end of its input
         except OSError:
             pass
-        if kill:
-            process.kill()
         try:
             process.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -152,7 +154,9 @@ class PageWorker:
             process.wait(timeout)
         process.stdout.close()
 
-    def stop(self, timeout: float = 5.0) -> None:
-        """End the child: its stdin is closed (it exits after the job at hand), killed after `timeout` s."""
+    def stop(self) -> None:
+        """End the child at once, with the service. Its jobs read (a missing table is created in one transaction;
+        the page's writes are made in the scoring process), so a job cut short loses nothing, and nobody waits for
+        its answer any more; letting it finish held up a shutdown during the page's first build by up to 5 s."""
         self._stopped = True
-        self._end(kill=False, timeout=timeout)
+        self._end(kill=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -14,7 +15,14 @@ import httpx
 import psutil
 import pytest
 
+from config import ClinicianPageConfig
+from outreach.outcomes import create_tables
+from serving import page_worker
+from serving.decision_log import METADATA as DECISION_TABLES
+from serving.decision_log import make_engine
 from serving.launcher import stop_service
+from serving.page_jobs import OverviewJob
+from serving.page_worker import PageWorker, PageWorkFailed, Setup
 from serving.settings import Hardening
 
 # Long enough that no list is rebuilt for age during these tests.
@@ -77,3 +85,45 @@ def test_the_page_runs_in_a_process_of_its_own_below_the_scoring_priority_and_is
         assert today.status_code == 200 and "patients" in today.json()
         (replacement,) = _page_processes(server)
         assert replacement.pid != child.pid
+
+
+def test_stopping_the_page_ends_its_process_at_once_and_refuses_further_jobs(tmp_path):
+    """The service's shutdown does not wait for the page's job at hand (a first build takes seconds): the
+    child is killed, not asked to finish, and the page says it is stopping."""
+    url = f"sqlite:///{tmp_path / 'log.db'}"
+    engine = make_engine(url)
+    create_tables(engine, DECISION_TABLES)  # an empty decision log
+    engine.dispose()
+    worker = PageWorker(lambda: Setup(url, None, ClinicianPageConfig(), 1000, 3))
+    worker.call(OverviewJob(), None)  # the child is running, waiting for its next job
+    child = worker._process
+    worker.stop()
+    assert child.returncode == -signal.SIGKILL  # killed; asked to finish, it would have exited with 0
+    with pytest.raises(PageWorkFailed, match="stopping"):
+        worker.call(OverviewJob(), None)
+
+
+
+def test_stopping_the_page_does_not_wait_for_a_child_that_is_not_reading(monkeypatch, tmp_path):
+    """A model being sent to a child still starting up (not reading its input yet) must not hold the shutdown:
+    the sending thread is blocked on the pipe, and closing the pipe first would wait for that write."""
+    monkeypatch.setattr(page_worker, "_CHILD", "import time; time.sleep(120)")  # never reads its input
+    worker = PageWorker(lambda: Setup(f"sqlite:///{tmp_path / 'log.db'}", None, ClinicianPageConfig(), 1000, 3))
+    failures = []
+
+    def send() -> None:
+        try:
+            worker.call(OverviewJob(), bytes(16 * 1024 * 1024))  # far more than a pipe holds
+        except PageWorkFailed as error:
+            failures.append(error)
+
+    sending = threading.Thread(target=send, daemon=True)
+    sending.start()
+    sending.join(timeout=2)  # by now the child runs and the sender is blocked writing to it
+    assert sending.is_alive()
+    stopping = threading.Thread(target=worker.stop, daemon=True)
+    stopping.start()
+    stopping.join(timeout=30)
+    assert not stopping.is_alive(), "stop() waited for the blocked write"
+    sending.join(timeout=30)
+    assert not sending.is_alive() and len(failures) == 1
