@@ -20,9 +20,9 @@ import numpy as np
 
 from features.catalog import build_features
 from features.contract import PATIENT_COLUMNS, VALUE_RULES
-from features.event_index import aware_micros
+from features.event_index import TYPES, aware_micros
 
-from .sent import EVENT_TYPES, SentEvents, sent_groups
+from .sent import SentEvents, sent_groups
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
@@ -97,8 +97,8 @@ def _value_range(event_type) -> tuple[float, float]:
     return low, high
 
 
-# Lowest and highest value of each event type, by type code (sent.EVENT_TYPES).
-_EVENT_LOW, _EVENT_HIGH = (np.array(bound) for bound in zip(*(_value_range(t) for t in EVENT_TYPES)))
+# Lowest and highest value of each event type, by type code (position in TYPES).
+_EVENT_LOW, _EVENT_HIGH = (np.array(bound) for bound in zip(*(_value_range(t) for t in TYPES)))
 
 
 def event_problems(events: Sequence, sent: SentEvents, where: str, earliest: datetime) -> list[dict[str, str]]:

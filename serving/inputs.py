@@ -16,14 +16,14 @@ import numpy as np
 import pandas as pd
 
 from features.contract import VALUE_RULES
-from features.event_index import aware_micros
+from features.event_index import TYPES, aware_micros
 from features.point_in_time import compute_features, compute_features_one
 from features.validate import ContractError, errors_in, validate_tables
 from models.loaded import LoadedModel
 from models.scoring import model_matrix
 
 from .schemas import PatientIn, Profile
-from .sent import EVENT_TYPES, sent_groups
+from .sent import sent_groups
 
 # An as-of time this far past the server's clock is refused (clock skew allowance).
 FUTURE_SKEW = timedelta(minutes=5)
@@ -33,11 +33,11 @@ Locate = Callable[[int], str]
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
 # From this many raw patients on, features are computed through the tables (faster in bulk, slower for a few).
 _TABLE_PATIENTS = 16
-# Per event type code (sent.EVENT_TYPES): value required, lowest, highest, whole number (the contract's VALUE_RULES).
-_REQUIRED = np.array([VALUE_RULES[t].required for t in EVENT_TYPES])
-_LOW = np.array([-np.inf if VALUE_RULES[t].low is None else VALUE_RULES[t].low for t in EVENT_TYPES])
-_HIGH = np.array([np.inf if VALUE_RULES[t].high is None else VALUE_RULES[t].high for t in EVENT_TYPES])
-_WHOLE = np.array([VALUE_RULES[t].integer for t in EVENT_TYPES])
+# Per event type code (position in TYPES): value required, lowest, highest, whole number (the contract's VALUE_RULES).
+_REQUIRED = np.array([VALUE_RULES[t].required for t in TYPES])
+_LOW = np.array([-np.inf if VALUE_RULES[t].low is None else VALUE_RULES[t].low for t in TYPES])
+_HIGH = np.array([np.inf if VALUE_RULES[t].high is None else VALUE_RULES[t].high for t in TYPES])
+_WHOLE = np.array([VALUE_RULES[t].integer for t in TYPES])
 
 
 class InputProblems(Exception):

@@ -20,11 +20,7 @@ from itertools import chain
 
 import numpy as np
 
-from features.contract import EventType
-from features.event_index import aware_micros_each
-
-EVENT_TYPES = tuple(EventType)  # an event's type code is its position here
-_EVENT_CODE = {t: k for k, t in enumerate(EVENT_TYPES)}
+from features.event_index import TYPE_CODES, aware_micros_each
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -32,7 +28,7 @@ class SentEvents:
     """One item's events as arrays, in the order sent."""
 
     times: np.ndarray  # int64 microseconds since the epoch (UTC)
-    codes: np.ndarray  # int8 positions in EVENT_TYPES
+    codes: np.ndarray  # int8 type codes: positions in features.event_index.TYPES
     values: np.ndarray  # float64, NaN where no value was sent
 
 
@@ -41,7 +37,7 @@ def read_events(events: Sequence) -> SentEvents:
     n = len(events)
     # List comprehensions, not generators: Python runs them in line instead of resuming a generator per event.
     return SentEvents(aware_micros_each([e.timestamp for e in events]),
-                      np.fromiter([_EVENT_CODE[e.event_type] for e in events], dtype=np.int8, count=n),
+                      np.fromiter([TYPE_CODES[e.event_type] for e in events], dtype=np.int8, count=n),
                       np.fromiter([np.nan if e.value is None else e.value for e in events], dtype=np.float64, count=n))
 
 
