@@ -109,7 +109,7 @@ class PageWorker:
 
     def _exchange(self, job: Any, model: LoadedModel | None) -> tuple[str, Any]:
         if self._process is None or self._process.poll() is not None:
-            self._end(kill=True)
+            self._end()
             self._start()
         process = self._process
         if model is not self._model_sent:
@@ -127,7 +127,7 @@ class PageWorker:
                 try:
                     status, value = self._exchange(job, model)
                 except (OSError, EOFError, pickle.UnpicklingError):
-                    self._end(kill=True)
+                    self._end()
                     if attempt == 1 or self._stopped:
                         raise PageWorkFailed("the page's process stopped") from None
                     continue
@@ -135,23 +135,19 @@ class PageWorker:
                     raise PageWorkFailed(value)
                 return value
 
-    def _end(self, kill: bool, timeout: float = 5.0) -> None:
+    def _end(self) -> None:
+        """Kill the child, if any, and release its pipes."""
         process, self._process = self._process, None
         if process is None:
             return
-        if kill:
-            # First: closing stdin waits for a write under way in another thread (a model being sent to a child
-            # still starting up), which a dead child's broken pipe ends at once.
-            process.kill()
+        # Killed before its input is closed: closing waits for a write under way in another thread (a model being
+        # sent to a child still starting up), which a dead child's broken pipe ends at once.
+        process.kill()
         try:
-            process.stdin.close()  # the child's signal to finish: it exits at the end of its input
+            process.stdin.close()
         except OSError:
             pass
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout)
+        process.wait()
         process.stdout.close()
 
     def stop(self) -> None:
@@ -159,4 +155,4 @@ class PageWorker:
         the page's writes are made in the scoring process), so a job cut short loses nothing, and nobody waits for
         its answer any more; letting it finish held up a shutdown during the page's first build by up to 5 s."""
         self._stopped = True
-        self._end(kill=True)
+        self._end()
