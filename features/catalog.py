@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import string
 from dataclasses import dataclass
+from functools import lru_cache
 
 from config import FeatureConfig
 
@@ -61,10 +62,18 @@ class FeatureSpec:
 
     def _shown(self, value: float, phrase: str | None = None) -> float:
         """The value as the phrase prints it (so 0.6 days shown as "1" reads "1 day")."""
-        for _, field, format_spec, _ in string.Formatter().parse(phrase or self.phrase):
-            if field == "value" and format_spec and format_spec.endswith("f"):
-                return float(format(value, format_spec))
-        return round(value, 6)
+        format_spec = _fixed_point_spec(phrase or self.phrase)
+        return float(format(value, format_spec)) if format_spec else round(value, 6)
+
+
+@lru_cache(maxsize=1024)
+def _fixed_point_spec(phrase: str) -> str:
+    """The fixed-point format spec `{value}` has in `phrase` ("" if none). Read once per phrase: a batch words
+    thousands of reasons, and parsing the phrase was most of the cost of one."""
+    for _, field, format_spec, _ in string.Formatter().parse(phrase):
+        if field == "value" and format_spec and format_spec.endswith("f"):
+            return format_spec
+    return ""
 
 
 # What each frequency measure counts, in clinician words.

@@ -24,6 +24,9 @@ from .decision_log import Decision
 from .inputs import Locate, feature_matrix
 from .schemas import ModelCard, PatientIn, Threshold
 
+# A decision logged without a trigger policy: no policy, version, propensity or draw.
+_NO_POLICY = (None, None, None, None)
+
 
 @dataclass(slots=True)
 class ScoreAnswer:
@@ -93,20 +96,21 @@ def decisions(request_id: str, endpoint: str, answers: Sequence[PatientRisk | Ri
     version, propensity and draw are logged with it.
     """
     out = []
+    append = out.append
+    if programs is None:
+        programs = [None] * len(answers)
+    # Positional arguments, in Decision's field order: a batch makes a thousand of these.
     for position, a in enumerate(answers):
         reasons = a.reasons if isinstance(a, PatientRisk) else a.contributions
         support, model = a.support, a.model
         chosen = policy[position] if policy is not None else None
-        out.append(Decision(
-            request_id=request_id, endpoint=endpoint, patient_id=a.patient_id, as_of=a.as_of, model_name=model.name,
-            model_version=model.version, risk=a.risk, tier=a.tier,
-            reasons=tuple([(r.feature, r.contribution) for r in reasons[:reasons_kept]]),
-            trigger=support.trigger if contacted is None else position in contacted, priority=support.priority,
-            program=programs[position] if programs is not None else None,
-            policy=chosen.policy if chosen is not None else None,
-            policy_version=chosen.policy_version if chosen is not None else None,
-            propensity=chosen.propensity if chosen is not None else None,
-            draw=chosen.draw if chosen is not None else None, status=a.status))
+        append(Decision(request_id, endpoint, a.patient_id, a.as_of, model.name, model.version, a.risk, a.tier,
+                        tuple([(r.feature, r.contribution) for r in reasons[:reasons_kept]]),
+                        support.trigger if contacted is None else position in contacted, support.priority,
+                        programs[position],
+                        *((chosen.policy, chosen.policy_version, chosen.propensity, chosen.draw) if chosen is not None
+                          else _NO_POLICY),
+                        a.status))
     return out
 
 

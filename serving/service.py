@@ -190,13 +190,14 @@ class RiskService:
             # A webhook delivery for the triggered decisions is stored in their transaction (serving/webhook.py).
             delivery = self.webhook.prepare(decided) if self.webhook is not None else None
             outbox = partial(self.webhook.store, delivery) if delivery is not None else None
-            if claim is None:
-                committed = self.decision_log.submit(decided, outbox)
-                # The answer is serialised once, in the shape of the endpoint's response model, while the
-                # decisions are being committed; it is sent only after the commit.
-                return decided, committed, scoring.answer_json(answer), delivery
-            # With an Idempotency-Key, the answer is stored with the decisions, in their transaction.
+            # The answer is serialised once, in the shape of the endpoint's response model, before its decisions
+            # are handed to the decision log (it is sent only after their commit). Not while they are committed:
+            # both hold the GIL, and the log's writer thread then waited for it (a 1,000-patient batch took
+            # about 10 ms longer).
             body = scoring.answer_json(answer)
+            if claim is None:
+                return decided, self.decision_log.submit(decided, outbox), body, delivery
+            # With an Idempotency-Key, the answer is stored with the decisions, in their transaction.
             committed = claim.hand(body, lambda within: self.decision_log.submit(decided, _together(within, outbox)))
             if committed is None:
                 raise RequestAbandoned
