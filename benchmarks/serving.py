@@ -15,10 +15,9 @@ both servers' start-up work is over (lapse's clinician page builds its first lis
 In the same rounds as lapse's one-patient features phase, a BentoML service that does no work
 (benchmarks/_bentoml_floor.py, lapse's BentoML settings) takes the same body through an async
 `@bentoml.api` and through a plain ASGI route in the same server: the framework's own floor on this
-machine, in this run. Once the servers have stopped, two steps a batch cannot skip are timed in this
-process against the batch target: the exact SHAP of the 1,000 rows (XGBoost's numbers, from lapse's
-tables; also on one thread, as CPU time against what two cores give in the target's time) and parsing
-the request body.
+machine, in this run. Once the servers have stopped, every step of one 1,000-patient /score is timed in
+this process with the service's own functions, against the batch target and against peers where a step has
+one (`batch_floor`): where the time of a batch goes, and how close each step is to its floor.
 
     .venv/bin/python -P benchmarks/serving.py [--tracking-uri URI] [--requests 400]
 
@@ -330,31 +329,106 @@ def measure(args: argparse.Namespace, uri: str, version: str, work: Path) -> tup
         for process in processes:
             stop_service(process)
         logs.close()
-    results["floor"] = batch_floor(scorer, load)
+    results["floor"] = batch_floor(scorer, load, work, (args.model_name, version, args.alias),
+                                   args.decision_log_sync)
     return names, results, worst
 
 
-def batch_floor(scorer, load: Workload, repeat: int = 15) -> dict[str, float]:
-    """Two steps of a 1,000-patient batch that lapse cannot skip, timed here once the servers have stopped
-    (median ms): the exact SHAP of the rows (XGBoost's numbers, lapse's tables) with the threads the service
-    gives a batch, and parsing and validating the request body as the service does."""
-    from models.loaded import batch_threads
-    from serving.schemas import ScoreRequest, validate_json
+def _median_ms(step, repeat: int, before=None) -> tuple[float, float]:
+    """Median wall and CPU milliseconds of `step()` (`before()` runs untimed ahead of each call)."""
+    times, cpu = [], []
+    for _ in range(repeat):
+        if before is not None:
+            before()
+        started, cpu_started = time.perf_counter(), time.process_time()
+        step()
+        times.append((time.perf_counter() - started) * 1000)
+        cpu.append((time.process_time() - cpu_started) * 1000)
+    return float(np.median(times)), float(np.median(cpu))
 
-    batch, single = scorer.with_threads(batch_threads(1)), scorer.with_threads(1)
-    figures = {}
-    for name, step in (("shap", lambda: batch.contributions(load.batch_rows)),
-                       ("parse", lambda: validate_json(ScoreRequest, load.batch_lapse[0])),
-                       ("shap_one", lambda: single.contributions(load.batch_rows))):
-        times, cpu = [], []
-        for _ in range(repeat):
-            started, cpu_started = time.perf_counter(), time.process_time()
-            step()
-            times.append((time.perf_counter() - started) * 1000)
-            cpu.append((time.process_time() - cpu_started) * 1000)
-        figures[name] = float(np.median(times))
-        figures[f"{name}_cpu"] = float(np.median(cpu))
-    figures["threads"] = batch_threads(1)
+
+def batch_floor(scorer, load: Workload, work: Path, names: tuple[str, str, str], sync: str,
+                repeat: int = 15) -> dict[str, float]:
+    """Every step of one 1,000-patient /score, timed here once the servers have stopped (median ms), with the
+    service's own functions in its order, and peers for the steps that have one: parsing the body (peer: JSON
+    to Python objects, no checks), the reasons with new values (the sentence cache emptied before each call:
+    real batches bring new values, the benchmark's repeated batch does not), and the decision-log commit (peer:
+    the same rows by sqlite3's executemany, same journal and flush settings). The exact SHAP of the rows is
+    also timed alone (lapse's tables, the service's threads; and on one thread, as CPU time)."""
+    import sqlite3
+    from datetime import datetime, timezone
+
+    import pydantic_core
+    import sqlalchemy as sa
+
+    from models.loaded import batch_threads, checked_model
+    from models.reasons import sentence
+    from models.scoring import score_matrix
+    from serving import bounds, scoring
+    from serving.decision_log import DECISIONS, METADATA, ROW_COLUMNS, SYNC_MODES, DecisionLog, rows
+    from serving.inputs import feature_matrix
+    from serving.policy import ServicePolicy, decide_scores
+    from serving.schemas import ScoreRequest, validate_json
+    from serving.settings import outreach_config
+
+    model_name, version, alias = names
+    threads = batch_threads(1)
+    model = checked_model(scorer, model_name, version, alias, threads=threads)
+    policy = ServicePolicy.load(outreach_config(), model.trigger_risk)
+    body = load.batch_lapse[0]
+    items = validate_json(ScoreRequest, body).patients
+    now = datetime.now(timezone.utc)
+    earliest = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+    def locate(i: int) -> str:
+        return f"patients[{i}]"
+
+    X, as_of = feature_matrix(items, model, now, locate)
+    ids = [item.patient_id for item in items]
+    scores = score_matrix(X, model, ids, as_of, 5)
+    decided_scores, chosen = decide_scores(scores, policy, model)
+    decided = scoring.decisions("bench", "score", decided_scores, programs=[None] * len(items), policy=chosen)
+    log = DecisionLog(f"sqlite:///{work / 'steps.db'}", sync)
+    peer_path = work / "steps-peer.db"
+    engine = sa.create_engine(f"sqlite:///{peer_path}")
+    METADATA.create_all(engine, tables=[DECISIONS])
+    engine.dispose()
+    peer = sqlite3.connect(peer_path, isolation_level=None)
+    peer.execute("PRAGMA journal_mode=WAL")
+    peer.execute(f"PRAGMA synchronous={SYNC_MODES[sync]}")
+    insert = f"INSERT INTO decisions ({', '.join(ROW_COLUMNS)}) VALUES ({', '.join('?' * len(ROW_COLUMNS))})"
+    stamped = [(now.isoformat(), *values) for values in rows(decided)]
+
+    def peer_commit() -> None:
+        peer.execute("BEGIN")
+        peer.executemany(insert, stamped)
+        peer.execute("COMMIT")
+
+    batch, single = scorer.with_threads(threads), scorer.with_threads(1)
+    steps = {
+        "parse": lambda: validate_json(ScoreRequest, body),
+        "parse_peer": lambda: pydantic_core.from_json(body),
+        "guard": lambda: (bounds.duplicate_problems(items), bounds.batch_problems(items, earliest)),
+        "features": lambda: feature_matrix(items, model, now, locate),
+        "score": lambda: score_matrix(X, model, ids, as_of, 5),
+        "decide": lambda: decide_scores(scores, policy, model),
+        "records": lambda: scoring.decisions("bench", "score", decided_scores, programs=[None] * len(items),
+                                             policy=chosen),
+        "answer": lambda: scoring.answer_json(scoring.ScoreAnswer(decided_scores)),
+        "commit": lambda: log.submit(decided).result(),
+        "commit_peer": peer_commit,
+        "shap": lambda: batch.contributions(load.batch_rows),
+        "shap_one": lambda: single.contributions(load.batch_rows),
+    }
+    figures: dict[str, float] = {}
+    try:
+        for name, step in steps.items():
+            figures[name], figures[f"{name}_cpu"] = _median_ms(step, repeat)
+        figures["score_cold"], _ = _median_ms(steps["score"], repeat, before=sentence.cache_clear)
+    finally:
+        log.close()
+        peer.close()
+    figures["threads"] = threads
     figures["shap_cpu"] = figures["shap_one_cpu"]
     return figures
 
@@ -391,12 +465,28 @@ def report(args: argparse.Namespace, version: str, names: list[str], results: di
           f"(target p50 {FEATURES_P50_MS:g} ms)")
     floor = results["floor"]
     budget = BATCH_P50_MS * (os.cpu_count() or 1)
-    print(f"\nin this process, servers stopped (medians): exact SHAP of the 1,000 rows (lapse's tables) "
-          f"({floor['threads']:.0f} threads, as the service) {floor['shap']:.2f} ms; parsing the batch request "
-          f"{floor['parse']:.2f} ms; together {(floor['shap'] + floor['parse']) / BATCH_P50_MS:.0%} of the batch "
-          f"p50 target")
-    print(f"  the same SHAP on one thread uses {floor['shap_cpu']:.2f} ms of CPU: {floor['shap_cpu'] / budget:.0%} of "
-          f"the {budget:.0f} CPU-ms that {os.cpu_count()} cores give in {BATCH_P50_MS:g} ms")
+    print("\nin this process, servers stopped: each step of one 1,000-patient /score, with the service's functions "
+          "in its order (medians):")
+    lines = [("parse and validate the body", "parse", "peer: JSON to Python objects only (pydantic_core)", "parse_peer"),
+             ("guard: duplicate ids, value ranges", "guard", "", ""),
+             ("feature matrix from the sent values", "features", "", ""),
+             ("risk, tier, SHAP, reasons, fit", "score", "new values (sentence cache emptied)",
+              "score_cold"),
+             ("support policy", "decide", "", ""),
+             ("decision records", "records", "", ""),
+             ("answer JSON", "answer", "", ""),
+             (f"decision-log commit (synchronous={args.decision_log_sync})", "commit",
+              "peer: the same rows by sqlite3 executemany", "commit_peer")]
+    for text, key, peer_text, peer_key in lines:
+        peer = f"   {peer_text} {floor[peer_key]:.2f} ms" if peer_key else ""
+        print(f"  {text:<46}{floor[key]:7.2f} ms{peer}")
+    total = sum(floor[key] for _, key, _, _ in lines)
+    print(f"  {'sum (the server adds HTTP, middleware, threads)':<46}{total:7.2f} ms: {total / BATCH_P50_MS:.0%} of "
+          f"the batch p50 target; with new values {total - floor['score'] + floor['score_cold']:.2f} ms")
+    print(f"  in it, the exact SHAP of the 1,000 rows (lapse's tables, {floor['threads']:.0f} threads as the service): "
+          f"{floor['shap']:.2f} ms; on one thread it uses {floor['shap_cpu']:.2f} ms of CPU, "
+          f"{floor['shap_cpu'] / budget:.0%} of the {budget:.0f} CPU-ms that {os.cpu_count()} cores give in "
+          f"{BATCH_P50_MS:g} ms")
     checks = [
         (f"raw profile + {RAW_EVENTS} events, p50 <= {RAW_P50_MS:g} ms", lp["raw"]["p50"] <= RAW_P50_MS),
         (f"raw profile + {RAW_EVENTS} events, p99 <= {RAW_P99_MS:g} ms", lp["raw"]["p99"] <= RAW_P99_MS),
