@@ -192,8 +192,7 @@ class RiskService:
             outbox = partial(self.webhook.store, delivery) if delivery is not None else None
             # The answer is serialised once, in the shape of the endpoint's response model, before its decisions
             # are handed to the decision log (it is sent only after their commit). Not while they are committed:
-            # both hold the GIL, and the log's writer thread then waited for it (a 1,000-patient batch took
-            # about 10 ms longer).
+            # the serialiser holds the GIL throughout, so the log's writer thread could not start until it ended.
             body = scoring.answer_json(answer)
             if claim is None:
                 return decided, self.decision_log.submit(decided, outbox), body, delivery
