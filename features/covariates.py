@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 
 import numpy as np
@@ -16,10 +17,16 @@ from features.contract import GAD7_ANXIETY_CUTOFF
 _INTERVENTION_FLAGS = {"human_support": "human_support", "gamification": "gamification",
                        "incentives": "incentives", "reminders_enabled": "reminders"}
 _UNKNOWN = "unknown"
+# pandas' nullable numbers: their values and a mask of the missing ones.
+_NUMBERS = (pd.arrays.IntegerArray, pd.arrays.FloatingArray)
 _SEXES = frozenset({"female", "male", "other"})
 _EDUCATION = frozenset({"primary", "secondary", "tertiary"})
 _ONE_ROW_CODES = np.zeros(1, dtype=np.int64)  # the codes of a one-row text column (read-only)
 _ONE_ROW_CODES.flags.writeable = False
+# The keys of `encode_covariates`, in its order: the rows of `covariate_block`.
+COVARIATES: tuple[str, ...] = ("age", "male", "education_primary", "education_tertiary", "baseline_phq9",
+                               "baseline_gad7", "comorbid_anxiety", *_INTERVENTION_FLAGS,
+                               *(f"referral_{source}" for source in REFERRAL_SOURCES))
 
 
 def _missing(n: int) -> np.ndarray:
@@ -113,6 +120,75 @@ def encode_covariates(patients: pd.DataFrame | OneRow) -> dict[str, np.ndarray]:
     for source in REFERRAL_SOURCES:
         out[f"referral_{source}"] = _category(referral, n, source, None)
     return out
+
+
+def covariate_block(patients: pd.DataFrame | OneRow, n: int) -> np.ndarray:
+    """`encode_covariates` as one float64 block, a row per covariate (`COVARIATES` order) and a column per patient
+    (`n` of them, the rows of `patients`).
+
+    One patient in a table (serving's case, and the one-patient benchmark) goes value by value in Python: each
+    covariate there is one number, and numpy's per-call cost, paid some thirty times, was most of the covariates'
+    cost. Same numbers: the same conversions of the same stored values (tests/features check it over many
+    dtypes and missing values)."""
+    if n == 1 and isinstance(patients, pd.DataFrame):
+        return _one_row_block(patients)
+    values = encode_covariates(patients)
+    return np.concatenate(list(values.values()), dtype=np.float64).reshape(len(values), n)
+
+
+def _one_row_block(patients: pd.DataFrame) -> np.ndarray:
+    """`covariate_block` of a one-row table, from Python floats."""
+    sex = _one_word(patients, "sex")
+    education = _one_word(patients, "education")
+    referral = _one_word(patients, "referral_source")
+    gad7 = _one_number(patients, "baseline_gad7")
+    # As encode_covariates: NaN when unknown, else whether at or above the cut-off.
+    anxiety = math.nan if math.isnan(gad7) else float(gad7 >= GAD7_ANXIETY_CUTOFF)
+    out = [_one_number(patients, "age"), _word_value(sex, "male", _SEXES),
+           _word_value(education, "primary", _EDUCATION), _word_value(education, "tertiary", _EDUCATION),
+           _one_number(patients, "baseline_phq9"), gad7, anxiety]
+    out += [_one_flag(patients, flag) for flag in _INTERVENTION_FLAGS.values()]
+    out += [_word_value(referral, source, None) for source in REFERRAL_SOURCES]
+    return np.array(out, dtype=np.float64).reshape(len(out), 1)
+
+
+def _one_number(patients: pd.DataFrame, name: str) -> float:
+    """`_number(patients, name)[0]` of a one-row table: numpy numbers and pandas' nullable ones read directly,
+    anything else (text, Arrow numbers) the array way."""
+    values = optional_column(patients, name)
+    if values is None:
+        return math.nan
+    if isinstance(values, np.ndarray):
+        if values.dtype.kind in "fiu":
+            return float(values[0])  # what astype(float64) gives: exact, or correctly rounded for wide integers
+    elif isinstance(values, _NUMBERS):
+        return math.nan if values._mask[0] else float(values._data[0])  # as `floats`
+    return float(_number(patients, name)[0])
+
+
+def _one_flag(patients: pd.DataFrame, name: str) -> float:
+    """`_flag(patients, name)[0]` of a one-row table: a numpy bool read directly, anything else the array way."""
+    values = optional_column(patients, name)
+    if values is None:
+        return math.nan
+    if isinstance(values, np.ndarray) and values.dtype == bool:
+        return 1.0 if values[0] else 0.0
+    return float(_flag(patients, name)[0])
+
+
+def _one_word(patients: pd.DataFrame, name: str) -> str | None:
+    """The one patient's text of column `name` trimmed and lower-cased ("unknown" if missing); None without
+    the column."""
+    text = _text(patients, name)
+    return None if text is None else text[1][0]
+
+
+@lru_cache(maxsize=256)
+def _word_value(word: str | None, yes: str, known: frozenset[str] | None) -> float:
+    """`_category` of one patient's word (None: no such column), as a Python float."""
+    if word is None:
+        return math.nan
+    return float(_category_values((word,), yes, known)[0])
 
 
 def age_band_labels(edges: tuple[int, ...]) -> list[str]:

@@ -101,12 +101,13 @@ def text_array(values: pd.Series | pd.Index | ExtensionArray | np.ndarray | pa.A
 
 
 def encode(values: pd.Series | ExtensionArray | np.ndarray,
-           universe: pd.Index | np.ndarray | pd.Series | pa.Array | pa.ChunkedArray) -> np.ndarray:
-    """Position of each value in `universe` (distinct text values) as int64, -1 where absent."""
+           universe: pd.Index | np.ndarray | pd.Series | pa.Array | pa.ChunkedArray,
+           dtype: type[np.signedinteger] = np.int64) -> np.ndarray:
+    """Position of each value in `universe` (distinct text values) as `dtype`, -1 where absent."""
     if isinstance(values.dtype, pd.CategoricalDtype):
         categorical = values.array if isinstance(values, (pd.Series, pd.Index)) else values
         lookup = np.append(encode(pd.Series(categorical.categories.astype(str), dtype="str"), universe), -1)
-        return lookup[categorical.codes]
+        return lookup[categorical.codes].astype(dtype, copy=False)
     if not isinstance(universe, (pa.Array, pa.ChunkedArray)):
         universe = universe if isinstance(universe, (pd.Series, pd.Index)) else np.asarray(universe, dtype=object)
     text, value_set = text_array(values), text_array(universe)
@@ -114,16 +115,26 @@ def encode(values: pd.Series | ExtensionArray | np.ndarray,
         if len(text) == 1:
             # One value against one (a one-row as-of table): Python's comparison of the two strings, not an Arrow
             # call; a missing value (None) is not found, as in index_in.
-            return np.array([0 if text[0].as_py() == value_set[0].as_py() else -1], dtype=np.int64)
+            return np.array([0 if text[0].as_py() == value_set[0].as_py() else -1], dtype=dtype)
         # One value to find (a one-patient table): an equality test, whose fixed cost is well below Arrow's set look-up.
         same = pc.equal(text, value_set[0])
+        if _true_count(same) == len(text):  # all of them (a patient's own events): the codes need no conversion
+            return np.zeros(len(text), dtype=dtype)
         if same.null_count:  # a missing value is not found, as index_in has it
             same = same.fill_null(False)
-        return np.where(same.to_numpy(zero_copy_only=False), 0, -1)
+        return np.where(same.to_numpy(zero_copy_only=False), 0, -1).astype(dtype, copy=False)
     found = pc.index_in(text, value_set=value_set)
     if found.null_count:  # filling costs as much as the look-up itself: only when something is absent
         found = found.fill_null(-1)
-    return np.asarray(found.to_numpy(zero_copy_only=False), dtype=np.int64)
+    # index_in's int32 positions converted once, straight to `dtype`.
+    return found.to_numpy(zero_copy_only=False).astype(dtype)
+
+
+def _true_count(mask: pa.Array | pa.ChunkedArray) -> int:
+    """How many values of a boolean array are true (a missing value is not)."""
+    if isinstance(mask, pa.ChunkedArray):
+        return sum(chunk.true_count for chunk in mask.iterchunks())
+    return mask.true_count
 
 
 @lru_cache(maxsize=32)
@@ -137,7 +148,7 @@ def type_codes(values: pd.Series | np.ndarray | Sequence[str], names: tuple[str,
     """Position of each event type in `names` (EventType, then any declared types) as int8, -1 if unknown."""
     if not hasattr(values, "dtype"):
         values = np.asarray(values, dtype=object)
-    return encode(values, _names_array(names)).astype(np.int8)
+    return encode(values, _names_array(names), np.int8)
 
 
 def patient_chunks(n_patients: int, ev_codes: np.ndarray, ev_times: np.ndarray) -> list[tuple[int, int]]:

@@ -25,7 +25,7 @@ from pandas.api.internals import create_dataframe_from_blocks
 from config import FeatureConfig
 from features.catalog import FEATURES, FeatureSpec, build_features
 from features.columns import OneRow, column, floats, optional_column
-from features.covariates import encode_covariates
+from features.covariates import COVARIATES, covariate_block
 from features.event_index import (NAT, TYPE_CODES, encode, indexed_chunks, micros, moment_micros, text_array,
                                   type_codes)
 from features.usage import usage_features, window_days
@@ -37,6 +37,10 @@ def specs_for(config: FeatureConfig) -> tuple[FeatureSpec, ...]:
     return _layout(config).specs
 
 
+_COVARIATE_ROW = {name: row for row, name in enumerate(COVARIATES)}  # rows of the covariate block
+_PHQ9, _GAD7 = _COVARIATE_ROW["baseline_phq9"], _COVARIATE_ROW["baseline_gad7"]
+
+
 class _Layout(NamedTuple):
     """What the feature code needs of one configuration, worked out once per configuration."""
 
@@ -46,6 +50,8 @@ class _Layout(NamedTuple):
     vocabulary: Vocabulary
     type_code: Mapping[str, int]  # event type name -> code
     days: tuple[int, ...]  # the look-back windows of usage_features
+    pieces: tuple[str | slice, ...]  # `names` in order: a usage feature's name, or a run of covariate block rows
+    placements: tuple[np.ndarray, np.ndarray, np.ndarray]  # the output frame's blocks' columns (read-only)
 
 
 # The last configuration asked for and its layout: callers pass the same object call after call (a served model's
@@ -71,8 +77,28 @@ def _cached_layout(config: FeatureConfig) -> _Layout:
     specs = FEATURES if config == FeatureConfig() else build_features(config)
     names = tuple(s.name for s in specs)
     vocab = vocabulary(config.events)
+    placements = (np.array([0]), np.array([1]), np.arange(2, 2 + len(names)))
+    for placement in placements:
+        placement.flags.writeable = False
     return _Layout(specs, names, pd.Index(["patient_id", "as_of", *names]), vocab,
-                   TYPE_CODES if not config.events.types else vocab.codes, window_days(config))
+                   TYPE_CODES if not config.events.types else vocab.codes, window_days(config), _pieces(names),
+                   placements)
+
+
+def _pieces(names: tuple[str, ...]) -> tuple[str | slice, ...]:
+    """`names` as the pieces `_matrix` concatenates: each usage feature by name, and each run of covariates that
+    follow one another in `COVARIATES` as one slice of the covariate block's rows (all of them, usually)."""
+    pieces: list[str | slice] = []
+    for name in names:
+        row = _COVARIATE_ROW.get(name)
+        last = pieces[-1] if pieces else None
+        if row is None:
+            pieces.append(name)
+        elif isinstance(last, slice) and last.stop == row:
+            pieces[-1] = slice(last.start, row + 1)
+        else:
+            pieces.append(slice(row, row + 1))
+    return tuple(pieces)
 
 
 def _require(frame: pd.DataFrame, what: str, columns: tuple[str, ...]) -> None:
@@ -81,24 +107,24 @@ def _require(frame: pd.DataFrame, what: str, columns: tuple[str, ...]) -> None:
         raise ValueError(f"{what} is missing column(s): {', '.join(missing)}")
 
 
-def _matrix(layout: _Layout, covariates: dict[str, np.ndarray], enrolled: np.ndarray, row_codes: np.ndarray,
+def _matrix(layout: _Layout, baseline: np.ndarray, enrolled: np.ndarray, row_codes: np.ndarray,
             T: np.ndarray, ev_codes: np.ndarray, ev_times: np.ndarray, ev_types: np.ndarray, ev_values: np.ndarray,
             n_patients: int, config: FeatureConfig) -> np.ndarray:
-    """Every feature (rows, catalog order) of every query row (columns): patient code and time T."""
+    """Every feature (rows, catalog order) of every query row (columns): patient code and time T.
+
+    `baseline` is the covariates as one block (`covariate_block`: a row each, a column per patient), so that a
+    chunk's rows are one look-up, not one per covariate."""
     matrix = None
     vocab = layout.vocabulary
-    # The covariates as one block (a row each), so that a chunk's rows are one look-up, not one per covariate.
-    baseline = np.concatenate(list(covariates.values()), dtype=np.float64).reshape(len(covariates), len(enrolled))
     for lo, hi, rows, ix in indexed_chunks(row_codes, ev_codes, ev_times, ev_types, ev_values, n_patients,
                                            names=vocab.names, own_codes=vocab.own):
         codes = row_codes[rows]
-        usage = usage_features(ix, codes - lo, T[rows], enrolled[lo:hi], covariates["baseline_phq9"][lo:hi],
-                               covariates["baseline_gad7"][lo:hi], config, layout.days)
-        values = dict(zip(covariates, baseline[:, codes]))
-        values.update(usage)
-        # One concatenation of the features' values, in catalog order, is the block (a row per feature).
-        block = np.concatenate([values[name] for name in layout.names], dtype=np.float64).reshape(len(layout.names),
-                                                                                                  len(codes))
+        usage = usage_features(ix, codes - lo, T[rows], enrolled[lo:hi], baseline[_PHQ9, lo:hi],
+                               baseline[_GAD7, lo:hi], config, layout.days)
+        # One concatenation of the features' values, in catalog order, is the block (a row per feature): a run of
+        # covariates goes in as their block's rows, flattened (row after row, as the block's layout has them).
+        block = np.concatenate([usage[piece] if isinstance(piece, str) else baseline[piece, codes].ravel()
+                                for piece in layout.pieces], dtype=np.float64).reshape(len(layout.names), len(codes))
         if isinstance(rows, slice):  # one range of patients holds every row: the block is the matrix
             return block
         if matrix is None:
@@ -142,12 +168,12 @@ def compute_features(patients: pd.DataFrame, events: pd.DataFrame, as_of: pd.Dat
     ev_types = type_codes(ev_names, layout.vocabulary.names)
     ev_value = optional_column(events, "value")
     ev_values = np.full(len(events), np.nan) if ev_value is None else floats(ev_value)
-    covariates = encode_covariates(patients)
+    covariates = covariate_block(patients, len(universe))
     matrix = _matrix(layout, covariates, enrolled, row_codes, T, ev_codes, ev_times, ev_types, ev_values,
                      len(universe), config)
     # The matrix is already in pandas' block layout (one row per column): no copy, no concat.
-    blocks = [(_key_block(row_ids), np.array([0])), (_key_block(row_times), np.array([1])),
-              (matrix, np.arange(2, 2 + len(matrix)))]
+    ids_at, times_at, matrix_at = layout.placements
+    blocks = [(_key_block(row_ids), ids_at), (_key_block(row_times), times_at), (matrix, matrix_at)]
     return create_dataframe_from_blocks(blocks, index=as_of.index, columns=layout.columns)
 
 
@@ -194,6 +220,6 @@ def compute_features_one(patient: pd.DataFrame | Mapping[str, object], times_us:
     if len(times) > 1 and not (times[1:] >= times[:-1]).all():  # events usually come in time order already
         order = times.argsort(kind="stable")
         times, types, values = times[order], types[order], values[order]
-    return _matrix(layout, encode_covariates(row), np.array([enrolled]), np.zeros(1, dtype=np.int64),
+    return _matrix(layout, covariate_block(row, 1), np.array([enrolled]), np.zeros(1, dtype=np.int64),
                    np.array([int(as_of_us)]), np.zeros(len(times), dtype=np.int64), times, types, values, 1,
                    config)[:, 0]

@@ -461,3 +461,46 @@ def test_one_value_against_one_patient_is_found_as_by_arrows_look_up():
                 expected = pc.index_in(pa.array([value], type=pa.string()),
                                        value_set=pa.array([universe])).fill_null(-1).to_numpy(zero_copy_only=False)
                 assert found.dtype == np.int64 and found.tolist() == expected.tolist(), (value, universe)
+
+
+def test_one_patients_events_are_found_as_by_arrows_look_up():
+    # Against a one-patient universe, events are found by an equality test, all of them at once when every event is
+    # that patient's: the same codes as Arrow's look-up, whatever else the column holds, in one chunk or several.
+    index_in = lambda values, universe: pc.index_in(pa.array(values, type=pa.string()),  # noqa: E731
+                                                    value_set=pa.array(universe)).fill_null(-1).to_numpy()
+    for values in (["P1"] * 5, ["P1", "P10", "P1", "p1", "P1"], ["P1", None, "P1"], [None, None], [], ["", "P1"]):
+        for universe in (["P1"], ["P1", "P2"], [""]):
+            expected = index_in(values, universe).tolist()
+            chunked = pa.chunked_array([values[:1], values[1:]], type=pa.large_string())
+            for column in (pd.Series(values, dtype="str"), pd.Series(pd.arrays.ArrowStringArray(chunked)),
+                           np.array(values, dtype=object)):
+                for dtype in (np.int64, np.int8):
+                    found = event_index.encode(column, pd.Series(universe, dtype="str"), dtype)
+                    assert found.dtype == dtype and found.tolist() == expected, (values, universe, dtype)
+
+
+def test_type_codes_are_arrows_positions_in_the_vocabulary():
+    names = ("session", "mood_checkin", "jogging")
+    values = ["session", "jogging", None, "Session", "mood_checkin", "session ", "running"]
+    expected = pc.index_in(pa.array(values), value_set=pa.array(names)).fill_null(-1).to_numpy().tolist()
+    for column in (pd.Series(values, dtype="str"), pd.Series(values, dtype="category"), values):
+        found = event_index.type_codes(column, names)
+        assert found.dtype == np.int8 and found.tolist() == expected
+
+
+def test_the_outputs_block_placements_are_shared_and_stay_as_they_were():
+    """Each output frame is built on placement arrays kept per configuration (read-only): editing an output's
+    columns (pandas rebuilds its placements) changes neither them nor the next call's output."""
+    patients, events, as_of = hand_patients(), hand_events(), hand_as_of()
+    first = compute_features(patients, events, as_of)
+    kept = first.copy(deep=True)
+    out = compute_features(patients, events, as_of)
+    out.insert(0, "x", 1.0)
+    out["sessions_total"] = -1.0
+    del out["age"]
+    out = out.drop(columns=["as_of"])
+    out["later"] = 2.0
+    out.iloc[0, 3] = 7.0
+    again = compute_features(patients, events, as_of)
+    pd.testing.assert_frame_equal(again, kept)
+    pd.testing.assert_frame_equal(first, kept)

@@ -152,3 +152,73 @@ def test_a_patient_given_as_values_gives_the_tables_row():
         compute_features_one({"sex": "male"}, np.array([], dtype=np.int64), [], [], 0)
     with pytest.raises(ValueError, match="timezone-aware"):
         compute_features_one({"enrolled_at": E0.tz_localize(None)}, np.array([], dtype=np.int64), [], [], 0)
+
+
+def _patients_of_every_kind(n: int, seed: int) -> list[pd.DataFrame]:
+    """One patients table in several spellings of its columns: numpy and nullable numbers with missing values,
+    numbers as text, Arrow numbers, booleans as objects and nullable, text as objects and categories with odd
+    spelling and missing values, and covariate columns left out."""
+    from simulation import simulate
+    from simulation.settings import SimulationConfig
+
+    base = simulate(SimulationConfig(n_patients=n, days=20, seed=seed)).patients
+    rng = np.random.default_rng(seed)
+    gaps = lambda: rng.random(n) < 0.25  # noqa: E731
+    nullable = base.copy()
+    for name in ("age", "baseline_phq9", "baseline_gad7"):
+        nullable[name] = nullable[name].astype("Int64")
+        nullable.loc[gaps(), name] = pd.NA
+    nullable["baseline_gad7"] = nullable["baseline_gad7"].astype("Float64")
+    nullable["human_support"] = nullable["human_support"].astype("boolean")
+    nullable.loc[gaps(), "human_support"] = pd.NA
+    numpy_numbers = base.astype({"age": "float64", "baseline_phq9": "int64", "baseline_gad7": "float32"})
+    numpy_numbers.loc[gaps(), "age"] = np.nan
+    odd = base.copy()
+    odd["sex"] = odd["sex"].astype(object)
+    odd.loc[gaps(), "sex"] = None
+    odd.loc[::3, "sex"] = odd.loc[::3, "sex"].map(lambda v: v if v is None else f"  {v.upper()} ")
+    odd["education"] = odd["education"].astype("category")
+    odd["referral_source"] = odd["referral_source"].astype(object)
+    odd.loc[gaps(), "referral_source"] = np.nan
+    odd["baseline_phq9"] = odd["baseline_phq9"].astype(str)
+    odd["age"] = odd["age"].astype("int32[pyarrow]")
+    odd["reminders"] = odd["reminders"].astype(object)
+    odd.loc[gaps(), "reminders"] = None
+    missing = base.drop(columns=["sex", "gamification", "age", "referral_source"])
+    return [base, nullable, numpy_numbers, odd, missing]
+
+
+def test_a_one_row_tables_covariates_are_the_many_row_tables():
+    """One patient in a table has its covariates worked out value by value in Python (covariate_block's fast
+    path): every one must be, bit for bit, what the array path gives that patient among many."""
+    from features.covariates import COVARIATES, covariate_block, encode_covariates
+
+    for kind, patients in enumerate(_patients_of_every_kind(40, seed=4)):
+        many = covariate_block(patients, len(patients))
+        assert many.shape == (len(COVARIATES), len(patients))
+        assert np.isnan(many).any() or kind in (0, 4)
+        for i in range(len(patients)):
+            one = covariate_block(patients.iloc[[i]].reset_index(drop=True), 1)
+            assert one.dtype == np.float64 and one.tobytes() == many[:, [i]].tobytes(), (kind, i)
+        arrays = encode_covariates(patients)
+        assert list(arrays) == list(COVARIATES)
+        assert np.stack(list(arrays.values())).tobytes() == many.tobytes()
+
+
+def test_one_patient_tables_give_the_batch_rows_bit_for_bit():
+    """compute_features on one patient's tables (one patient, their events, one as-of row; serving's case) against
+    the same rows computed in one batch: equal to the bit, NaNs included, with every kind of patients table, with
+    no events, and with other patients' events and missing ids in the events table."""
+    for kind, patients in enumerate(_patients_of_every_kind(30, seed=6)):
+        awkward, events = awkward_cohort(len(patients), seed=kind)
+        patients = patients.assign(patient_id=awkward["patient_id"], enrolled_at=awkward["enrolled_at"])
+        as_of = as_of_rows(patients, events, seed=kind)
+        batch = compute_features(patients, events, as_of).iloc[:, 2:].to_numpy()
+        stray = events.iloc[:3].assign(patient_id=pd.array(["nobody", None, "q999"], dtype="str"))
+        for i in range(0, len(as_of), 3):
+            pid = as_of["patient_id"].iloc[i]
+            one = patients[patients["patient_id"] == pid].reset_index(drop=True)
+            own = events[events["patient_id"] == pid].reset_index(drop=True)
+            for table in (own, pd.concat([stray, own, stray], ignore_index=True)):
+                row = compute_features(one, table, as_of.iloc[[i]].reset_index(drop=True)).iloc[0, 2:]
+                assert row.to_numpy(float).tobytes() == batch[i].tobytes(), (kind, i)
