@@ -45,9 +45,9 @@ def micros(series: pd.Series | ExtensionArray | np.ndarray, what: str) -> np.nda
     if dtype.unit != "us":
         array = array.as_unit("us")
     values = np.asarray(array.asi8, dtype=np.int64)
-    missing = values == NAT
-    if missing.any():
-        raise ValueError(f"{what} has a missing time at row {int(np.argmax(missing))}")
+    # A missing time is int64's least value: one reduction finds whether there is one, the row only then.
+    if len(values) and values.min() == NAT:
+        raise ValueError(f"{what} has a missing time at row {int(np.argmax(values == NAT))}")
     return values
 
 

@@ -504,3 +504,13 @@ def test_the_outputs_block_placements_are_shared_and_stay_as_they_were():
     again = compute_features(patients, events, as_of)
     pd.testing.assert_frame_equal(again, kept)
     pd.testing.assert_frame_equal(first, kept)
+
+
+def test_a_missing_time_is_named_with_its_row():
+    patients, events, as_of = hand_patients(), hand_events(), hand_as_of()
+    late = events.assign(timestamp=events["timestamp"].where(events.index != 4))
+    with pytest.raises(ValueError, match=r"^events.timestamp has a missing time at row 4$"):
+        compute_features(patients, late, as_of)
+    with pytest.raises(ValueError, match=r"^as_of.as_of has a missing time at row 0$"):
+        compute_features(patients, events, as_of.assign(as_of=as_of["as_of"].where(as_of.index > 0)))
+    assert len(compute_features(patients, events.iloc[:0], as_of)) == len(as_of)  # no events: nothing missing
