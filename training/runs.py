@@ -13,6 +13,8 @@ import warnings
 
 import mlflow
 import pandas as pd
+from mlflow.types import ColSpec, Schema
+from mlflow.types.utils import _infer_pandas_column
 
 from training.evaluation import POOLED
 from training.fit import CEILING, GROUP_PREFIX, LABEL, TrainingOutcome
@@ -115,10 +117,13 @@ def log_datasets(table: pd.DataFrame, holdout: pd.DataFrame, source: str, digest
         # MLflow hints that integer columns cannot hold NaN, and that a folder path could be either of two
         # local sources; neither matters for a record of schema and digest.
         warnings.simplefilter("ignore", UserWarning)
-        training = mlflow.data.from_pandas(table.drop(columns=["patient_id"], errors="ignore"), source=source,
-                                           name="training_table", digest=digest, targets=LABEL)
+        frame = table.drop(columns=["patient_id"], errors="ignore")
+        training = mlflow.data.from_pandas(frame, source=source, name="training_table", digest=digest,
+                                           targets=LABEL)
         test = mlflow.data.from_pandas(holdout[columns], source=source, name="test_rows",
                                        digest=digest_of(holdout[columns]), targets=LABEL)
+        # The dataset's schema is worked out here (MLflow would infer it when logging, value by value).
+        training.schema, test.schema = dataset_schema(frame), dataset_schema(holdout[columns])
         mlflow.log_input(training, context="training")
         mlflow.log_input(test, context="test")
 
@@ -132,6 +137,18 @@ def parent_metrics(outcome: TrainingOutcome, chosen: str) -> list[str]:
     if CEILING in outcome.metrics:
         skipped += slice_metrics(outcome.metrics[CEILING], outcome.headline, prefix=f"{CEILING}.")
     return skipped
+
+
+def dataset_schema(frame: pd.DataFrame) -> Schema | None:
+    """The schema MLflow infers for a frame (a dataset input's `schema`): each column's type by MLflow's own
+    inference, and `required` when no value is missing, found by pandas' vectorised `isna`. MLflow's inference
+    (`mlflow.types.utils._infer_schema`) tests every value for a missing one in a Python loop, which takes seconds
+    for a training table, twice per run. tests/training checks that both give the same schema."""
+    try:
+        return Schema([ColSpec(type=_infer_pandas_column(frame[name]), name=name,
+                               required=not bool(frame[name].isna().any())) for name in frame.columns])
+    except Exception:  # noqa: BLE001 - as MLflow's own: no schema when a column's type cannot be inferred
+        return None
 
 
 def digest_of(table: pd.DataFrame) -> str:

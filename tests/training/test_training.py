@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+import warnings
 from dataclasses import replace
 from pathlib import Path
 
@@ -525,3 +526,33 @@ def test_logged_model_predicts_in_a_fresh_venv_from_its_own_requirements(good_ru
     assert result.output_columns == output_columns(features)
     assert not any(pin.startswith("lapse") for pin in result.requirements)
     assert all("==" in pin for pin in result.requirements)
+
+
+def test_the_logged_dataset_schema_is_the_one_mlflow_infers_for_every_kind_of_column():
+    # lapse works the schema out itself (MLflow's inference tests every value in Python, seconds per training
+    # table): the same types, the same required/optional, and no schema where MLflow gives none.
+    import mlflow
+
+    from training.runs import dataset_schema
+
+    n = 50
+    frame = pd.DataFrame({
+        "float_full": np.arange(n, dtype=float),
+        "float_gaps": np.where(np.arange(n) % 7 == 0, np.nan, 1.5),
+        "int": np.arange(n),
+        "bool": np.arange(n) % 2 == 0,
+        "nullable_int": pd.array([None if i == n - 1 else i for i in range(n)], dtype="Int64"),
+        "category": pd.Categorical(["a", None] * (n // 2)),
+        "text": pd.Series(["x"] * (n - 1) + [None], dtype="str"),
+        "text_full": pd.Series(["x"] * n, dtype="str"),
+        "when": pd.Series(pd.date_range("2025-01-01", periods=n, tz="UTC")).where(lambda s: s.index != 5),
+    })
+    mixed = pd.DataFrame({"mixed": pd.Series([1, "a"] * (n // 2), dtype=object)})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # MLflow's hint that integer columns cannot hold NaN
+        for name in frame.columns:
+            assert dataset_schema(frame[[name]]) == mlflow.data.from_pandas(frame[[name]]).schema, name
+        assert dataset_schema(frame) == mlflow.data.from_pandas(frame).schema
+        assert [c.required for c in dataset_schema(frame).inputs] == [True, False, True, True, False, False, False,
+                                                                     True, False]
+        assert mlflow.data.from_pandas(mixed).schema is None and dataset_schema(mixed) is None
