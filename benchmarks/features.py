@@ -20,7 +20,6 @@ import argparse
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 # Run as a script, this file's folder comes first on sys.path, and this file would then shadow the
@@ -37,7 +36,7 @@ from features.event_index import DAY_US, TYPES, EventIndex, encode, micros, type
 from features.point_in_time import compute_features, compute_features_one  # noqa: E402
 
 sys.path.append(str(_HERE))
-from _timing import timed  # noqa: E402
+from _timing import timed, wall_cpu_ms  # noqa: E402
 
 TARGET_EVENTS_PER_S = 2_000_000
 TARGET_DUCKDB_RATIO = 2.0
@@ -133,19 +132,6 @@ def bench_core(patients: pd.DataFrame, events_path: Path, as_of: pd.DataFrame, n
     return agree
 
 
-def _median_ms(fn, calls: int) -> tuple[float, float, float]:
-    """Median wall ms, 99th percentile wall ms and median CPU ms of `calls` calls (after 20 warm-up calls)."""
-    for _ in range(20):
-        fn()
-    wall, cpu = [], []
-    for _ in range(calls):
-        start, start_cpu = time.perf_counter(), time.process_time()
-        fn()
-        wall.append(time.perf_counter() - start)
-        cpu.append(time.process_time() - start_cpu)
-    return float(np.median(wall)) * 1e3, float(np.percentile(wall, 99)) * 1e3, float(np.median(cpu)) * 1e3
-
-
 def bench_single(patients: pd.DataFrame, events: pd.DataFrame, calls: int, peers: int) -> None:
     """One patient with about 500 events at their last event: through the tables (compute_features) and
     through arrays (compute_features_one), against the batch path's cost per patient for the `peers`
@@ -169,8 +155,9 @@ def bench_single(patients: pd.DataFrame, events: pd.DataFrame, calls: int, peers
     batch_ms = batch_s * 1e3 / len(group)
     mean_events = len(group_events) / len(group)
 
-    tables = _median_ms(lambda: compute_features(one_patient, one_events, one_as_of), calls)
-    arrays = _median_ms(lambda: compute_features_one(one_patient, times, types, values, as_of_us), calls)
+    tables = wall_cpu_ms(lambda: compute_features(one_patient, one_events, one_as_of), calls, warmup=20)
+    arrays = wall_cpu_ms(lambda: compute_features_one(one_patient, times, types, values, as_of_us), calls,
+                         warmup=20)
     same = np.array_equal(compute_features_one(one_patient, times, types, values, as_of_us),
                           batch.loc[batch["patient_id"] == one].iloc[0, 2:].to_numpy(float), equal_nan=True)
     print(f"\none patient ({len(one_events)} events, as-of = their last event), {calls:,} calls each, medians:")

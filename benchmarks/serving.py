@@ -54,6 +54,7 @@ import simulation  # noqa: E402,F401
 HERE = Path(__file__).resolve().parent
 sys.path.append(str(HERE))
 from _serving_load import RAW_EVENTS, Workload  # noqa: E402
+from _timing import wall_cpu_ms  # noqa: E402
 
 # Issue 15's targets (2 cores, one worker per server).
 RAW_P50_MS, RAW_P99_MS = 6.0, 15.0
@@ -334,19 +335,6 @@ def measure(args: argparse.Namespace, uri: str, version: str, work: Path) -> tup
     return names, results, worst
 
 
-def _median_ms(step, repeat: int, before=None) -> tuple[float, float]:
-    """Median wall and CPU milliseconds of `step()` (`before()` runs untimed ahead of each call)."""
-    times, cpu = [], []
-    for _ in range(repeat):
-        if before is not None:
-            before()
-        started, cpu_started = time.perf_counter(), time.process_time()
-        step()
-        times.append((time.perf_counter() - started) * 1000)
-        cpu.append((time.process_time() - cpu_started) * 1000)
-    return float(np.median(times)), float(np.median(cpu))
-
-
 def batch_floor(scorer, load: Workload, work: Path, names: tuple[str, str, str], sync: str,
                 repeat: int = 15) -> dict[str, float]:
     """Every step of one 1,000-patient /score, timed here once the servers have stopped (median ms), with the
@@ -423,8 +411,8 @@ def batch_floor(scorer, load: Workload, work: Path, names: tuple[str, str, str],
     figures: dict[str, float] = {}
     try:
         for name, step in steps.items():
-            figures[name], figures[f"{name}_cpu"] = _median_ms(step, repeat)
-        figures["score_cold"], _ = _median_ms(steps["score"], repeat, before=sentence.cache_clear)
+            figures[name], _, figures[f"{name}_cpu"] = wall_cpu_ms(step, repeat)
+        figures["score_cold"], _, _ = wall_cpu_ms(steps["score"], repeat, before=sentence.cache_clear)
     finally:
         log.close()
         peer.close()
