@@ -122,14 +122,15 @@ def encode_covariates(patients: pd.DataFrame | OneRow) -> dict[str, np.ndarray]:
     return out
 
 
-def covariate_block(patients: pd.DataFrame | OneRow, n: int) -> np.ndarray:
+def covariate_block(patients: pd.DataFrame | OneRow) -> np.ndarray:
     """`encode_covariates` as one float64 block, a row per covariate (`COVARIATES` order) and a column per patient
-    (`n` of them, the rows of `patients`).
+    (a row of `patients`).
 
     One patient in a table (serving's case, and the one-patient benchmark) goes value by value in Python: each
     covariate there is one number, and numpy's per-call cost, paid some thirty times, was most of the covariates'
     cost. Same numbers: the same conversions of the same stored values (tests/features check it over many
     dtypes and missing values)."""
+    n = len(patients)
     if n == 1 and isinstance(patients, pd.DataFrame):
         return _one_row_block(patients)
     values = encode_covariates(patients)

@@ -168,7 +168,7 @@ def compute_features(patients: pd.DataFrame, events: pd.DataFrame, as_of: pd.Dat
     ev_types = type_codes(ev_names, layout.vocabulary.names)
     ev_value = optional_column(events, "value")
     ev_values = np.full(len(events), np.nan) if ev_value is None else floats(ev_value)
-    covariates = covariate_block(patients, len(universe))
+    covariates = covariate_block(patients)
     matrix = _matrix(layout, covariates, enrolled, row_codes, T, ev_codes, ev_times, ev_types, ev_values,
                      len(universe), config)
     # The matrix is already in pandas' block layout (one row per column): no copy, no concat.
@@ -220,6 +220,6 @@ def compute_features_one(patient: pd.DataFrame | Mapping[str, object], times_us:
     if len(times) > 1 and not (times[1:] >= times[:-1]).all():  # events usually come in time order already
         order = times.argsort(kind="stable")
         times, types, values = times[order], types[order], values[order]
-    return _matrix(layout, covariate_block(row, 1), np.array([enrolled]), np.zeros(1, dtype=np.int64),
+    return _matrix(layout, covariate_block(row), np.array([enrolled]), np.zeros(1, dtype=np.int64),
                    np.array([int(as_of_us)]), np.zeros(len(times), dtype=np.int64), times, types, values, 1,
                    config)[:, 0]

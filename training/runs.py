@@ -120,10 +120,10 @@ def log_datasets(table: pd.DataFrame, holdout: pd.DataFrame, source: str, digest
         frame = table.drop(columns=["patient_id"], errors="ignore")
         training = mlflow.data.from_pandas(frame, source=source, name="training_table", digest=digest,
                                            targets=LABEL)
-        test = mlflow.data.from_pandas(holdout[columns], source=source, name="test_rows",
-                                       digest=digest_of(holdout[columns]), targets=LABEL)
+        rows = holdout[columns]
+        test = mlflow.data.from_pandas(rows, source=source, name="test_rows", digest=digest_of(rows), targets=LABEL)
         # The dataset's schema is worked out here (MLflow would infer it when logging, value by value).
-        training.schema, test.schema = dataset_schema(frame), dataset_schema(holdout[columns])
+        training.schema, test.schema = dataset_schema(frame), dataset_schema(rows)
         mlflow.log_input(training, context="training")
         mlflow.log_input(test, context="test")
 

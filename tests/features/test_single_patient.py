@@ -194,11 +194,11 @@ def test_a_one_row_tables_covariates_are_the_many_row_tables():
     from features.covariates import COVARIATES, covariate_block, encode_covariates
 
     for kind, patients in enumerate(_patients_of_every_kind(40, seed=4)):
-        many = covariate_block(patients, len(patients))
+        many = covariate_block(patients)
         assert many.shape == (len(COVARIATES), len(patients))
         assert np.isnan(many).any() or kind in (0, 4)
         for i in range(len(patients)):
-            one = covariate_block(patients.iloc[[i]].reset_index(drop=True), 1)
+            one = covariate_block(patients.iloc[[i]].reset_index(drop=True))
             assert one.dtype == np.float64 and one.tobytes() == many[:, [i]].tobytes(), (kind, i)
         arrays = encode_covariates(patients)
         assert list(arrays) == list(COVARIATES)
