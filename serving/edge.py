@@ -10,7 +10,8 @@
 - `GET /readyz` answers 503 with the reason while the decision log cannot be written.
 - Every reply carries `X-Request-ID` (serving/request_ids.py) and `API-Version`; `/v1/<path>` is answered
   as `/<path>` (the API version in the path; today's unversioned paths keep working).
-- A 404 or 405 from anywhere below is answered as JSON `{"error": ...}` (Starlette's are plain text).
+- A 404 or 405 from anywhere below is answered as JSON `{"error": ...}` (Starlette's are plain text), and
+  so is a failure below that has not started its reply (500, its traceback logged without messages).
 - `/docs.json` is BentoML's spec corrected by serving/openapi.py (title, version, security, statuses).
 """
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import logging
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -27,7 +29,9 @@ from typing import Any
 from . import openapi, request_ids
 from .app_metrics import LEFT_OUT, app_metrics
 from .auth import KeyRing, bearer_token
+from .endpoints import FAILED
 from .guard import Receive, Scope, Send
+from .logging import redacted_traceback
 
 METRICS_KEY_ENV = "LAPSE_METRICS_KEY"
 API_HEADERS = {
@@ -43,6 +47,8 @@ ROUTES = ("/score", "/explain", "/triage", "/admin/reload", "/model", "/decision
           "/ui/api/patient", "/ui/api/model")
 BLOCKED_PREFIXES = ("/static_content/", "/assets/")
 VERSION_PREFIX = "/v" + openapi.API_VERSION
+FAILED_BODY = json.dumps(FAILED).encode()
+log = logging.getLogger("lapse.serving.edge")
 _PLAIN_ERRORS = {404: b'{"error": "not found"}', 405: b'{"error": "this method is not allowed here"}'}
 INDEX = b"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>lapse risk service</title></head>
@@ -183,10 +189,12 @@ class Edge:
             path = path[len(VERSION_PREFIX):]
             scope = {**scope, "path": path, "raw_path": path.encode()}
         replaced: bytes | None = None
+        started_reply = False
 
         async def secured(message: dict[str, Any]) -> None:
-            nonlocal status, replaced
+            nonlocal status, replaced, started_reply
             if message["type"] == "http.response.start":
+                started_reply = True
                 status = message["status"]
                 headers = list(message.get("headers", []))
                 present = {name.lower() for name, _ in headers}
@@ -207,6 +215,17 @@ class Edge:
         try:
             if not await self._own(scope, secured):
                 await self.app(scope, receive, secured)
+        except Exception as error:
+            # A failure below (a middleware, not an endpoint: serving/endpoints.py answers those) would otherwise
+            # leave the client waiting for a reply that never comes, and nothing in the log.
+            log.error("%s %s failed: %s", scope.get("method"), route_of(path), redacted_traceback(error))
+            if started_reply:
+                raise
+            status = 500
+            await secured({"type": "http.response.start", "status": 500,
+                           "headers": [(b"content-type", b"application/json"),
+                                       (b"content-length", str(len(FAILED_BODY)).encode())]})
+            await secured({"type": "http.response.body", "body": FAILED_BODY})
         finally:
             route = route_of(path)
             self.metrics.observe(route, scope.get("method", "GET"), status, time.perf_counter() - started)
