@@ -20,10 +20,18 @@ def _json_row(row: np.ndarray) -> list[float | None]:
 
 
 def lapse_body(names: list[str], rows: np.ndarray, start: int) -> bytes:
-    """A /score request for these rows."""
+    """A /score request for these rows, each patient's features by name."""
     patients = [{"patient_id": f"bench-{start + i}", "as_of": "2025-10-01T00:00:00Z",
                  "features": dict(zip(names, _json_row(r)))} for i, r in enumerate(rows)]
     return json.dumps({"patients": patients}).encode()
+
+
+def lapse_values_body(names: list[str], rows: np.ndarray, start: int) -> bytes:
+    """A /score request for these rows, the names sent once (`feature_names`) and each patient's `values` in
+    their order: the shape of MLflow's `dataframe_split`."""
+    patients = [{"patient_id": f"bench-{start + i}", "as_of": "2025-10-01T00:00:00Z", "values": _json_row(r)}
+                for i, r in enumerate(rows)]
+    return json.dumps({"feature_names": names, "patients": patients}).encode()
 
 
 def mlflow_body(names: list[str], rows: np.ndarray) -> bytes:
@@ -47,7 +55,8 @@ class Workload:
         self.singles_lapse = [lapse_body(names, rows[i:i + 1], i) for i in range(200)]
         self.singles_mlflow = [mlflow_body(names, rows[i:i + 1]) for i in range(200)]
         self.batch_rows = np.resize(rows, (1000, len(names)))
-        self.batch_lapse = [lapse_body(names, self.batch_rows, 0)]
+        self.batch_lapse = [lapse_values_body(names, self.batch_rows, 0)]
+        self.batch_lapse_named = [lapse_body(names, self.batch_rows, 0)]
         self.batch_mlflow = [mlflow_body(names, self.batch_rows)]
         self.raw, raw_patients, raw_events, raw_as_of = raw_bodies(cohort, 200)
         self.raw_rows = model_matrix(compute_features(raw_patients, raw_events, raw_as_of, config=feature_config),

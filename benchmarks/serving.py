@@ -3,8 +3,10 @@
 Both servers run here, on loopback, one worker each, in one run. A keep-alive HTTP client sends
 one-patient requests with raw profile + 150 events (lapse only: MLflow's server takes features),
 one-patient requests with features already computed at concurrency 1 and 8, then 1,000-patient
-batches (each of these phases in rounds, the two servers taking turns, so that drift in the machine's
-speed hits both alike), and prints p50, p99, requests per second and server CPU per request for both, the ratios,
+batches: MLflow's in its `dataframe_split` shape (the names once, a row of values per patient), lapse's in
+the same shape (`feature_names` once, `values` per patient) and, as a third phase, with each patient's
+features by name (each of these phases in rounds, the servers taking turns, so that drift in the machine's
+speed hits all alike), and prints p50, p99, requests per second and server CPU per request for both, the ratios,
 and each target of issue 15 with MET or MISSED. lapse answers with risk, tier, the top 5 reasons
 with sentences, the fit-for-purpose status and the support decision, and commits every decision
 to its log before replying; MLflow's pyfunc answers with risk and the per-feature contributions.
@@ -65,6 +67,8 @@ SAME_ANSWER = 1e-12
 KEY = "bench-key"
 # The two no-work endpoints of benchmarks/_bentoml_floor.py (one-patient phase at concurrency 1 only).
 FLOOR_API, FLOOR_ASGI = "bentoml api, no work", "plain ASGI route, no work"
+# lapse's 1,000-patient batch with each patient's features by name (the batch target is judged on `values`).
+NAMED = "lapse, features by name"
 
 
 def ensure_model(tracking_uri: str, name: str, alias: str, work: Path) -> tuple[str, str]:
@@ -241,7 +245,7 @@ def main() -> int:
 def check_answers(lapse: "Target", load: Workload) -> float:
     """The largest difference between lapse's answers (risk and reason contributions) and XGBoost's own numbers."""
     conn, worst = lapse.connect(), 0.0
-    checks = [(load.batch_lapse[0], load.batch_rows)]
+    checks = [(load.batch_lapse[0], load.batch_rows), (load.batch_lapse_named[0], load.batch_rows)]
     checks += [(body, load.raw_rows[i:i + 1]) for i, body in enumerate(load.raw)]
     for body, X in checks:
         conn.request("POST", lapse.path, body=body, headers=lapse.headers)
@@ -304,21 +308,23 @@ def measure(args: argparse.Namespace, uri: str, version: str, work: Path) -> tup
         mlflow = Target("mlflow", mlflow_port, "/invocations", {}, mlflow_proc.pid)
         floors = [Target(FLOOR_API, floor_port, "/score", {}, floor_proc.pid),
                   Target(FLOOR_ASGI, floor_port, "/asgi/score", {}, floor_proc.pid)]
+        named = Target(NAMED, config.port, "/score", {"Authorization": f"Bearer {KEY}"}, lapse_proc.pid)
         waited = wait_quiet([lapse, mlflow, floors[0]])
         print(f"servers ready; their start-up work ended {waited:.0f} s later", flush=True)
         worst = check_answers(lapse, load)
         singles = {"lapse": load.singles_lapse, "mlflow": load.singles_mlflow,
                    FLOOR_API: load.singles_lapse, FLOOR_ASGI: load.singles_lapse}
-        batches = {"lapse": load.batch_lapse, "mlflow": load.batch_mlflow}
+        batches = {"lapse": load.batch_lapse, "mlflow": load.batch_mlflow, NAMED: load.batch_lapse_named}
         for target in (lapse, mlflow, *floors):
             run_load(target, singles[target.name], 1, 50, args.budget_s)  # warm the connection and code paths
         run_load(lapse, load.raw, 1, 50, args.budget_s)
         results: dict[str, dict[str, dict]] = {"lapse": {"raw": run_load(lapse, load.raw, 1, args.requests,
                                                                           args.budget_s)},
-                                                 "mlflow": {}, FLOOR_API: {}, FLOOR_ASGI: {}}
+                                                 "mlflow": {}, FLOOR_API: {}, FLOOR_ASGI: {}, NAMED: {}}
         for phase, targets, bodies, concurrency, total in (("c1", [lapse, mlflow, *floors], singles, 1, args.requests),
                                                            ("c8", [lapse, mlflow], singles, 8, args.requests * 2),
-                                                           ("batch", [lapse, mlflow], batches, 1, args.batches)):
+                                                           ("batch", [lapse, mlflow, named], batches, 1,
+                                                            args.batches)):
             for name, figures in alternating(targets, bodies, concurrency, total, args.rounds,
                                              args.budget_s).items():
                 results[name][phase] = figures
@@ -393,8 +399,10 @@ def batch_floor(scorer, load: Workload, work: Path, names: tuple[str, str, str],
         peer.execute("COMMIT")
 
     batch, single = scorer.with_threads(threads), scorer.with_threads(1)
+    named = load.batch_lapse_named[0]
     steps = {
         "parse": lambda: validate_json(ScoreRequest, body),
+        "parse_named": lambda: validate_json(ScoreRequest, named),
         "parse_peer": lambda: pydantic_core.from_json(body),
         "guard": lambda: (bounds.duplicate_problems(items), bounds.batch_problems(items, earliest)),
         "features": lambda: feature_matrix(items, model, now, locate),
@@ -417,6 +425,7 @@ def batch_floor(scorer, load: Workload, work: Path, names: tuple[str, str, str],
         log.close()
         peer.close()
     figures["threads"] = threads
+    figures["body_mb"], figures["named_mb"] = len(body) / 1e6, len(named) / 1e6
     figures["shap_cpu"] = figures["shap_one_cpu"]
     return figures
 
@@ -430,11 +439,14 @@ def report(args: argparse.Namespace, version: str, names: list[str], results: di
           "server CPU ms per request does not depend on it much)")
     print(f"{'server':<8}{'phase':<34}{'n':>6}{'p50 ms':>10}{'p99 ms':>10}{'req/s':>10}{'CPU ms/req':>12}")
     phases = {"raw": f"1 patient, {RAW_EVENTS} raw events, conc. 1", "c1": "1 patient, features, conc. 1",
-              "c8": "1 patient, features, conc. 8", "batch": "1,000 patients, features, conc. 1"}
-    for server in ("lapse", "mlflow"):
-        for phase, r in results[server].items():
-            print(f"{server:<8}{phases[phase]:<34}{r['n']:>6}{r['p50']:>10.2f}{r['p99']:>10.2f}{r['rps']:>10.1f}"
-                  f"{r['cpu_ms']:>12.2f}")
+              "c8": "1 patient, features, conc. 8", "batch": "1,000 patients, names once",
+              "named": "1,000 patients, features by name"}
+    rows = [("lapse", phase, r) for phase, r in results["lapse"].items()]
+    rows.append(("lapse", "named", results[NAMED]["batch"]))
+    rows += [("mlflow", phase, r) for phase, r in results["mlflow"].items()]
+    for server, phase, r in rows:
+        print(f"{server:<8}{phases[phase]:<34}{r['n']:>6}{r['p50']:>10.2f}{r['p99']:>10.2f}{r['rps']:>10.1f}"
+              f"{r['cpu_ms']:>12.2f}")
     lp, mf = results["lapse"], results["mlflow"]
     print("\nratios (lapse / mlflow):")
     print(f"  throughput at concurrency 1: {lp['c1']['rps'] / mf['c1']['rps']:.2f}x")
@@ -469,6 +481,8 @@ def report(args: argparse.Namespace, version: str, names: list[str], results: di
         peer = f"   {peer_text} {floor[peer_key]:.2f} ms" if peer_key else ""
         print(f"  {text:<46}{floor[key]:7.2f} ms{peer}")
     total = sum(floor[key] for _, key, _, _ in lines)
+    print(f"  {'(the features-by-name body instead)':<46}{floor['parse_named']:7.2f} ms   to parse and validate: "
+          f"{floor['named_mb']:.2f} MB against {floor['body_mb']:.2f} MB with the names once")
     print(f"  {'sum (the server adds HTTP, middleware, threads)':<46}{total:7.2f} ms: {total / BATCH_P50_MS:.0%} of "
           f"the batch p50 target; with new values {total - floor['score'] + floor['score_cold']:.2f} ms")
     print(f"  in it, the exact SHAP of the 1,000 rows (lapse's tables, {floor['threads']:.0f} threads as the service): "
@@ -479,8 +493,8 @@ def report(args: argparse.Namespace, version: str, names: list[str], results: di
         (f"raw profile + {RAW_EVENTS} events, p50 <= {RAW_P50_MS:g} ms", lp["raw"]["p50"] <= RAW_P50_MS),
         (f"raw profile + {RAW_EVENTS} events, p99 <= {RAW_P99_MS:g} ms", lp["raw"]["p99"] <= RAW_P99_MS),
         (f"features, p50 at concurrency 1 <= {FEATURES_P50_MS:g} ms", lp["c1"]["p50"] <= FEATURES_P50_MS),
-        (f"1,000-patient batch p50 <= {BATCH_P50_MS:g} ms", lp["batch"]["p50"] <= BATCH_P50_MS),
-        (f"1,000-patient batch p99 <= {BATCH_P99_MS:g} ms", lp["batch"]["p99"] <= BATCH_P99_MS),
+        (f"1,000-patient batch p50 <= {BATCH_P50_MS:g} ms (names once)", lp["batch"]["p50"] <= BATCH_P50_MS),
+        (f"1,000-patient batch p99 <= {BATCH_P99_MS:g} ms (names once)", lp["batch"]["p99"] <= BATCH_P99_MS),
         (f"throughput at concurrency 8 >= {THROUGHPUT_RATIO:g}x mlflow",
          lp["c8"]["rps"] >= THROUGHPUT_RATIO * mf["c8"]["rps"]),
         (f"same answers as XGBoost's pred_contribs to {SAME_ANSWER:g}", worst <= SAME_ANSWER),
@@ -488,6 +502,10 @@ def report(args: argparse.Namespace, version: str, names: list[str], results: di
     print("\ntargets (issue 15, 2 cores):")
     for text, ok in checks:
         print(f"  {'MET   ' if ok else 'MISSED'} {text}")
+    named = results[NAMED]["batch"]
+    print(f"  (the same batch with each patient's features by name: p50 {named['p50']:.2f} ms, p99 {named['p99']:.2f} ms: "
+          f"p50 {'within' if named['p50'] <= BATCH_P50_MS else 'over'} the target, p99 "
+          f"{'within' if named['p99'] <= BATCH_P99_MS else 'over'} it)")
 
 
 if __name__ == "__main__":

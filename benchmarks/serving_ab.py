@@ -4,10 +4,12 @@ The working tree's service and the service of an older commit (`--old`, e.g. the
 run at the same time, one worker each, on loopback, on the same registered model. The same /score
 bodies (benchmarks/_serving_load.py) go to one, then the other, alternating which goes first, so a
 change in the machine's speed hits both alike; it prints both p50s and the median of the paired
-new/old ratios. Both run with this interpreter's packages. `--phase` picks the requests:
-1,000-patient batches (default), one patient with raw profile + 150 events, or one patient with features.
+new/old ratios. Both run with this interpreter's packages. `--phase` picks the requests: 1,000-patient
+batches (default: `feature_names` once and `values` per patient, which commits before that form cannot
+take; `batch-named`: each patient's features by name), one patient with raw profile + 150 events, or one
+patient with features.
 
-    .venv/bin/python -P benchmarks/serving_ab.py --old 909b5ea [--phase batch|raw|features] [--requests N]
+    .venv/bin/python -P benchmarks/serving_ab.py --old 909b5ea [--phase batch|batch-named|raw|features]
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ from _serving_load import Workload  # noqa: E402
 
 KEY = "bench-key"
 # --phase: the Workload's bodies and what they are.
-PHASES = {"batch": ("batch_lapse", "1,000-patient /score batch"),
+PHASES = {"batch": ("batch_lapse", "1,000-patient /score batch, feature names once"),
+          "batch-named": ("batch_lapse_named", "1,000-patient /score batch, features by name"),
           "raw": ("raw", "one patient, raw profile + 150 events"),
           "features": ("singles_lapse", "one patient, features")}
 ROOT = Path(__file__).resolve().parent.parent

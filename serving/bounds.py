@@ -90,6 +90,21 @@ def feature_problems(features: dict[str, float | None], where: str) -> list[dict
     return problems
 
 
+def value_problems(names: Sequence[str], values: Sequence[float | None], where: str) -> list[dict[str, str]]:
+    """Out-of-range values among one patient's `values` (named, in order, by the request's `feature_names`)."""
+    ranges = feature_ranges()
+    problems = []
+    for j, (name, value) in enumerate(zip(names, values)):
+        if value is None:
+            continue
+        low, high = ranges.get(name, (-FLOAT32_MAX, FLOAT32_MAX))
+        if not low <= value <= high:
+            # The field is a position: the name, when it can be a feature name, is said in the rule.
+            shown = f" (feature_names[{j}], {name})" if _NAME.fullmatch(name) else f" (feature_names[{j}])"
+            problems.append(_problem(f"{where}.values[{j}]", _range_rule(low, high) + shown, "out_of_range"))
+    return problems
+
+
 def _value_range(event_type) -> tuple[float, float]:
     rule = VALUE_RULES.get(event_type)
     low = -FLOAT32_MAX if rule is None or rule.low is None else float(rule.low)
@@ -127,13 +142,17 @@ def event_problems(events: Sequence, sent: SentEvents, where: str, earliest: dat
     return problems
 
 
-def patient_problems(item, where: str, earliest: datetime, check_features: bool = True) -> list[dict[str, str]]:
-    """Every range problem of one request item (a PatientIn); its features' only if `check_features`."""
+def patient_problems(item, where: str, earliest: datetime, check_features: bool = True,
+                     feature_names: Sequence[str] | None = None) -> list[dict[str, str]]:
+    """Every range problem of one request item (a PatientIn); its features' only if `check_features` (its
+    `values` are named by the request's `feature_names`)."""
     problems = []
     if item.as_of is not None and item.as_of < earliest:
         problems.append(_problem(f"{where}.as_of", f"must not be before {earliest:%Y-%m-%d}", "too_early"))
     if item.features is not None and check_features:
         problems += feature_problems(item.features, where)
+    if item.values is not None and check_features and feature_names is not None:
+        problems += value_problems(feature_names, item.values, where)
     if item.profile is not None and item.profile.enrolled_at < earliest:
         problems.append(_problem(f"{where}.profile.enrolled_at", f"must not be before {earliest:%Y-%m-%d}",
                                  "too_early"))
@@ -165,15 +184,16 @@ def _limits(names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
     return np.array([low for low, _ in pairs]), np.array([high for _, high in pairs])
 
 
-def _feature_suspects(items: Sequence) -> set[int]:
-    """Positions of the items whose sent features include a value out of range (checked a column at a time)."""
-    suspects: set[int] = set()
+def _feature_suspects(items: Sequence) -> dict[int, tuple[str, ...]]:
+    """The items whose sent features include a value out of range (checked a column at a time): position ->
+    the names of its block's values."""
+    suspects: dict[int, tuple[str, ...]] = {}
     for group in sent_groups(items):
         low, high = _limits(group.block.names)
         values = group.block.values[group.rows]
         # NaN (not known) compares false: not out of range.
         bad = ((values < low) | (values > high)).any(axis=1)
-        suspects.update(group.positions[k] for k in np.flatnonzero(bad).tolist())
+        suspects.update((group.positions[k], group.block.names) for k in np.flatnonzero(bad).tolist())
     return suspects
 
 
@@ -182,7 +202,9 @@ def batch_problems(items: Sequence, earliest: datetime) -> dict[int, list[dict[s
     suspects = _feature_suspects(items)
     out = {}
     for i, item in enumerate(items):
-        found = patient_problems(item, f"patients[{i}]", earliest, check_features=i in suspects)
+        names = suspects.get(i)
+        found = patient_problems(item, f"patients[{i}]", earliest, check_features=names is not None,
+                                 feature_names=names)
         if found:
             out[i] = found
     return out

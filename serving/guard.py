@@ -228,7 +228,8 @@ class RequestGuard:
     def _in_range(self, request: BaseModel) -> tuple[BaseModel | None, list[dict[str, Any]]]:
         """The request without its out-of-range patients, and their problems; (None, problems) if none is left."""
         if hasattr(request, "patient"):
-            problems = bounds.patient_problems(request.patient, "patient", self.earliest)
+            problems = bounds.patient_problems(request.patient, "patient", self.earliest,
+                                               feature_names=request.feature_names)
             return (None, problems) if problems else (request, [])
         items = getattr(request, "patients", None)
         if not items:

@@ -54,7 +54,7 @@ def _problem(field: str, rule: str, kind: str) -> dict[str, str]:
 
 def _as_of(items: Sequence[PatientIn], now: datetime, locate: Locate) -> list[datetime]:
     # Features were computed for some time already; raw events need the time to compute them for.
-    unset = [i for i, item in enumerate(items) if item.as_of is None and item.features is None]
+    unset = [i for i, item in enumerate(items) if item.as_of is None and not item.sends_features]
     if unset:
         raise InputProblems([_problem(f"{locate(i)}.as_of", "is required with profile + events (the time to "
                                       "compute the features for)", "missing") for i in unset])
@@ -77,15 +77,19 @@ def _columns(sent: tuple[str, ...], wanted: tuple[str, ...]) -> np.ndarray | Non
     return np.array([where[name] for name in wanted], dtype=np.intp)
 
 
-def _given_features(items: Sequence[PatientIn], model: LoadedModel, X: np.ndarray,
-                    locate: Locate) -> list[dict[str, str]]:
-    """Fill X's rows from items that send feature values; problems for unknown or absent names."""
+def _given_features(items: Sequence[PatientIn], model: LoadedModel, X: np.ndarray, locate: Locate,
+                    feature_names: Sequence[str] | None = None) -> list[dict[str, str]]:
+    """Fill X's rows from items that send feature values (`features`, or `values` named by the request's
+    `feature_names`); problems for unknown or absent names."""
     names = model.feature_names
     problems: list[tuple[int, dict[str, str]]] = []
-    for group in sent_groups(items):
+    for group in sent_groups(items, feature_names):
         columns = _columns(group.block.names, names)
         if columns is not None:  # the common case: exactly the model's names, in any order
             X[group.positions] = group.block.values[np.ix_(group.rows, columns)]
+            continue
+        if group.block.shared:  # the request's feature_names: said once, for the request
+            problems += [(group.positions[0], p) for p in _names_problems(group.block.names, model)]
             continue
         wanted = set(names)  # other names: say which, for every item
         for i in group.positions:
@@ -102,6 +106,19 @@ def _given_features(items: Sequence[PatientIn], model: LoadedModel, X: np.ndarra
                                              f"lacks feature(s) {shown} (send null for a value that is not known)",
                                              "missing_feature")))
     return [problem for _, problem in sorted(problems, key=lambda p: p[0])]
+
+
+def _names_problems(sent: Sequence[str], model: LoadedModel) -> list[dict[str, str]]:
+    """Problems with the request's `feature_names`: names the model does not have, and its names not sent."""
+    wanted = set(model.feature_names)
+    problems = [_problem(f"feature_names[{j}]", f"names a feature that model {model.name} version {model.version} "
+                         "does not have", "unknown_feature") for j, name in enumerate(sent) if name not in wanted]
+    absent = wanted.difference(sent)
+    if absent:
+        shown = ", ".join(n for n in model.feature_names if n in absent)
+        problems.append(_problem("feature_names", f"lacks feature(s) {shown} (send null for a value that is not "
+                                 "known)", "missing_feature"))
+    return problems
 
 
 def _contract_problems(problems, raw_items: list[int], event_owner: np.ndarray, event_pos: np.ndarray,
@@ -203,17 +220,18 @@ def _raw_features(items: Sequence[PatientIn], rows: list[int], as_of: list[datet
     return []
 
 
-def feature_matrix(items: Sequence[PatientIn], model: LoadedModel, now: datetime,
-                   locate: Locate) -> tuple[np.ndarray, list[datetime]]:
-    """The model's feature matrix for request items (row per item) and their as-of times.
+def feature_matrix(items: Sequence[PatientIn], model: LoadedModel, now: datetime, locate: Locate,
+                   feature_names: Sequence[str] | None = None) -> tuple[np.ndarray, list[datetime]]:
+    """The model's feature matrix for request items (row per item) and their as-of times. `feature_names` are
+    the request's, naming the `values` of items that send them (a parsed batch carries them in its blocks).
 
     Raises InputProblems naming every field that breaks a rule.
     """
     as_of = _as_of(items, now, locate)
     X = np.full((len(items), len(model.feature_names)), np.nan)
-    given = [i for i, item in enumerate(items) if item.features is not None]
-    raw = [i for i, item in enumerate(items) if item.features is None]
-    problems = _given_features(items, model, X, locate) if given else []
+    given = [i for i, item in enumerate(items) if item.sends_features]
+    raw = [i for i, item in enumerate(items) if not item.sends_features]
+    problems = _given_features(items, model, X, locate, feature_names) if given else []
     if raw and len(raw) < _TABLE_PATIENTS:
         slow = []
         for i in raw:

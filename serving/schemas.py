@@ -7,7 +7,7 @@ from functools import cached_property
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
-from pydantic_core import PydanticCustomError
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from features.catalog import LEVELS
 from features.contract import PATIENT_COLUMNS, EventType
@@ -27,6 +27,10 @@ FeatureName = Annotated[str, Field(min_length=FEATURE_NAME_LENGTH[0], max_length
 Finite = Annotated[float, Field(allow_inf_nan=False)]
 FiniteOrNull = Annotated[float | None, Field(allow_inf_nan=False)]
 Text = Annotated[str, Field(max_length=200)]
+# A batch's feature names sent once, for every item that sends `values` (instead of a name per value).
+FeatureNames = Annotated[list[FeatureName] | None, Field(
+    min_length=1, max_length=500, description="the names of the values that patients send as `values`, in that "
+    "order, once for the whole request (required when any patient sends `values`)")]
 
 
 class Strict(BaseModel):
@@ -84,19 +88,27 @@ class PatientIn(Strict):
     features: dict[FeatureName, FiniteOrNull] | None = Field(
         default=None, max_length=500, description="feature values by name; null means not known"
     )
+    values: list[FiniteOrNull] | None = Field(
+        default=None, max_length=500, description="feature values in the order of the request's `feature_names` "
+        "(the names sent once for every patient); null means not known"
+    )
     profile: Profile | None = None  # type: ignore[valid-type]
     events: list[Event] | None = Field(default=None, max_length=_LIMITS.max_events_per_patient)
     coach: PatientId | None = Field(default=None, description="the patient's coach (/triage: capacity per coach)")
 
     @model_validator(mode="after")
     def _one_source(self) -> "PatientIn":
-        has_features = self.features is not None
         has_raw = self.profile is not None or self.events is not None
-        if has_features == has_raw:
-            raise PydanticCustomError("input_source", "give either `features`, or `profile` with `events`")
+        if (self.features is not None) + (self.values is not None) + has_raw != 1:
+            raise PydanticCustomError("input_source", "give one of `features`, `values`, or `profile` with `events`")
         if has_raw and (self.profile is None or self.events is None):
             raise PydanticCustomError("input_source", "`profile` and `events` go together")
         return self
+
+    @property
+    def sends_features(self) -> bool:
+        """Whether the item sends ready feature values (`features` or `values`) rather than profile + events."""
+        return self.features is not None or self.values is not None
 
     @cached_property
     def sent_events(self) -> SentEvents | None:
@@ -107,18 +119,21 @@ class PatientIn(Strict):
 class ScoreRequest(Strict):
     """Patients to score in one call."""
 
+    feature_names: FeatureNames = None
     patients: list[PatientIn] = Field(min_length=1, max_length=_LIMITS.max_batch_size)
 
 
 class ExplainRequest(Strict):
     """One patient whose score is broken down feature by feature."""
 
+    feature_names: FeatureNames = None
     patient: PatientIn
 
 
 class TriageRequest(Strict):
     """Active patients and how many of them the team can contact now."""
 
+    feature_names: FeatureNames = None
     patients: list[PatientIn] = Field(min_length=1, max_length=_LIMITS.max_batch_size)
     capacity: int = Field(ge=1, le=_LIMITS.max_batch_size, description="how many patients can be contacted")
     policy: Literal["risk", "benefit"] | None = Field(
@@ -164,12 +179,50 @@ def validate_json(model: type[M], body: bytes) -> M:
             request = parsed.model_validate_json(body)
         except ValidationError:
             request = None
-        if request is not None:
-            items = read_sent(request.patients)
+        if request is not None and not _values_errors(request):
+            items = read_sent(request.patients, request.feature_names)
             if _names_fit(items):
                 request.patients = items
                 return request
-    return model.model_validate_json(body)
+    request = model.model_validate_json(body)
+    errors = _values_errors(request)
+    if errors:
+        raise ValidationError.from_exception_data(model.__name__, errors)
+    return request
+
+
+def _values_errors(request: BaseModel) -> list[InitErrorDetails]:
+    """Where `values` and the request's `feature_names` do not fit together: names repeated, values without
+    names, or a count of values other than the count of names."""
+    if "feature_names" not in type(request).model_fields:
+        return []
+    names = request.feature_names
+    errors: list[InitErrorDetails] = []
+    if names is not None:
+        first: dict[str, int] = {}
+        for j, name in enumerate(names):
+            if name in first:
+                errors.append(_error("duplicate_feature", f"repeats feature_names[{first[name]}]: send each name once",
+                                     ("feature_names", j)))
+            first.setdefault(name, j)
+    patient = getattr(request, "patient", None)
+    items = [(("patient",), patient)] if patient is not None else [
+        (("patients", i), item) for i, item in enumerate(request.patients)]
+    for where, item in items:
+        if item.values is None:
+            continue
+        if names is None:
+            errors.append(_error("missing", "is required when a patient sends `values` (the name of each value, in "
+                                 "order)", ("feature_names",)))
+            break
+        if len(item.values) != len(names):
+            errors.append(_error("values_length", f"has {len(item.values)} values for {len(names)} feature_names: "
+                                 "send one per name, null when not known", (*where, "values")))
+    return errors
+
+
+def _error(kind: str, message: str, loc: tuple[str | int, ...]) -> InitErrorDetails:
+    return InitErrorDetails(type=PydanticCustomError(kind, message), loc=loc, input=None)
 
 
 class ReloadRequest(Strict):

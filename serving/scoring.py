@@ -61,18 +61,20 @@ def answer_json(answer: Answer) -> bytes:
 
 
 def score_patients(items: Sequence[PatientIn], model: LoadedModel, now: datetime, k: int,
-                   locate: Locate, seen: Callable[[np.ndarray], None] | None = None) -> list[PatientRisk]:
-    """Scores for request items: features (shown to `seen` when given, e.g. for metrics), then the core's
-    risk, reasons and support decisions."""
-    X, as_of = feature_matrix(items, model, now, locate)
+                   locate: Locate, seen: Callable[[np.ndarray], None] | None = None,
+                   feature_names: Sequence[str] | None = None) -> list[PatientRisk]:
+    """Scores for request items (their `values` named by the request's `feature_names`): features (shown to
+    `seen` when given, e.g. for metrics), then the core's risk, reasons and support decisions."""
+    X, as_of = feature_matrix(items, model, now, locate, feature_names)
     if seen is not None:
         seen(X)
     return score_matrix(X, model, [item.patient_id for item in items], as_of, k)
 
 
-def explain_patient(item: PatientIn, model: LoadedModel, now: datetime, locate: Locate) -> RiskExplanation:
-    """The full breakdown of one request item."""
-    X, as_of = feature_matrix([item], model, now, locate)
+def explain_patient(item: PatientIn, model: LoadedModel, now: datetime, locate: Locate,
+                    feature_names: Sequence[str] | None = None) -> RiskExplanation:
+    """The full breakdown of one request item (its `values` named by the request's `feature_names`)."""
+    X, as_of = feature_matrix([item], model, now, locate, feature_names)
     return explain_row(X[0], model, item.patient_id, as_of[0])
 
 

@@ -4,9 +4,10 @@ The range checks (bounds.py, in the request guard) and the model's matrix (input
 need every sent value as a float. Reading 67 values from each of a thousand dicts costs more than either
 check, so it is done once, when the request is parsed (schemas.validate_json): items that send the same names
 in the same order (a platform sends the same names in every item) share one block, a float array with a row
-per item (NaN: not known). The request's item list becomes a `SentItems`, a list that carries those blocks
-to the guard and on to the endpoint (BentoML hands the endpoint the very list the guard validated), so no
-item needs state of its own. A plain list (one item to explain, the warm-up) is read when asked.
+per item (NaN: not known); items that send `values` (a list in the order of the request's `feature_names`,
+the names sent once) share one block of those names. The request's item list becomes a `SentItems`, a list
+that carries those blocks to the guard and on to the endpoint (BentoML hands the endpoint the very list the
+guard validated), so no item needs state of its own. A plain list (one item to explain, the warm-up) is read when asked.
 
 An item's events are read the same way, once: their times, type codes and values (`SentEvents`, kept by the
 item, `PatientIn.sent_events`), for the guard's range checks and then for the features.
@@ -43,10 +44,15 @@ def read_events(events: Sequence) -> SentEvents:
 
 @dataclass(slots=True, eq=False)
 class SentBlock:
-    """The values of items that send the same feature names in the same order: one row per item."""
+    """The values of items that send the same feature names in the same order: one row per item.
+
+    `shared` is True for the block of the items that send `values`: their names are the request's
+    `feature_names`, sent once (a problem with a name is the request's, not each item's).
+    """
 
     names: tuple[str, ...]
     values: np.ndarray
+    shared: bool = False
 
 
 @dataclass(slots=True, eq=False)
@@ -75,13 +81,17 @@ class SentItems(list):
         return kept
 
 
-def read_sent(items: Sequence) -> SentItems:
-    """`items` as a SentItems: the sent features of every feature-bearing item read into blocks."""
+def read_sent(items: Sequence, feature_names: Sequence[str] | None = None) -> SentItems:
+    """`items` as a SentItems: the sent features of every feature-bearing item read into blocks (the items that
+    send `values` into one block, named by the request's `feature_names`)."""
     by_names: dict[tuple[str, ...], list[int]] = {}
+    by_position: list[int] = []
     last: list[str] | None = None
     for position, item in enumerate(items):
         features = item.features
         if features is None:
+            if item.values is not None:
+                by_position.append(position)
             continue
         names = list(features)
         if names != last:  # consecutive items mostly send the same names: a list compare, not a tuple's hash
@@ -95,9 +105,17 @@ def read_sent(items: Sequence) -> SentItems:
         flat = list(chain.from_iterable([items[p].features.values() for p in positions]))
         values = np.array(flat, dtype=np.float64).reshape(len(positions), len(names))
         out.groups.append(SentGroup(SentBlock(names, values), positions, list(range(len(positions)))))
+    if by_position:
+        if feature_names is None:  # (schemas.validate_json refuses values without names)
+            raise ValueError("items send `values` but no feature_names name them")
+        names = tuple(feature_names)
+        flat = list(chain.from_iterable([items[p].values for p in by_position]))
+        values = np.array(flat, dtype=np.float64).reshape(len(by_position), len(names))
+        out.groups.append(SentGroup(SentBlock(names, values, shared=True), by_position, list(range(len(by_position)))))
     return out
 
 
-def sent_groups(items: Sequence) -> list[SentGroup]:
-    """The feature-bearing items of a request (PatientIn) by block: read at parsing, or now for a plain list."""
-    return items.groups if isinstance(items, SentItems) else read_sent(items).groups
+def sent_groups(items: Sequence, feature_names: Sequence[str] | None = None) -> list[SentGroup]:
+    """The feature-bearing items of a request (PatientIn) by block: read at parsing, or now for a plain list
+    (whose items that send `values` need the request's `feature_names`)."""
+    return items.groups if isinstance(items, SentItems) else read_sent(items, feature_names).groups

@@ -225,11 +225,12 @@ class RiskService:
             self.webhook.start(delivery)
 
     @bentoml.api(route="/score", input_spec=validated_input(ScoreRequest))
-    async def score(self, patients: list[PatientIn]) -> ScoreResponse:
+    async def score(self, patients: list[PatientIn], feature_names: list[str] | None = None) -> ScoreResponse:
         """Risk, tier, top reasons and the support decision for each patient (in request order)."""
 
         def work(model: LoadedModel, now: datetime):
-            scores = scoring.score_patients(patients, model, now, CONFIG.top_reasons, _at, _seen(model))
+            scores = scoring.score_patients(patients, model, now, CONFIG.top_reasons, _at, _seen(model),
+                                            feature_names)
             scores, chosen = decide_scores(scores, self.policy, model)
             decided = scoring.decisions(current_request_id(), "score", scores, programs=_programs(patients),
                                         policy=chosen)
@@ -238,23 +239,24 @@ class RiskService:
         return await self._answer(patients, work)
 
     @bentoml.api(route="/explain", input_spec=validated_input(ExplainRequest))
-    async def explain(self, patient: PatientIn) -> Explanation:
+    async def explain(self, patient: PatientIn, feature_names: list[str] | None = None) -> Explanation:
         """Every feature's contribution to one patient's score, also summed by engagement level."""
 
         def work(model: LoadedModel, now: datetime):
-            explained = scoring.explain_patient(patient, model, now, lambda i: "patient")
+            explained = scoring.explain_patient(patient, model, now, lambda i: "patient", feature_names)
             return explained, scoring.decisions(current_request_id(), "explain", [explained], None, CONFIG.top_reasons,
                                                  _programs([patient]))
 
         return await self._answer([patient], work)
 
     @bentoml.api(route="/triage", input_spec=validated_input(TriageRequest))
-    async def triage(self, patients: list[PatientIn], capacity: int,
-                     policy: Literal["risk", "benefit"] | None = None) -> TriageResponse:
+    async def triage(self, patients: list[PatientIn], capacity: int, policy: Literal["risk", "benefit"] | None = None,
+                     feature_names: list[str] | None = None) -> TriageResponse:
         """The day's list: at most `capacity` patients to contact, best first under the trigger policy."""
 
         def work(model: LoadedModel, now: datetime):
-            scores = scoring.score_patients(patients, model, now, CONFIG.top_reasons, _at, _seen(model))
+            scores = scoring.score_patients(patients, model, now, CONFIG.top_reasons, _at, _seen(model),
+                                            feature_names)
             day = decide_triage(scores, [p.coach for p in patients], capacity, policy, self.policy, model)
             chosen = scoring.TriageAnswer([day.scores[i] for i in day.contact], len(scores), capacity, day.ranked_by,
                                           day.note)
