@@ -203,6 +203,9 @@ def batch_problems(items: Sequence, earliest: datetime) -> dict[int, list[dict[s
     out = {}
     for i, item in enumerate(items):
         names = suspects.get(i)
+        if names is None and item.profile is None and item.events is None and (
+                item.as_of is None or item.as_of >= earliest):
+            continue  # (the common case, said here: a call per patient costs more than this check)
         found = patient_problems(item, f"patients[{i}]", earliest, check_features=names is not None,
                                  feature_names=names)
         if found:

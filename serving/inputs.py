@@ -58,7 +58,19 @@ def _as_of(items: Sequence[PatientIn], now: datetime, locate: Locate) -> list[da
     if unset:
         raise InputProblems([_problem(f"{locate(i)}.as_of", "is required with profile + events (the time to "
                                       "compute the features for)", "missing") for i in unset])
-    times = [item.as_of.astimezone(timezone.utc) if item.as_of else now for item in items]
+    # Aware times are equal (and hash alike) when they are the same instant, whatever their zone: a batch that
+    # mostly sends one as-of time converts it once.
+    utc: dict[datetime, datetime] = {}
+    times = []
+    for item in items:
+        sent = item.as_of
+        if sent is None:
+            times.append(now)
+            continue
+        converted = utc.get(sent)
+        if converted is None:
+            converted = utc[sent] = sent.astimezone(timezone.utc)
+        times.append(converted)
     limit = now + FUTURE_SKEW
     late = [i for i, t in enumerate(times) if t > limit]
     if late:
@@ -229,9 +241,8 @@ def feature_matrix(items: Sequence[PatientIn], model: LoadedModel, now: datetime
     """
     as_of = _as_of(items, now, locate)
     X = np.full((len(items), len(model.feature_names)), np.nan)
-    given = [i for i, item in enumerate(items) if item.sends_features]
     raw = [i for i, item in enumerate(items) if not item.sends_features]
-    problems = _given_features(items, model, X, locate, feature_names) if given else []
+    problems = _given_features(items, model, X, locate, feature_names) if len(raw) < len(items) else []
     if raw and len(raw) < _TABLE_PATIENTS:
         slow = []
         for i in raw:
