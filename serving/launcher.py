@@ -82,6 +82,11 @@ def base_url(config: ServingConfig) -> str:
     return f"http://{host}:{config.port}"
 
 
+def page_url(base_url: str) -> str:
+    """Where the clinician page of a service at `base_url` answers."""
+    return f"{base_url.rstrip('/')}/ui/"
+
+
 def start_service(config: ServingConfig, env: Mapping[str, str] | None = None,
                   output: IO | int | None = None) -> subprocess.Popen:
     """Start the server in a session of its own (so terminal signals reach it only through stop_service)."""

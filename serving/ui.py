@@ -311,8 +311,3 @@ class ClinicianPage(WorkQueueRoutes, Starlette):
         if model is None:
             return _error(503, "no model is being served yet; try again shortly")
         return _json(await anyio.to_thread.run_sync(model_card_view, model))
-
-
-def page_url(base_url: str) -> str:
-    """Where the clinician page of a service at `base_url` answers."""
-    return f"{base_url.rstrip('/')}/ui/"
