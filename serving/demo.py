@@ -15,10 +15,9 @@ import pandas as pd
 from config import LabelConfig, ServingConfig
 from features.contract import OWN_ENGAGEMENT, EventType
 
-from .launcher import base_url, start_service, stop_service, wait_ready
+from .launcher import base_url, page_url, start_service, stop_service, wait_ready
 from .payloads import json_value
 from .settings import hardening
-from .ui import page_url
 
 
 class Stopped(Exception):
@@ -99,11 +98,6 @@ def batches(items: list[dict], max_patients: int, max_bytes: int) -> list[list[d
 
 def serve_demo(data_dir: Path, work: Path, port: int) -> int:
     """Start the service on the demo model, fill its decision log, print a sample call, serve until Ctrl-C."""
-    from features.io import read_data_end
-    from features.validate import load_cohort
-
-    cohort = load_cohort(data_dir)
-    as_of = read_data_end(data_dir, cohort.events)
     key = demo_key(work)
     work.mkdir(parents=True, exist_ok=True)
     config = ServingConfig(port=port, data_dir=str(data_dir),
@@ -116,7 +110,7 @@ def serve_demo(data_dir: Path, work: Path, port: int) -> int:
             log.close()
             return 0
         try:
-            _run_demo(process, config, cohort, as_of, key, work)
+            _run_demo(process, config, data_dir, key, work)
         except (Stopped, KeyboardInterrupt):
             pass
         finally:
@@ -125,12 +119,20 @@ def serve_demo(data_dir: Path, work: Path, port: int) -> int:
     return 0
 
 
-def _run_demo(process, config: ServingConfig, cohort, as_of: pd.Timestamp, key: str, work: Path) -> None:
-    """Fill the decision log, print the sample call, then wait for the server (until a signal stops the demo)."""
-    url = base_url(config)
-    wait_ready(url, process, timeout=180)
+def _run_demo(process, config: ServingConfig, data_dir: Path, key: str, work: Path) -> None:
+    """Fill the decision log, print the sample call, then wait for the server (until a signal stops the demo).
+
+    The data folder is read and the requests built while the server starts (seconds of imports and model
+    loading in its own processes), not after it is ready."""
+    from features.io import read_data_end
+    from features.validate import load_cohort
+
+    cohort = load_cohort(data_dir)
+    as_of = read_data_end(data_dir, cohort.events)
     ids = active_patients(cohort.patients, cohort.events, as_of)
     items = request_items(cohort.patients, cohort.events, ids, as_of)
+    url = base_url(config)
+    wait_ready(url, process, timeout=180)
     headers = {"Authorization": f"Bearer {key}"}
     triggered = 0
     with httpx.Client(base_url=url, headers=headers, timeout=120) as client:
