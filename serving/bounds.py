@@ -77,32 +77,35 @@ def _range_rule(low: float, high: float) -> str:
 
 def feature_problems(features: dict[str, float | None], where: str) -> list[dict[str, str]]:
     """Out-of-range values among one patient's features (unknown names are left to the scorer)."""
-    ranges = feature_ranges()
     problems = []
     for name, value in features.items():
-        if value is None:
-            continue
-        low, high = ranges.get(name, (-FLOAT32_MAX, FLOAT32_MAX))
-        if not low <= value <= high:
+        rule = _out_of_range(name, value)
+        if rule is not None:
             # A name that cannot be a feature name is not repeated back: it may be data in the wrong place.
             field = f"{where}.features.{name}" if _NAME.fullmatch(name) else f"{where}.features"
-            problems.append(_problem(field, _range_rule(low, high), "out_of_range"))
+            problems.append(_problem(field, rule, "out_of_range"))
     return problems
 
 
 def value_problems(names: Sequence[str], values: Sequence[float | None], where: str) -> list[dict[str, str]]:
     """Out-of-range values among one patient's `values` (named, in order, by the request's `feature_names`)."""
-    ranges = feature_ranges()
     problems = []
     for j, (name, value) in enumerate(zip(names, values)):
-        if value is None:
-            continue
-        low, high = ranges.get(name, (-FLOAT32_MAX, FLOAT32_MAX))
-        if not low <= value <= high:
+        rule = _out_of_range(name, value)
+        if rule is not None:
             # The field is a position: the name, when it can be a feature name, is said in the rule.
             shown = f" (feature_names[{j}], {name})" if _NAME.fullmatch(name) else f" (feature_names[{j}])"
-            problems.append(_problem(f"{where}.values[{j}]", _range_rule(low, high) + shown, "out_of_range"))
+            problems.append(_problem(f"{where}.values[{j}]", rule + shown, "out_of_range"))
     return problems
+
+
+def _out_of_range(name: str, value: float | None) -> str | None:
+    """The rule a value of feature `name` breaks (float32's range for a name that is not a catalog feature), or
+    None when it is in range or not known."""
+    if value is None:
+        return None
+    low, high = feature_ranges().get(name, (-FLOAT32_MAX, FLOAT32_MAX))
+    return None if low <= value <= high else _range_rule(low, high)
 
 
 def _value_range(event_type) -> tuple[float, float]:

@@ -8,7 +8,7 @@ served model's feature list. Problems are reported by field path and rule, never
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 
@@ -109,28 +109,30 @@ def _given_features(items: Sequence[PatientIn], model: LoadedModel, X: np.ndarra
             for name in sorted(keys - wanted):
                 # A name that cannot be a feature name is not repeated back: it may be data in the wrong place.
                 where = f"{locate(i)}.features.{name}" if _NAME.fullmatch(name) else f"{locate(i)}.features"
-                problems.append((i, _problem(where, f"names a feature that model {model.name} version "
-                                             f"{model.version} does not have", "unknown_feature")))
-            absent = wanted - keys
-            if absent:
-                shown = ", ".join(n for n in names if n in absent)
-                problems.append((i, _problem(f"{locate(i)}.features",
-                                             f"lacks feature(s) {shown} (send null for a value that is not known)",
-                                             "missing_feature")))
+                problems.append((i, _unknown_feature(where, model)))
+            problems += [(i, p) for p in _absent_features(f"{locate(i)}.features", keys, model)]
     return [problem for _, problem in sorted(problems, key=lambda p: p[0])]
 
 
 def _names_problems(sent: Sequence[str], model: LoadedModel) -> list[dict[str, str]]:
     """Problems with the request's `feature_names`: names the model does not have, and its names not sent."""
     wanted = set(model.feature_names)
-    problems = [_problem(f"feature_names[{j}]", f"names a feature that model {model.name} version {model.version} "
-                         "does not have", "unknown_feature") for j, name in enumerate(sent) if name not in wanted]
-    absent = wanted.difference(sent)
-    if absent:
-        shown = ", ".join(n for n in model.feature_names if n in absent)
-        problems.append(_problem("feature_names", f"lacks feature(s) {shown} (send null for a value that is not "
-                                 "known)", "missing_feature"))
-    return problems
+    problems = [_unknown_feature(f"feature_names[{j}]", model) for j, name in enumerate(sent) if name not in wanted]
+    return problems + _absent_features("feature_names", sent, model)
+
+
+def _unknown_feature(field: str, model: LoadedModel) -> dict[str, str]:
+    return _problem(field, f"names a feature that model {model.name} version {model.version} does not have",
+                    "unknown_feature")
+
+
+def _absent_features(field: str, sent: Collection[str], model: LoadedModel) -> list[dict[str, str]]:
+    """The problem of `sent` names lacking some of the model's features (none when it lacks none)."""
+    absent = set(model.feature_names).difference(sent)
+    if not absent:
+        return []
+    shown = ", ".join(n for n in model.feature_names if n in absent)
+    return [_problem(field, f"lacks feature(s) {shown} (send null for a value that is not known)", "missing_feature")]
 
 
 def _contract_problems(problems, raw_items: list[int], event_owner: np.ndarray, event_pos: np.ndarray,

@@ -101,18 +101,20 @@ def read_sent(items: Sequence, feature_names: Sequence[str] | None = None) -> Se
     out = SentItems(items)
     out.groups = []
     for names, positions in by_names.items():
-        # One flat list is read faster than a list per item; numpy reads None (not known) as NaN.
-        flat = list(chain.from_iterable([items[p].features.values() for p in positions]))
-        values = np.array(flat, dtype=np.float64).reshape(len(positions), len(names))
-        out.groups.append(SentGroup(SentBlock(names, values), positions, list(range(len(positions)))))
+        out.groups.append(_group(names, [items[p].features.values() for p in positions], positions))
     if by_position:
         if feature_names is None:  # (schemas.validate_json refuses values without names)
             raise ValueError("items send `values` but no feature_names name them")
-        names = tuple(feature_names)
-        flat = list(chain.from_iterable([items[p].values for p in by_position]))
-        values = np.array(flat, dtype=np.float64).reshape(len(by_position), len(names))
-        out.groups.append(SentGroup(SentBlock(names, values, shared=True), by_position, list(range(len(by_position)))))
+        out.groups.append(_group(tuple(feature_names), [items[p].values for p in by_position], by_position,
+                                 shared=True))
     return out
+
+
+def _group(names: tuple[str, ...], rows: list, positions: list[int], shared: bool = False) -> SentGroup:
+    """The items at `positions` as one block: `rows` are their values, each in the order of `names`."""
+    # One flat list is read faster than a list per item; numpy reads None (not known) as NaN.
+    values = np.array(list(chain.from_iterable(rows)), dtype=np.float64).reshape(len(positions), len(names))
+    return SentGroup(SentBlock(names, values, shared), positions, list(range(len(positions))))
 
 
 def sent_groups(items: Sequence, feature_names: Sequence[str] | None = None) -> list[SentGroup]:
