@@ -5,6 +5,10 @@ One row per patient decision: who, when, which model version, the risk, tier, th
 Raw events and request bodies are never stored. Rows are written by one writer thread that
 commits whatever is waiting in one transaction (group commit), so concurrent requests share
 a disk flush; each caller waits for its own rows to be committed before it answers.
+On SQLite a transaction's rows go in by one statement (a multi-row INSERT ... SELECT FROM VALUES, padded
+to a power of two so its prepared form is reused): SQLite inserts them all without Python's GIL, so a
+caller can serialise its answer meanwhile (`submit(..., hand_over=True)`), and a writer sharing the GIL
+with busy threads waits for it a few times per commit instead of once per row.
 SQLite is the default (WAL journal, synchronous=FULL unless configured "normal"); any SQLAlchemy URL works, e.g.
 postgresql+psycopg://user@host/db (the driver must be installed).
 """
@@ -18,10 +22,11 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from functools import lru_cache
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -72,6 +77,10 @@ _MAX_GROUP_ROWS = 20_000
 # SQLite: rows committed between two checkpoints of the journal into the database file (about SQLite's own
 # 1,000-page step). Its automatic checkpoint ran inside the commit that crossed the step, so that request waited.
 _CHECKPOINT_ROWS = 5_000
+# SQLite: rows in one INSERT at most (their values are bound parameters, within SQLite's limit of variables).
+_MAX_STATEMENT_ROWS = 1024
+# How long a caller handing its rows over waits for the writer to start inserting them, at most.
+_HAND_OVER_WAIT_S = 1.0
 log = logging.getLogger("lapse.serving.decision_log")
 
 
@@ -129,6 +138,8 @@ class _Waiting:
     rows: list[tuple[object, ...]]
     future: Future
     within: Callable[[sa.Connection], None] | None = None
+    # Set once the writer starts inserting these rows or gives them up (see DecisionLog.submit's hand_over).
+    taken: threading.Event | None = None
 
 
 class DecisionLogError(RuntimeError):
@@ -192,6 +203,25 @@ def add_missing_columns(engine: sa.Engine) -> None:
                     raise
 
 
+@lru_cache(maxsize=32)
+def _padded_insert(size: int) -> str:
+    """An INSERT of `size` rows of ROW_COLUMNS (qmark parameters); rows whose first value is NULL are left out,
+    so fewer rows go in one statement of a size already prepared, with NULLs after them."""
+    row = "(" + ", ".join("?" * len(ROW_COLUMNS)) + ")"
+    return (f"INSERT INTO {DECISIONS.name} ({', '.join(ROW_COLUMNS)}) SELECT * FROM (VALUES "
+            f"{', '.join([row] * size)}) WHERE column1 IS NOT NULL")
+
+
+def _statement_sizes(rows: int, largest: int) -> list[tuple[int, int]]:
+    """(rows, statement size) for each INSERT of `rows` rows: `largest` at a time, the rest in the smallest
+    power of two that holds them."""
+    out = [(largest, largest)] * (rows // largest)
+    if rows % largest:
+        rest = rows % largest
+        out.append((rest, 1 << (rest - 1).bit_length()))
+    return out
+
+
 def _settle(future: Future, result: int | None = None, error: BaseException | None = None) -> None:
     """Complete a waiter's future unless it is already done (its request may have given up)."""
     try:
@@ -225,6 +255,8 @@ class DecisionLog:
         self.problem: str | None = "the decision log is being opened"
         self._positional = True
         self._insert_sql = ""
+        self._statement_rows = 0  # SQLite: rows per INSERT at most (0: one row per execution)
+        self._idle = False  # the writer is waiting for rows
         self._closing = False
         self._rows_since_checkpoint = 0  # SQLite only
         self._connection: sa.Connection | None = None  # the writer thread's, between commits
@@ -254,6 +286,14 @@ class DecisionLog:
             # Drivers with positional parameters take the rows as tuples directly (SQLite: the fast path).
             self._positional = engine.dialect.paramstyle in ("qmark", "numeric", "format")
             self._insert_sql = str(insert)
+            if engine.dialect.name == "sqlite":
+                raw = engine.raw_connection()
+                try:
+                    variables = raw.driver_connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+                finally:
+                    raw.close()
+                fits = max(variables // len(ROW_COLUMNS), 1)
+                self._statement_rows = 1 << (min(fits, _MAX_STATEMENT_ROWS).bit_length() - 1)
             self.engine = engine
 
     def _probe(self) -> None:
@@ -281,12 +321,15 @@ class DecisionLog:
             self.problem = None
         self._opened.set()
 
-    def submit(self, decisions: list[Decision], within: Callable[[sa.Connection], None] | None = None) -> Future:
+    def submit(self, decisions: list[Decision], within: Callable[[sa.Connection], None] | None = None,
+               hand_over: bool = False) -> Future:
         """Queue decisions for the writer; the future completes once they are committed.
 
-        The rows are made here, in the caller's thread, so the writer only runs the database's own work
-        (which mostly runs without the GIL) while the caller goes on, e.g. to serialise its answer.
-        `within` runs in the same transaction (e.g. storing the answer an Idempotency-Key replays).
+        The rows are made here, in the caller's thread. `within` runs in the same transaction (e.g. storing
+        the answer an Idempotency-Key replays). `hand_over`: the caller is about to run long work that holds
+        the GIL (serialising a big answer), so when the writer is idle this returns once it has started
+        inserting the rows, which SQLite then does without the GIL, beside that work. Without it the writer
+        could not get the GIL until that work ended.
         """
         future: Future = Future()
         if not decisions and within is None:
@@ -295,7 +338,11 @@ class DecisionLog:
         if self.problem is not None or self._closing:
             future.set_exception(DecisionLogError(self.problem or "the decision log is closing"))
             return future
-        self._queue.put(_Waiting(rows(decisions), future, within))
+        # A busy writer is not waited for: it takes these rows after its commit, while the caller works.
+        waiting = _Waiting(rows(decisions), future, within, threading.Event() if hand_over and self._idle else None)
+        self._queue.put(waiting)
+        if waiting.taken is not None:
+            waiting.taken.wait(_HAND_OVER_WAIT_S)
         return future
 
     def write(self, decisions: list[Decision]) -> int:
@@ -311,10 +358,13 @@ class DecisionLog:
             try:
                 if self.problem is not None:
                     self._recover()
+                self._idle = True
                 try:
                     item = self._queue.get(timeout=None if self.problem is None else self.retry_s)
                 except queue.Empty:
                     continue
+                finally:
+                    self._idle = False
                 if item is None:
                     self._let_go(broken=False)
                     return
@@ -343,6 +393,14 @@ class DecisionLog:
         # A waiter cancelled before its commit begins has already answered (504): its rows are not written.
         # Once running, a future can no longer be cancelled, so its outcome is always delivered.
         live = [waiting for waiting in group if waiting.future.set_running_or_notify_cancel()]
+        try:
+            self._commit_live(live)
+        finally:
+            for waiting in group:
+                if waiting.taken is not None:
+                    waiting.taken.set()
+
+    def _commit_live(self, live: list[_Waiting]) -> None:
         if not live:
             return
         if self.problem is not None or self.engine is None:
@@ -353,12 +411,21 @@ class DecisionLog:
         decided_at = datetime.now(timezone.utc).isoformat()
         count = sum(len(waiting.rows) for waiting in live)
         try:
-            rows = [(decided_at, *values) for waiting in live for values in waiting.rows]
             connection = self._held()
             with connection.begin():
+                if self._statement_rows:
+                    # Begun here, not by the driver inside the INSERT: there it would let go of the GIL (and
+                    # wait to get it back) after the rows are handed over. IMMEDIATE: the write lock now.
+                    connection.exec_driver_sql("BEGIN IMMEDIATE")
+                    self._insert_padded(connection, decided_at, live)
+                    rows = None
+                else:
+                    rows = [(decided_at, *values) for waiting in live for values in waiting.rows]
                 if rows and self._positional:
+                    _hand_over(live)
                     connection.exec_driver_sql(self._insert_sql, rows)
                 elif rows:
+                    _hand_over(live)
                     connection.execute(DECISIONS.insert(), [dict(zip(ROW_COLUMNS, r)) for r in rows])
                 for waiting in live:
                     if waiting.within is not None:
@@ -379,11 +446,39 @@ class DecisionLog:
             if self._rows_since_checkpoint >= _CHECKPOINT_ROWS:
                 self._checkpoint()
 
+    def _insert_padded(self, connection: sa.Connection, decided_at: str, live: list[_Waiting]) -> None:
+        """SQLite: the waiters' rows, committed at `decided_at`, by padded multi-row INSERTs (`_padded_insert`); the
+        waiters are handed over just before the first."""
+        rows = [values for waiting in live for values in waiting.rows]
+        width = len(ROW_COLUMNS)
+        start = 0
+        for taken, size in _statement_sizes(len(rows), self._statement_rows):
+            params: list[object] = []
+            append, extend = params.append, params.extend
+            for values in rows[start:start + taken]:
+                append(decided_at)
+                extend(values)
+            extend([None] * ((size - taken) * width))
+            start += taken
+            params_tuple = tuple(params)
+            _hand_over(live)
+            connection.exec_driver_sql(_padded_insert(size), params_tuple)
+
     def _held(self) -> sa.Connection:
         """The writer's own connection, kept between commits: taking one from the pool for each commit and handing
         it back (which rolls it back) was a sizeable part of a one-row commit's time."""
         if self._connection is None:
-            self._connection = self.engine.connect()
+            connection = self.engine.connect()
+            if self._statement_rows:
+                # Prepare each size of INSERT once now (the driver keeps them): a thousand rows' took milliseconds.
+                # All-NULL rows: nothing is inserted, and the transaction is rolled back anyway.
+                with connection.begin() as transaction:
+                    size = 1
+                    while size <= self._statement_rows:
+                        connection.exec_driver_sql(_padded_insert(size), (None,) * (size * len(ROW_COLUMNS)))
+                        size *= 2
+                    transaction.rollback()
+            self._connection = connection
         return self._connection
 
     def _let_go(self, broken: bool = True) -> None:
@@ -413,6 +508,13 @@ class DecisionLog:
             self._writer.join(timeout=max(self.busy_ms / 1000, 1.0) + 5.0)
         if self.engine is not None:
             self.engine.dispose()
+
+
+def _hand_over(live: Sequence[_Waiting]) -> None:
+    """Let the callers waiting for their rows to be taken go on (see DecisionLog.submit's hand_over)."""
+    for waiting in live:
+        if waiting.taken is not None:
+            waiting.taken.set()
 
 
 def read_decisions(url: str) -> list[dict[str, object]]:

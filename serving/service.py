@@ -185,18 +185,20 @@ class RiskService:
         now = datetime.now(timezone.utc)
         claim = current_claim()
 
-        def decide() -> tuple[list[Decision], Future, bytes, Delivery | None]:
+        def decide(threaded: bool) -> tuple[list[Decision], Future, bytes, Delivery | None]:
             answer, decided = work(model, now)
             # A webhook delivery for the triggered decisions is stored in their transaction (serving/webhook.py).
             delivery = self.webhook.prepare(decided) if self.webhook is not None else None
             outbox = partial(self.webhook.store, delivery) if delivery is not None else None
-            # The answer is serialised once, in the shape of the endpoint's response model, before its decisions
-            # are handed to the decision log (it is sent only after their commit). Not while they are committed:
-            # the serialiser holds the GIL throughout, so the log's writer thread could not start until it ended.
-            body = scoring.answer_json(answer)
             if claim is None:
-                return decided, self.decision_log.submit(decided, outbox), body, delivery
-            # With an Idempotency-Key, the answer is stored with the decisions, in their transaction.
+                # In a worker thread, the decisions are handed to the log's writer before the answer is serialised
+                # (it is sent only after their commit): SQLite inserts them without the GIL meanwhile. Not on the
+                # event loop, which must not wait for the writer.
+                committed = self.decision_log.submit(decided, outbox, hand_over=threaded)
+                return decided, committed, scoring.answer_json(answer), delivery
+            # With an Idempotency-Key, the answer is serialised first: it is stored with the decisions, in their
+            # transaction.
+            body = scoring.answer_json(answer)
             committed = claim.hand(body, lambda within: self.decision_log.submit(decided, _together(within, outbox)))
             if committed is None:
                 raise RequestAbandoned
@@ -204,9 +206,9 @@ class RiskService:
 
         try:
             if len(items) > _INLINE_PATIENTS or sum(len(item.events or ()) for item in items) > _INLINE_EVENTS:
-                decided, committed, body, delivery = await anyio.to_thread.run_sync(decide)
+                decided, committed, body, delivery = await anyio.to_thread.run_sync(decide, True)
             else:
-                decided, committed, body, delivery = decide()
+                decided, committed, body, delivery = decide(False)
         except InputProblems as error:
             return JSONResponse(status_code=422, content={"error": "the request breaks the rules below",
                                                           "problems": error.problems})
