@@ -396,9 +396,7 @@ class DecisionLog:
         try:
             self._commit_live(live)
         finally:
-            for waiting in group:
-                if waiting.taken is not None:
-                    waiting.taken.set()
+            _hand_over(group)  # also those whose rows were not inserted
 
     def _commit_live(self, live: list[_Waiting]) -> None:
         if not live:
@@ -418,15 +416,13 @@ class DecisionLog:
                     # wait to get it back) after the rows are handed over. IMMEDIATE: the write lock now.
                     connection.exec_driver_sql("BEGIN IMMEDIATE")
                     self._insert_padded(connection, decided_at, live)
-                    rows = None
-                else:
+                elif count:
                     rows = [(decided_at, *values) for waiting in live for values in waiting.rows]
-                if rows and self._positional:
                     _hand_over(live)
-                    connection.exec_driver_sql(self._insert_sql, rows)
-                elif rows:
-                    _hand_over(live)
-                    connection.execute(DECISIONS.insert(), [dict(zip(ROW_COLUMNS, r)) for r in rows])
+                    if self._positional:
+                        connection.exec_driver_sql(self._insert_sql, rows)
+                    else:
+                        connection.execute(DECISIONS.insert(), [dict(zip(ROW_COLUMNS, r)) for r in rows])
                 for waiting in live:
                     if waiting.within is not None:
                         waiting.within(connection)

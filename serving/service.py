@@ -193,7 +193,8 @@ class RiskService:
             if claim is None:
                 # In a worker thread, the decisions are handed to the log's writer before the answer is serialised
                 # (it is sent only after their commit): SQLite inserts them without the GIL meanwhile. Not on the
-                # event loop, which must not wait for the writer.
+                # event loop, which must not wait for the writer. (Were the answer to fail to serialise, its
+                # decisions would stay logged, and the caller would get a 500.)
                 committed = self.decision_log.submit(decided, outbox, hand_over=threaded)
                 return decided, committed, scoring.answer_json(answer), delivery
             # With an Idempotency-Key, the answer is serialised first: it is stored with the decisions, in their
