@@ -191,11 +191,12 @@ class RiskService:
             delivery = self.webhook.prepare(decided) if self.webhook is not None else None
             outbox = partial(self.webhook.store, delivery) if delivery is not None else None
             if claim is None:
-                # In a worker thread, the decisions are handed to the log's writer before the answer is serialised
-                # (it is sent only after their commit): SQLite inserts them without the GIL meanwhile. Not on the
+                # Many decisions, in a worker thread: handed to the log's writer before the answer is serialised
+                # (it is sent only after their commit), SQLite inserts them without the GIL meanwhile. Not on the
                 # event loop, which must not wait for the writer. (Were the answer to fail to serialise, its
                 # decisions would stay logged, and the caller would get a 500.)
-                committed = self.decision_log.submit(decided, outbox, hand_over=threaded)
+                committed = self.decision_log.submit(decided, outbox,
+                                                     hand_over=threaded and len(decided) > _INLINE_PATIENTS)
                 return decided, committed, scoring.answer_json(answer), delivery
             # With an Idempotency-Key, the answer is serialised first: it is stored with the decisions, in their
             # transaction.

@@ -342,11 +342,14 @@ def test_body_size_and_batch_limits(server):
 # --- decision log ---------------------------------------------------------------------------
 
 
-def test_decisions_are_in_the_log_when_the_reply_arrives(client, server):
-    items = [{**it, "patient_id": f"logged-{i}"} for i, it in enumerate(feature_items(server.store,
-                                                                                     _chosen(server.store, 3)))]
+@pytest.mark.parametrize("patients", [3, 40])  # 40: scored in a worker thread, rows handed over before the answer
+def test_decisions_are_in_the_log_when_the_reply_arrives(client, server, patients):
+    prefix = f"logged{patients}-"
+    items = [{**it, "patient_id": f"{prefix}{i}"}
+             for i, it in enumerate(feature_items(server.store, _chosen(server.store, patients)))]
+    assert len(items) == patients
     results = client.post("/score", json={"patients": items}).json()["results"]
-    rows = {r["patient_id"]: r for r in read_decisions(server.decisions_url) if r["patient_id"].startswith("logged-")}
+    rows = {r["patient_id"]: r for r in read_decisions(server.decisions_url) if r["patient_id"].startswith(prefix)}
     assert set(rows) == {it["patient_id"] for it in items}
     for res in results:
         row = rows[res["patient_id"]]
