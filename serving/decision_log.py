@@ -255,7 +255,7 @@ class DecisionLog:
         self.problem: str | None = "the decision log is being opened"
         self._positional = True
         self._insert_sql = ""
-        self._statement_rows = 0  # SQLite: rows per INSERT at most (0: one row per execution)
+        self._statement_rows = 0  # SQLite: rows per INSERT at most, set with the writer's connection (0: other stores)
         self._idle = False  # the writer is waiting for rows
         self._closing = False
         self._rows_since_checkpoint = 0  # SQLite only
@@ -286,14 +286,6 @@ class DecisionLog:
             # Drivers with positional parameters take the rows as tuples directly (SQLite: the fast path).
             self._positional = engine.dialect.paramstyle in ("qmark", "numeric", "format")
             self._insert_sql = str(insert)
-            if engine.dialect.name == "sqlite":
-                raw = engine.raw_connection()
-                try:
-                    variables = raw.driver_connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
-                finally:
-                    raw.close()
-                fits = max(variables // len(ROW_COLUMNS), 1)
-                self._statement_rows = 1 << (min(fits, _MAX_STATEMENT_ROWS).bit_length() - 1)
             self.engine = engine
 
     def _probe(self) -> None:
@@ -465,7 +457,11 @@ class DecisionLog:
         it back (which rolls it back) was a sizeable part of a one-row commit's time."""
         if self._connection is None:
             connection = self.engine.connect()
-            if self._statement_rows:
+            if self.engine.dialect.name == "sqlite":
+                # As many rows per INSERT as SQLite's limit of bound variables allows, up to _MAX_STATEMENT_ROWS.
+                variables = connection.connection.driver_connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+                fits = min(max(variables // len(ROW_COLUMNS), 1), _MAX_STATEMENT_ROWS)
+                self._statement_rows = 1 << (fits.bit_length() - 1)
                 # Prepare each size of INSERT once now (the driver keeps them): a thousand rows' took milliseconds.
                 # All-NULL rows: nothing is inserted, and the transaction is rolled back anyway.
                 with connection.begin() as transaction:
