@@ -87,12 +87,12 @@ def _dask(data: Path, out: Path, model, workers: int, repeat: int, config,
     with dask_client(scheduler, workers, config):
         def features():
             cohort = read_partitioned(data, config=config)
-            table = distributed_training_table(cohort, data_end_of(data, cohort.events))
+            table = distributed_training_table(cohort, data_end_of(data, cohort))
             return count(write_dataset(table, out / f"features_dask{workers}.parquet"))
 
         def scores():
             cohort = read_partitioned(data, config=config)
-            result = distributed_scores(cohort, data_end_of(data, cohort.events), model)
+            result = distributed_scores(cohort, data_end_of(data, cohort), model)
             return count(write_dataset(result, out / f"scores_dask{workers}.parquet"))
 
         features(), scores()  # the first runs import lapse (and the serving code) on every worker: not timed

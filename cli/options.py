@@ -127,18 +127,12 @@ def label_feature_flags(as_of_days: str | None, horizon: int | None, definition:
     return {flag: given for flag, given in flags.items() if given[1] is not None}
 
 
-def refuse_on_dask(data: Path, settings, snapshots: bool = True) -> None:
-    """The Dask engine reads lapse's own contract and label rule: a declared vocabulary, external labels or
-    calendar bounds run on the local engine (refused here rather than ignored on the cluster)."""
+def refuse_on_dask(data: Path) -> None:
+    """The Dask engine labels snapshots by lapse's label rule: external labels (the folder's labels table) run on
+    the local engine (refused here rather than ignored on the cluster)."""
     from config import ConfigError
     from features.external_labels import labels_file
 
-    if settings.events.types or settings.events.columns != type(settings.events.columns)():
-        raise ConfigError("a declared [events] vocabulary or column names run on the local engine: "
-                          "use --engine local")
-    if snapshots and labels_file(data) is not None:
+    if labels_file(data) is not None:
         raise ConfigError(f"{data}: external labels (the labels table) run on the local engine: use --engine local")
-    calendar_bounds = settings.features.calendar_start or settings.features.calendar_end
-    if snapshots and (calendar_bounds or not settings.features.as_of_days):
-        raise ConfigError("--as-of-dates runs on the local engine: use --engine local")
 

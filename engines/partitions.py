@@ -13,22 +13,27 @@ from typing import NamedTuple
 import pandas as pd
 import pyarrow.parquet as pq
 
-from config import ScaleOutConfig
+from config import EventsConfig, ScaleOutConfig
 from features.io import find_table, meta_data_end
 from features.labels import as_utc_instant
 
 
 class PartitionedCohort(NamedTuple):
-    """Dask frames of patients and events, hash-shuffled alike on patient_id (partition i of each matches)."""
+    """Dask frames of patients and events, hash-shuffled alike on patient_id (partition i of each matches).
+
+    The frames hold the tables as read: `declared` (the program's [events] table) names their columns and event
+    types, and each partition is validated with it (`engines.features.canonical_partition`).
+    """
 
     patients: object
     events: object
     npartitions: int
+    declared: EventsConfig = EventsConfig()
 
 
-def _text_ids(frame: pd.DataFrame) -> pd.DataFrame:
+def _text_ids(frame: pd.DataFrame, key: str) -> pd.DataFrame:
     # One dtype in both tables, so equal ids hash alike whatever the files stored.
-    return frame.assign(patient_id=frame["patient_id"].astype("str"))
+    return frame.assign(**{key: frame[key].astype("str")})
 
 
 def _parquet(data_dir: Path, name: str) -> Path:
@@ -38,19 +43,25 @@ def _parquet(data_dir: Path, name: str) -> Path:
     return path
 
 
-def partition_frames(patients, events, n: int):
-    """Both Dask frames moved so that partition i of each holds the same whole patients (and their events)."""
+def partition_frames(patients, events, n: int, key: str = "patient_id"):
+    """Both Dask frames moved so that partition i of each holds the same whole patients (and their events);
+    `key` is the tables' patient id column."""
     out = []
     for frame in (patients, events):
-        keyed = frame.map_partitions(_text_ids, meta=_text_ids(frame._meta))
-        # A hash shuffle on patient_id sends a patient's rows of both tables to the same output partition.
-        out.append(keyed.shuffle(on="patient_id", npartitions=n))
+        keyed = frame.map_partitions(_text_ids, key, meta=_text_ids(frame._meta, key))
+        # A hash shuffle on the patient id sends a patient's rows of both tables to the same output partition.
+        out.append(keyed.shuffle(on=key, npartitions=n))
     return out
 
 
 def read_partitioned(data_dir: str | Path, npartitions: int | None = None,
-                     config: ScaleOutConfig = ScaleOutConfig()) -> PartitionedCohort:
-    """Lazy patients and events of a data folder, partitioned by patient (sized from the events' Parquet metadata)."""
+                     config: ScaleOutConfig = ScaleOutConfig(),
+                     declared: EventsConfig = EventsConfig()) -> PartitionedCohort:
+    """Lazy patients and events of a data folder, partitioned by patient (sized from the events' Parquet metadata).
+
+    `declared` is the program's [events] table: its column names are read as lapse's, and its event types when each
+    partition is validated.
+    """
     import dask.dataframe as dd  # an optional extra (lapse[dask]): imported only when the Dask engine runs
 
     data_dir = Path(data_dir)
@@ -60,11 +71,12 @@ def read_partitioned(data_dir: str | Path, npartitions: int | None = None,
         npartitions = max(1, math.ceil(n_events / config.events_per_partition))
     patients = dd.read_parquet(str(p_path))
     events = dd.read_parquet(str(e_path))
+    key = declared.columns.patient_id
     for name, frame in (("patients", patients), ("events", events)):
-        if "patient_id" not in frame.columns:
-            raise ValueError(f"{data_dir}: the {name} table has no patient_id column")
-    p, e = partition_frames(patients, events, npartitions)
-    return PartitionedCohort(p, e, npartitions)
+        if key not in frame.columns:
+            raise ValueError(f"{data_dir}: the {name} table has no {key} column")
+    p, e = partition_frames(patients, events, npartitions, key)
+    return PartitionedCohort(p, e, npartitions, declared)
 
 
 def _files(path: Path) -> list[Path]:
@@ -76,11 +88,12 @@ def local_frames(patients: pd.DataFrame, events: pd.DataFrame) -> tuple[pd.DataF
     return patients.reset_index(drop=True), events.reset_index(drop=True)
 
 
-def data_end_of(data_dir: str | Path, events) -> pd.Timestamp:
+def data_end_of(data_dir: str | Path, cohort: PartitionedCohort) -> pd.Timestamp:
     """End of observation: meta.json's data_end, else the latest event time (computed on the cluster)."""
     stamp = meta_data_end(data_dir)
     if stamp is not None:
         return stamp
+    events = cohort.events
     if int(events.shape[0].compute()) == 0:
         raise ValueError(f"{data_dir}: no events and no meta.json with data_end, so the end of observation is unknown")
-    return as_utc_instant(events["timestamp"].max().compute())
+    return as_utc_instant(events[cohort.declared.columns.timestamp].max().compute())

@@ -80,19 +80,20 @@ def score_cohort(patients: pd.DataFrame, events: pd.DataFrame, as_of: pd.Timesta
 
 
 def _score_partition(patients: pd.DataFrame, events: pd.DataFrame, as_of, model, top_reasons: int,
-                     partition_info=None) -> pd.DataFrame:
-    cohort = canonical_partition(patients, events, partition_info["number"] if partition_info else 0)
+                     engaged_within_days: int | None, declared: EventsConfig, partition_info=None) -> pd.DataFrame:
+    cohort = canonical_partition(patients, events, partition_info["number"] if partition_info else 0, declared)
     if cohort is None:
         return score_meta()
-    return score_cohort(cohort.patients, cohort.events, as_of, model, top_reasons)
+    return score_cohort(cohort.patients, cohort.events, as_of, model, top_reasons, engaged_within_days)
 
 
-def distributed_scores(cohort, as_of: pd.Timestamp, model: LoadedModel, top_reasons: int = 5):
+def distributed_scores(cohort, as_of: pd.Timestamp, model: LoadedModel, top_reasons: int = 5,
+                       engaged_within_days: int | None = None):
     """A lazy Dask frame of `score_cohort` rows, one partition per patient partition."""
     import dask.dataframe as dd  # the optional [dask] extra: only this engine needs it
 
     return dd.map_partitions(_score_partition, cohort.patients, cohort.events, as_of, model, top_reasons,
-                             meta=score_meta(), align_dataframes=False)
+                             engaged_within_days, cohort.declared, meta=score_meta(), align_dataframes=False)
 
 
 def load_served_model(tracking_uri: str, alias: str = "champion", model_name: str | None = None) -> LoadedModel:

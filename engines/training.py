@@ -16,9 +16,11 @@ import numpy as np
 import pandas as pd
 import xgboost as xgb
 
-from config import DEFAULT_PATHS, FeatureConfig, LabelConfig, Paths, TrainingConfig, XGBoostParams
+from config import (DEFAULT_PATHS, EventsConfig, FeatureConfig, LabelConfig, Paths, ScaleOutConfig, TrainingConfig,
+                    XGBoostParams)
 from engines.features import canonical_partition, distributed_training_table
 from engines.partitions import data_end_of, read_partitioned
+from features.declaration import rename_to_contract
 from models.estimators import best_rounds, booster_params
 from training.data import LabelledCohort
 from training.fit import LABEL, Split
@@ -28,9 +30,15 @@ from training.tracking import connect, tracking_uri
 PART = "_lapse_part"
 
 
-def _canonical_patients(patients: pd.DataFrame, events: pd.DataFrame, partition_info=None) -> pd.DataFrame:
-    cohort = canonical_partition(patients, events, partition_info["number"] if partition_info else 0)
-    return patients.reset_index(drop=True) if cohort is None else cohort.patients
+def _canonical_patients(patients: pd.DataFrame, events: pd.DataFrame, declared: EventsConfig,
+                        partition_info=None) -> pd.DataFrame:
+    cohort = canonical_partition(patients, events, partition_info["number"] if partition_info else 0, declared)
+    return _patients_as_read(patients, declared) if cohort is None else cohort.patients
+
+
+def _patients_as_read(patients: pd.DataFrame, declared: EventsConfig) -> pd.DataFrame:
+    # An empty partition's patients (and the frame's meta): the program's column names read as lapse's.
+    return rename_to_contract(patients, None, declared)[0].reset_index(drop=True)
 
 
 def _with_part(frame: pd.DataFrame, part_of: pd.Series) -> pd.DataFrame:
@@ -47,17 +55,19 @@ class DaskTrainingTable:
 
     client: object
     npartitions: int | None = None
+    scale_out: ScaleOutConfig = ScaleOutConfig()
     distributed: object = None
 
     def __call__(self, data_dir: Path, feature_config: FeatureConfig, label_config: LabelConfig) -> LabelledCohort:
         import dask  # an optional extra (lapse[dask]): imported only when the Dask engine runs
 
-        cohort = read_partitioned(data_dir, self.npartitions)
-        data_end = data_end_of(data_dir, cohort.events)
-        self.distributed = distributed_training_table(cohort, data_end, feature_config, label_config).persist()
-        patients_meta = cohort.patients._meta.reset_index(drop=True)
-        patients_ddf = cohort.patients.map_partitions(_canonical_patients, cohort.events, meta=patients_meta,
-                                                      align_dataframes=False)
+        cohort = read_partitioned(data_dir, self.npartitions, self.scale_out, feature_config.events)
+        data_end = data_end_of(data_dir, cohort)
+        self.distributed = distributed_training_table(cohort, data_end, feature_config, label_config,
+                                                      feature_config.calendar).persist()
+        patients_meta = _patients_as_read(cohort.patients._meta, cohort.declared)
+        patients_ddf = cohort.patients.map_partitions(_canonical_patients, cohort.events, cohort.declared,
+                                                      meta=patients_meta, align_dataframes=False)
         local, patients = dask.compute(self.distributed, patients_ddf)
         # A fixed order, whatever the partitioning: the run's fingerprint and split do not depend on it.
         local = local.sort_values(["patient_id", "as_of"], kind="stable", ignore_index=True)
@@ -101,9 +111,10 @@ class DaskBoosterFitter:
 def run_dask_training(client, data_dir: str | Path, config: TrainingConfig = TrainingConfig(),
                       feature_config: FeatureConfig = FeatureConfig(), label_config: LabelConfig = LabelConfig(),
                       tracking: str | None = None, paths: Paths = DEFAULT_PATHS,
-                      npartitions: int | None = None) -> TrainingSummary:
-    """The whole training job on a Dask cluster: same MLflow run, metrics, artifacts, registry and alias."""
-    builder = DaskTrainingTable(client, npartitions)
+                      npartitions: int | None = None, scale_out: ScaleOutConfig = ScaleOutConfig()) -> TrainingSummary:
+    """The whole training job on a Dask cluster: same MLflow run, metrics, artifacts, registry and alias
+    (`npartitions`, else partitions sized by `scale_out`)."""
+    builder = DaskTrainingTable(client, npartitions, scale_out)
     data = load_training_data(data_dir, feature_config, label_config, build_table=builder)
     summary = log_training_run(data, config, label_config, tracking, paths, run_name="train (dask)",
                                fit_booster=DaskBoosterFitter(client, builder.distributed))

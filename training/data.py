@@ -44,7 +44,7 @@ def local_training_table(data_dir: Path, feature_config: FeatureConfig, label_co
     data_end = read_data_end(data_dir, cohort.events)
     table = training_table(cohort.patients, cohort.events, data_end, days=feature_config.as_of_days,
                            feature_config=feature_config, label_config=label_config,
-                           labels=load_labels(data_dir, cohort.patients))
+                           calendar=feature_config.calendar, labels=load_labels(data_dir, cohort.patients))
     return LabelledCohort(table, cohort.patients, data_end)
 
 

@@ -45,13 +45,11 @@ def command(
     settings = load_settings(data, config, label_feature_flags(as_of_days, horizon, definition, calendar, as_of_dates, every_days,
                                 eligible_within))
     if engine is Engine.dask:
-        refuse_on_dask(data, settings)
+        refuse_on_dask(data)
         from engines.commands import run_features
 
-        return run_features(SimpleNamespace(
-            data=data, out=out, as_of_days=settings.features.as_of_days, horizon=settings.labels.horizon_days,
-            definition=settings.labels.definition, calendar=settings.features.calendar, scheduler=scheduler,
-            workers=workers or settings.scale_out.workers))
+        return run_features(SimpleNamespace(data=data, out=out, scheduler=scheduler,
+                                            workers=workers or settings.scale_out.workers), settings)
     with job_steps("features", ["read", "build", "write"]) as step:
         _, _, table = build_training_table(data, settings, step)
         step(f"writing {out}")

@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 import typer
 
 from cli.options import (AsOfDates, ConfigFile, DataDir, EligibleWithin, Engine, EngineOption, EveryDays, Scheduler,
-                         Workers, parse_dates, refuse_on_dask)
+                         Workers, parse_dates)
 from cli.progress import job_steps
 from config import ConfigError, RegistryConfig, ServingConfig, load_settings
 
@@ -72,8 +72,8 @@ def command(
         model = load_served_model(tracking_uri(), alias or settings.registry.champion_alias,
                                   settings.registry.registered_model)
         if engine is Engine.dask:
-            refuse_on_dask(data, settings, snapshots=False)
-            tiers = _run_dask(data, out, dates[0].isoformat() if dates else as_of, scheduler, model, settings)
+            tiers = _run_dask(data, out, dates[0].isoformat() if dates else as_of, scheduler, model, settings,
+                              eligible_within)
         else:
             tiers = _run_local(data, out, as_of, model, settings, step, dates, eligible_within)
     total = int(sum(tiers.values()))
@@ -111,7 +111,8 @@ def _run_local(data: Path, out: Path, as_of: str | None, model, settings, step, 
     return scores["tier"].value_counts().to_dict()
 
 
-def _run_dask(data: Path, out: Path, as_of: str | None, scheduler: str | None, model, settings) -> dict:
+def _run_dask(data: Path, out: Path, as_of: str | None, scheduler: str | None, model, settings,
+              eligible_within: int | None = None) -> dict:
     from engines.cluster import dask_client
     from engines.output import write_dataset
     from engines.partitions import data_end_of, read_partitioned
@@ -119,9 +120,9 @@ def _run_dask(data: Path, out: Path, as_of: str | None, scheduler: str | None, m
 
     config = settings.scale_out
     with dask_client(scheduler, config.workers, config):
-        cohort = read_partitioned(data, config=config)
-        moment = _as_of(as_of, data_end_of(data, cohort.events))
-        write_dataset(distributed_scores(cohort, moment, model, settings.serving.top_reasons), out)
+        cohort = read_partitioned(data, config=config, declared=settings.events)
+        moment = _as_of(as_of, data_end_of(data, cohort))
+        write_dataset(distributed_scores(cohort, moment, model, settings.serving.top_reasons, eligible_within), out)
         import dask.dataframe as dd  # optional extra (lapse[dask]): imported only on this path
 
         return dd.read_parquet(str(out), columns=["tier"])["tier"].value_counts().compute().to_dict()

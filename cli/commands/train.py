@@ -113,13 +113,13 @@ def command(
         flags["--threads"] = (("training", "xgboost", "nthread"), threads)
     settings = load_settings(data, config, flags)
     if engine is Engine.dask:
-        refuse_on_dask(data, settings)
+        refuse_on_dask(data)
         if features_file is not None:
             raise ConfigError("--features trains in this process: use it without --engine dask")
         from engines.commands import train_on_dask
 
         args = SimpleNamespace(data=data, scheduler=scheduler, workers=workers or settings.scale_out.workers)
-        summary = train_on_dask(args, settings.training, settings.features, settings.labels)
+        summary = train_on_dask(args, settings)
     else:
         from training.job import log_training_run
 

@@ -67,10 +67,7 @@ def test_train_and_score_batch_at_calendar_dates(data, tmp_path, monkeypatch, ca
     capsys.readouterr()
 
 
-def test_what_the_dask_engine_cannot_do_is_refused_not_ignored(data, tmp_path, capsys):
-    out = str(tmp_path / "f.parquet")
-    assert main(["features", "--data", str(data), "--out", out, "--engine", "dask", "--as-of-dates", "2026-01-01"]) == 2
-    assert "--as-of-dates runs on the local engine" in capsys.readouterr().err
+def test_external_labels_on_the_dask_engine_are_refused_not_ignored(data, tmp_path, capsys):
     (data / "labels.csv").write_text("patient_id,as_of,dropout\n")
     assert main(["train", "--data", str(data), "--engine", "dask"]) == 2
     assert "external labels" in capsys.readouterr().err

@@ -82,6 +82,72 @@ def test_dask_features_equal_single_machine_exactly(cohort, local_cohort):
     np.testing.assert_array_equal(got[features].isna().to_numpy(), expected[features].isna().to_numpy())
 
 
+# A program's own export: its own column names and type names (one mapped onto lapse's session, one of its own).
+PROGRAM_TOML = """
+[events.columns]
+patient_id = "member"
+enrolled_at = "joined"
+timestamp = "occurred_at"
+event_type = "kind"
+
+[events.types."lesson.started"]
+maps_to = "session"
+
+[events.types.nudge-tapped]
+own_engagement = false
+
+[features]
+windows_days = [5, 10]
+calendar_every_days = 10
+
+[labels]
+engaged_within_days = 7
+
+[scale_out]
+events_per_partition = 20000
+"""
+
+
+@pytest.fixture(scope="module")
+def program_dir(sim_cohort, tmp_path_factory) -> Path:
+    """The simulated cohort as a program would export it (PROGRAM_TOML declares it), Parquet, no meta.json."""
+    folder = tmp_path_factory.mktemp("program")
+    patients = sim_cohort.patients.rename(columns={"patient_id": "member", "enrolled_at": "joined"})
+    kinds = sim_cohort.events["event_type"].astype("str").replace({"session": "Lesson.Started",
+                                                                   "reminder_opened": "nudge-tapped"})
+    events = sim_cohort.events.assign(event_type=kinds).rename(
+        columns={"patient_id": "member", "timestamp": "occurred_at", "event_type": "kind"})
+    patients.to_parquet(folder / "patients.parquet")
+    events.to_parquet(folder / "events.parquet")
+    (folder / "lapse.toml").write_text(PROGRAM_TOML)
+    return folder
+
+
+def _program_settings(folder: Path, **flags):
+    from config import load_settings
+
+    return load_settings(folder, folder / "lapse.toml", flags)
+
+
+def test_a_programs_own_columns_types_settings_and_calendar_give_the_one_machine_table(program_dir, client, capsys):
+    from cli.main import main
+
+    local, dask = program_dir / "local.parquet", program_dir / "dask.parquet"
+    common = ["features", "--data", str(program_dir), "--config", str(program_dir / "lapse.toml"), "--calendar"]
+    assert main([*common, "--out", str(local)]) == 0
+    assert main([*common, "--out", str(dask), "--engine", "dask", "--workers", "2"]) == 0
+    assert "partitions" in capsys.readouterr().out and len(list(dask.glob("*.parquet"))) > 2  # [scale_out] sizes them
+    expected = pd.read_parquet(local).sort_values(KEY, ignore_index=True)
+    got = pd.read_parquet(dask).sort_values(KEY, ignore_index=True)
+    assert len(got) == len(expected) > 1000
+    pd.testing.assert_frame_equal(got, expected, check_exact=True)
+    # What the settings say is in the table: the program's own type, its windows, its calendar snapshots.
+    assert any("nudge_tapped" in c for c in got.columns)
+    assert "sessions_5d" in got.columns and "sessions_14d" not in got.columns
+    days = set(got["as_of_day"])
+    assert {3, 7, 14, 21, 28} <= days and len(days) > 30  # days since enrolment and the calendar's dates
+
+
 @pytest.fixture(scope="module")
 def store(tmp_path_factory, fresh_store):
     return fresh_store(tmp_path_factory.mktemp("mlflow-scaleout"))
@@ -181,6 +247,27 @@ def test_batch_scores_equal_the_service(cohort, local_cohort, served):
         assert [r["sentence"] for r in reasons] == [r.sentence for r in answer.reasons]
         np.testing.assert_allclose([r["contribution"] for r in reasons],
                                    [r.contribution for r in answer.reasons], rtol=0, atol=1e-12)
+
+
+def test_batch_scores_of_a_programs_export_with_its_activity_window_equal_one_machine(program_dir, served):
+    from engines.partitions import data_end_of, read_partitioned
+    from engines.scoring import distributed_scores, score_cohort
+    from features.io import read_data_end
+    from features.validate import load_cohort
+
+    settings = _program_settings(program_dir)
+    local = load_cohort(program_dir, declared=settings.events)
+    data_end = read_data_end(program_dir, local.events)
+    cohort = read_partitioned(program_dir, npartitions=3, declared=settings.events)
+    assert data_end_of(program_dir, cohort) == data_end
+    counts = {}
+    for within in (None, 3):
+        got = distributed_scores(cohort, data_end, served, 5, within).compute()
+        expected = score_cohort(local.patients, local.events, data_end, served, 5, within)
+        pd.testing.assert_frame_equal(got.sort_values("patient_id", ignore_index=True),
+                                      expected.sort_values("patient_id", ignore_index=True), check_exact=True)
+        counts[within] = len(got)
+    assert counts[None] > counts[3] > 0  # the narrower activity window scores fewer patients
 
 
 def _die_once(frame: pd.DataFrame, marker: str, victim: int, partition_info=None) -> pd.DataFrame:
