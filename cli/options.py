@@ -125,14 +125,3 @@ def label_feature_flags(as_of_days: str | None, horizon: int | None, definition:
         "--eligible-within": (("labels", "engaged_within_days"), eligible_within),
     }
     return {flag: given for flag, given in flags.items() if given[1] is not None}
-
-
-def refuse_on_dask(data: Path) -> None:
-    """The Dask engine labels snapshots by lapse's label rule: external labels (the folder's labels table) run on
-    the local engine (refused here rather than ignored on the cluster)."""
-    from config import ConfigError
-    from features.external_labels import labels_file
-
-    if labels_file(data) is not None:
-        raise ConfigError(f"{data}: external labels (the labels table) run on the local engine: use --engine local")
-

@@ -7,7 +7,7 @@ import sys
 
 from config import LapseSettings
 from engines.cluster import dask_client
-from engines.features import distributed_training_table
+from engines.features import cohort_labels, distributed_training_table
 from engines.output import write_dataset
 from engines.partitions import data_end_of, read_partitioned
 from engines.training import run_dask_training
@@ -30,7 +30,7 @@ def run_features(args: argparse.Namespace, settings: LapseSettings) -> int:
             cohort = read_partitioned(args.data, config=config, declared=feature_config.events)
             data_end = data_end_of(args.data, cohort)
             table = distributed_training_table(cohort, data_end, feature_config, label_config,
-                                               feature_config.calendar)
+                                               feature_config.calendar, cohort_labels(args.data, cohort))
             write_dataset(table, args.out)
             written = dd.read_parquet(str(args.out), columns=["patient_id", "as_of_day", "dropout"])
             rows, patients, drops, by_day = dask.compute(

@@ -18,7 +18,7 @@ import xgboost as xgb
 
 from config import (DEFAULT_PATHS, EventsConfig, FeatureConfig, LabelConfig, Paths, ScaleOutConfig, TrainingConfig,
                     XGBoostParams)
-from engines.features import canonical_partition, distributed_training_table
+from engines.features import canonical_partition, cohort_labels, distributed_training_table
 from engines.partitions import data_end_of, read_partitioned
 from features.declaration import rename_to_contract
 from models.estimators import best_rounds, booster_params
@@ -64,7 +64,7 @@ class DaskTrainingTable:
         cohort = read_partitioned(data_dir, self.npartitions, self.scale_out, feature_config.events)
         data_end = data_end_of(data_dir, cohort)
         self.distributed = distributed_training_table(cohort, data_end, feature_config, label_config,
-                                                      feature_config.calendar).persist()
+                                                      feature_config.calendar, cohort_labels(data_dir, cohort)).persist()
         patients_meta = _patients_as_read(cohort.patients._meta, cohort.declared)
         patients_ddf = cohort.patients.map_partitions(_canonical_patients, cohort.events, cohort.declared,
                                                       meta=patients_meta, align_dataframes=False)

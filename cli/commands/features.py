@@ -12,8 +12,7 @@ from typing import Annotated
 import typer
 
 from cli.options import (AsOfDates, AsOfDays, Calendar, ConfigFile, DataDir, DefinitionOption, EligibleWithin, Engine,
-                         EngineOption, EveryDays, Horizon, Scheduler, Workers, label_feature_flags,
-                         refuse_on_dask)
+                         EngineOption, EveryDays, Horizon, Scheduler, Workers, label_feature_flags)
 from cli.progress import job_steps
 from config import ConfigError, load_settings
 
@@ -45,7 +44,6 @@ def command(
     settings = load_settings(data, config, label_feature_flags(as_of_days, horizon, definition, calendar, as_of_dates, every_days,
                                 eligible_within))
     if engine is Engine.dask:
-        refuse_on_dask(data)
         from engines.commands import run_features
 
         return run_features(SimpleNamespace(data=data, out=out, scheduler=scheduler,

@@ -14,8 +14,7 @@ from typing import Annotated, Optional
 import typer
 
 from cli.options import (AsOfDates, AsOfDays, Calendar, ConfigFile, DataDir, DefinitionOption, EligibleWithin, Engine,
-                         EngineOption, EveryDays, Horizon, Scheduler, Workers, label_feature_flags,
-                         refuse_on_dask)
+                         EngineOption, EveryDays, Horizon, Scheduler, Workers, label_feature_flags)
 from cli.progress import job_steps
 from config import ConfigError, TrainingConfig, load_settings
 
@@ -113,7 +112,6 @@ def command(
         flags["--threads"] = (("training", "xgboost", "nthread"), threads)
     settings = load_settings(data, config, flags)
     if engine is Engine.dask:
-        refuse_on_dask(data)
         if features_file is not None:
             raise ConfigError("--features trains in this process: use it without --engine dask")
         from engines.commands import train_on_dask

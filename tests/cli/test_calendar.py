@@ -65,9 +65,3 @@ def test_train_and_score_batch_at_calendar_dates(data, tmp_path, monkeypatch, ca
     assert set(scores["as_of"]) == {first + pd.Timedelta(days=d) for d in (0, 14, 28)}
     assert not scores.duplicated(["patient_id", "as_of"]).any()
     capsys.readouterr()
-
-
-def test_external_labels_on_the_dask_engine_are_refused_not_ignored(data, tmp_path, capsys):
-    (data / "labels.csv").write_text("patient_id,as_of,dropout\n")
-    assert main(["train", "--data", str(data), "--engine", "dask"]) == 2
-    assert "external labels" in capsys.readouterr().err

@@ -149,6 +149,49 @@ def test_a_programs_own_columns_types_settings_and_calendar_give_the_one_machine
 
 
 @pytest.fixture(scope="module")
+def labelled_dir(sim_data_dir, sim_cohort, tmp_path_factory) -> Path:
+    """The simulated cohort with external labels: two labelled times for every other patient."""
+    import shutil
+
+    folder = shutil.copytree(sim_data_dir, tmp_path_factory.mktemp("labelled") / "data")
+    patients = sim_cohort.patients.iloc[::2]
+    labels = pd.concat([pd.DataFrame({"patient_id": patients["patient_id"].astype("str").array,
+                                      "as_of": (patients["enrolled_at"] + pd.Timedelta(days=d)).array,
+                                      "dropout": (np.arange(len(patients)) % (d // 5) == 0).astype(np.int64)})
+                        for d in (10, 25)], ignore_index=True)
+    labels.to_parquet(folder / "labels.parquet")
+    return folder
+
+
+def test_external_labels_give_the_one_machine_table_and_their_problems_name_the_file_and_row(labelled_dir, client,
+                                                                                             capsys):
+    from cli.main import main
+
+    local, dask = labelled_dir / "local.parquet", labelled_dir / "dask.parquet"
+    common = ["features", "--data", str(labelled_dir)]
+    assert main([*common, "--out", str(local)]) == 0
+    assert main([*common, "--out", str(dask), "--engine", "dask", "--workers", "2"]) == 0
+    capsys.readouterr()
+    expected = pd.read_parquet(local).sort_values(KEY, ignore_index=True)
+    got = pd.read_parquet(dask).sort_values(KEY, ignore_index=True)
+    labels = pd.read_parquet(labelled_dir / "labels.parquet")
+    assert len(got) == len(expected) == len(labels)  # the labelled times, not lapse's snapshots
+    pd.testing.assert_frame_equal(got, expected, check_exact=True)
+    assert set(got["as_of_day"]) == {10, 25} and got["dropout"].sum() == labels["dropout"].sum()
+
+    # A label for a patient the tables do not hold: refused on the cluster as on one machine, nothing written.
+    wrong = pd.concat([labels, labels.iloc[[3]].assign(patient_id="nobody")], ignore_index=True)
+    wrong.to_parquet(labelled_dir / "labels.parquet")
+    before = sorted(p.name for p in dask.iterdir())
+    assert main([*common, "--out", str(dask), "--engine", "dask", "--workers", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "labels.parquet" in err and "patient_id" in err and "not in patients" in err
+    assert f"row {len(wrong)}" in err or f"rows {len(wrong)}" in err
+    assert "nobody" not in err  # an id is a patient value: never in an error
+    assert sorted(p.name for p in dask.iterdir()) == before
+
+
+@pytest.fixture(scope="module")
 def store(tmp_path_factory, fresh_store):
     return fresh_store(tmp_path_factory.mktemp("mlflow-scaleout"))
 

@@ -65,3 +65,24 @@ def test_training_on_the_courses_uses_only_supported_features_and_the_external_l
     assert list(meta["feature_names"]) == record["used"]  # the served model asks only for what it uses
     assert "video_value_7d" in meta["feature_names"] and "latest_phq9" not in meta["feature_names"]
     assert {t["name"] for t in meta["events"]["types"]} >= {"video", "problem"}
+
+
+def test_the_courses_on_dask_give_the_one_machine_table(kdd_folder, tmp_path, capsys):
+    pytest.importorskip("distributed")
+    import pyarrow.parquet as pq
+
+    # Their own vocabulary and external labels, in several partitions of whole patients.
+    events = pq.ParquetFile(kdd_folder / "events.parquet").metadata.num_rows
+    config = tmp_path / "lapse.toml"
+    config.write_text((kdd_folder / "lapse.toml").read_text() + f"\n[scale_out]\nevents_per_partition = {events // 3}\n")
+    local, dask = tmp_path / "local.parquet", tmp_path / "dask.parquet"
+    common = ["features", "--data", str(kdd_folder), "--config", str(config)]
+    assert main([*common, "--out", str(local)]) == 0
+    assert main([*common, "--out", str(dask), "--engine", "dask", "--workers", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "(Parquet folder, 3 partitions)" in out or "(Parquet folder, 4 partitions)" in out
+    key = ["patient_id", "as_of"]
+    expected = pd.read_parquet(local).sort_values(key, ignore_index=True)
+    got = pd.read_parquet(dask).sort_values(key, ignore_index=True)
+    assert len(got) == len(pd.read_parquet(kdd_folder / "labels.parquet"))
+    pd.testing.assert_frame_equal(got, expected, check_exact=True)
