@@ -8,6 +8,7 @@ and the core is the service's, so they equal what the API answers for the same p
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -79,20 +80,25 @@ def score_cohort(patients: pd.DataFrame, events: pd.DataFrame, as_of: pd.Timesta
     })
 
 
-def _score_partition(patients: pd.DataFrame, events: pd.DataFrame, as_of, model, top_reasons: int,
-                     engaged_within_days: int | None, declared: EventsConfig, partition_info=None) -> pd.DataFrame:
+def _score_partition(patients: pd.DataFrame, events: pd.DataFrame, moments: tuple[pd.Timestamp, ...], model,
+                     top_reasons: int, engaged_within_days: int | None, declared: EventsConfig,
+                     partition_info=None) -> pd.DataFrame:
     cohort = canonical_partition(patients, events, partition_info["number"] if partition_info else 0, declared)
     if cohort is None:
         return score_meta()
-    return score_cohort(cohort.patients, cohort.events, as_of, model, top_reasons, engaged_within_days)
+    scored = [score_cohort(cohort.patients, cohort.events, moment, model, top_reasons, engaged_within_days)
+              for moment in moments]
+    return scored[0] if len(scored) == 1 else pd.concat(scored, ignore_index=True)
 
 
-def distributed_scores(cohort, as_of: pd.Timestamp, model: LoadedModel, top_reasons: int = 5,
+def distributed_scores(cohort, as_of: pd.Timestamp | Sequence[pd.Timestamp], model: LoadedModel, top_reasons: int = 5,
                        engaged_within_days: int | None = None):
-    """A lazy Dask frame of `score_cohort` rows, one partition per patient partition."""
+    """A lazy Dask frame of `score_cohort` rows at `as_of` (or at each of several as-of times, in their order
+    within a partition), one partition per patient partition."""
     import dask.dataframe as dd  # the optional [dask] extra: only this engine needs it
 
-    return dd.map_partitions(_score_partition, cohort.patients, cohort.events, as_of, model, top_reasons,
+    moments = (as_of,) if isinstance(as_of, pd.Timestamp) else tuple(as_of)
+    return dd.map_partitions(_score_partition, cohort.patients, cohort.events, moments, model, top_reasons,
                              engaged_within_days, cohort.declared, meta=score_meta(), align_dataframes=False)
 
 

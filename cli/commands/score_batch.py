@@ -65,15 +65,12 @@ def command(
     if dates and as_of is not None:
         raise ConfigError("give --as-of or --as-of-dates, not both")
     settings = load_settings(data, config, flags)
-    if dates and engine is Engine.dask and dates[0] != dates[1]:
-        raise ConfigError("--as-of-dates with two dates scores on the local engine: use one date with --engine dask")
     with job_steps("score-batch", ["model", "read", "score"]) as step:
         step("loading the model")
         model = load_served_model(tracking_uri(), alias or settings.registry.champion_alias,
                                   settings.registry.registered_model)
         if engine is Engine.dask:
-            tiers = _run_dask(data, out, dates[0].isoformat() if dates else as_of, scheduler, model, settings,
-                              eligible_within)
+            tiers = _run_dask(data, out, as_of, scheduler, model, settings, dates, eligible_within)
         else:
             tiers = _run_local(data, out, as_of, model, settings, step, dates, eligible_within)
     total = int(sum(tiers.values()))
@@ -111,7 +108,7 @@ def _run_local(data: Path, out: Path, as_of: str | None, model, settings, step, 
     return scores["tier"].value_counts().to_dict()
 
 
-def _run_dask(data: Path, out: Path, as_of: str | None, scheduler: str | None, model, settings,
+def _run_dask(data: Path, out: Path, as_of: str | None, scheduler: str | None, model, settings, dates=None,
               eligible_within: int | None = None) -> dict:
     from engines.cluster import dask_client
     from engines.output import write_dataset
@@ -121,8 +118,9 @@ def _run_dask(data: Path, out: Path, as_of: str | None, scheduler: str | None, m
     config = settings.scale_out
     with dask_client(scheduler, config.workers, config):
         cohort = read_partitioned(data, config=config, declared=settings.events)
-        moment = _as_of(as_of, data_end_of(data, cohort))
-        write_dataset(distributed_scores(cohort, moment, model, settings.serving.top_reasons, eligible_within), out)
+        moments = ([_as_of(str(m), None) for m in _moments(dates, settings.features.calendar_every_days)] if dates
+                   else [_as_of(as_of, data_end_of(data, cohort))])
+        write_dataset(distributed_scores(cohort, moments, model, settings.serving.top_reasons, eligible_within), out)
         import dask.dataframe as dd  # optional extra (lapse[dask]): imported only on this path
 
         return dd.read_parquet(str(out), columns=["tier"])["tier"].value_counts().compute().to_dict()

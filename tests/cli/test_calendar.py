@@ -64,4 +64,13 @@ def test_train_and_score_batch_at_calendar_dates(data, tmp_path, monkeypatch, ca
     scores = pd.read_parquet(out)
     assert set(scores["as_of"]) == {first + pd.Timedelta(days=d) for d in (0, 14, 28)}
     assert not scores.duplicated(["patient_id", "as_of"]).any()
+
+    pytest.importorskip("distributed")
+    on_dask = tmp_path / "dask-scores.parquet"
+    assert main(["score-batch", "--data", str(data), "--out", str(on_dask), "--alias", "candidate",
+                 "--as-of-dates", f"{first:%Y-%m-%d}..{last:%Y-%m-%d}", "--every-days", "14",
+                 "--engine", "dask", "--workers", "2"]) == 0
+    key = ["patient_id", "as_of"]
+    pd.testing.assert_frame_equal(pd.read_parquet(on_dask).sort_values(key, ignore_index=True),
+                                  scores.sort_values(key, ignore_index=True), check_exact=True)
     capsys.readouterr()
