@@ -76,6 +76,8 @@ class TrainingSummary:
     counts: dict[str, float]
     quality: DataQuality | None = None
     honesty: HonestyReport | None = None
+    # The time-to-dropout verdict: "use it: ...", "do not use it: ..." or why it was not fitted.
+    time_to_dropout: str = ""
 
 
 def load_training_data(data_dir: str | Path, feature_config: FeatureConfig = FeatureConfig(),
@@ -195,7 +197,7 @@ def fit_survival(data: TrainingData, outcome, groups: pd.DataFrame, config: Trai
     folder = Path(data.source) if data.source else None
     if folder is None or not (folder / "truth.parquet").is_file():
         return None, "not fitted: no truth table (simulated data only) to judge it against"
-    cohort = load_cohort(folder)
+    cohort = load_cohort(folder, declared=data.feature_config.events)
     observed = observed_stops(cohort.patients, cohort.events, data.data_end, config.survival.quiet_days)
     truth = pd.read_parquet(folder / "truth.parquet")
     missing = [c for c in ("patient_id", "quit_day", "simulated_days") if c not in truth.columns]
@@ -209,13 +211,19 @@ def fit_survival(data: TrainingData, outcome, groups: pd.DataFrame, config: Trai
     return survival, survival.reason
 
 
+def _verdict(survival: SurvivalOutcome | None, survival_note: str) -> str:
+    """The time-to-dropout verdict in words: whether to use it and why, or why it was not fitted."""
+    if survival is None:
+        return survival_note
+    return f"{'use it' if survival.use else 'do not use it'}: {survival_note}"
+
+
 def _describe_run(outcome, chosen: str, survival: SurvivalOutcome | None, survival_note: str) -> str:
     m = outcome.headline_metrics(chosen)
     return (f"lapse training: baseline logistic, usage logistic and XGBoost dropout models (one nested run "
             f"each), judged on the temporal test set ({outcome.headline}: {chosen} AUC {m['auc']:.3f}, "
             f"ECE {m['ece']:.3f}). The chosen model ({chosen}) is logged here and registered as a candidate. "
-            f"Time to dropout: {('use it' if survival.use else 'do not use it') if survival else survival_note}"
-            f"{': ' + survival_note if survival else ''}.")
+            f"Time to dropout: {_verdict(survival, survival_note)}.")
 
 
 def log_training_run(data: TrainingData, config: TrainingConfig = TrainingConfig(),
@@ -297,6 +305,7 @@ def log_training_run(data: TrainingData, config: TrainingConfig = TrainingConfig
         counts=outcome.counts,
         quality=quality,
         honesty=honesty,
+        time_to_dropout=_verdict(survival, survival_note),
     )
 
 

@@ -42,6 +42,8 @@ def format_summary(summary) -> list[str]:
             f"{m['calibration_slope']:>6.2f} {m.get('precision_at_10pct', float('nan')):>6.3f} "
             f"{m.get('recall_at_10pct', float('nan')):>6.3f} {ratio:>6.3f}"
         )
+    if summary.time_to_dropout:
+        lines.append(f"time to dropout: {summary.time_to_dropout}")
     if summary.honesty is not None:
         lines += summary.honesty.lines()
     if summary.quality is not None:

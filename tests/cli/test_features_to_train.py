@@ -63,11 +63,15 @@ def test_train_on_the_features_table_is_training_on_the_same_table(data, tmp_pat
     assert main(["features", "--data", str(data), "--out", str(table), *settings]) == 0
     assert main(["train", "--data", str(data), "--features", str(table), *settings]) == 0
     assert main(["train", "--data", str(data), *settings]) == 0
-    capsys.readouterr()
+    verdict = [line for line in capsys.readouterr().out.splitlines() if line.startswith("time to dropout: ")]
 
     # The training (parent) runs; each also has a nested run per model.
     runs = mlflow.search_runs(experiment_names=["lapse-dropout"], filter_string="tags.`lapse.kind` = 'training'",
                               output_format="list")
+    # Each train printed the run's time-to-dropout verdict, in the words of its tags.
+    tags = runs[0].data.tags  # the latest run
+    words = {"use": "use it: ", "do not use": "do not use it: ", "none": ""}[tags["lapse.time_to_dropout"]]
+    assert len(verdict) == 2 and verdict[-1] == f"time to dropout: {words}{tags['lapse.time_to_dropout_reason']}"
     params = [run.data.params for run in runs]
     assert len(params) == 2
     # The same rows and values whether read from the features table or built by train itself.
