@@ -13,6 +13,10 @@ from scipy.special import expit
 from simulation.settings import SimulationConfig
 
 RAW_EVENTS = 150
+# Distinct 1,000-patient batches, each of other patients and snapshot days (more than the 30 timed by default): a
+# server sees new values in every timed batch, as it would from a platform, not one batch its caches have learnt.
+BATCHES = 32
+BATCH_SIZE = 1000
 
 
 def _json_row(row: np.ndarray) -> list[float | None]:
@@ -54,10 +58,15 @@ class Workload:
         self.names, self.scorer = names, scorer
         self.singles_lapse = [lapse_body(names, rows[i:i + 1], i) for i in range(200)]
         self.singles_mlflow = [mlflow_body(names, rows[i:i + 1]) for i in range(200)]
-        self.batch_rows = np.resize(rows, (1000, len(names)))
-        self.batch_lapse = [lapse_values_body(names, self.batch_rows, 0)]
-        self.batch_lapse_named = [lapse_body(names, self.batch_rows, 0)]
-        self.batch_mlflow = [mlflow_body(names, self.batch_rows)]
+        # Every patient at every day of their first 60 (many of them inactive by then), shuffled into batches.
+        snapshots = snapshot_times(cohort.patients, list(range(1, 61)))
+        pool = model_matrix(compute_features(cohort.patients, cohort.events, snapshots, config=feature_config), names)
+        order = np.random.default_rng(7).permutation(len(pool))[:BATCHES * BATCH_SIZE]
+        self.batches_rows = [pool[chunk] for chunk in np.split(order, len(order) // BATCH_SIZE)]
+        self.batch_rows = self.batches_rows[0]
+        self.batch_lapse = [lapse_values_body(names, X, b * BATCH_SIZE) for b, X in enumerate(self.batches_rows)]
+        self.batch_lapse_named = [lapse_body(names, X, b * BATCH_SIZE) for b, X in enumerate(self.batches_rows)]
+        self.batch_mlflow = [mlflow_body(names, X) for X in self.batches_rows]
         self.raw, raw_patients, raw_events, raw_as_of = raw_bodies(cohort, 200)
         self.raw_rows = model_matrix(compute_features(raw_patients, raw_events, raw_as_of, config=feature_config),
                                      names)

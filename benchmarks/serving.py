@@ -3,7 +3,8 @@
 Both servers run here, on loopback, one worker each, in one run. A keep-alive HTTP client sends
 one-patient requests with raw profile + 150 events (lapse only: MLflow's server takes features),
 one-patient requests with features already computed at concurrency 1 and 8, then 1,000-patient
-batches: MLflow's in its `dataframe_split` shape (the names once, a row of values per patient), lapse's in
+batches (32 distinct ones, other patients at other days, each sent once before any is sent again: new values
+in every timed batch, as from a platform): MLflow's in its `dataframe_split` shape (the names once, a row of values per patient), lapse's in
 the same shape (`feature_names` once, `values` per patient) and, as a third phase, with each patient's
 features by name (each of these phases in rounds, the servers taking turns, so that drift in the machine's
 speed hits all alike), and prints p50, p99, requests per second and server CPU per request for both, the ratios,
@@ -140,8 +141,10 @@ def run_load(target: Target, bodies: list[bytes], concurrency: int, total: int, 
     return summary([load_round(target, bodies, concurrency, total, budget_s)])
 
 
-def load_round(target: Target, bodies: list[bytes], concurrency: int, total: int, budget_s: float) -> dict:
-    """One round of `run_load`: the latencies (s), the wall time and the server CPU seconds it took."""
+def load_round(target: Target, bodies: list[bytes], concurrency: int, total: int, budget_s: float,
+               start: int = 0) -> dict:
+    """One round of `run_load` from body `start` on: the latencies (s), the wall time and the server CPU seconds it
+    took."""
     latencies: list[float] = []
     lock = threading.Lock()
     deadline = time.monotonic() + budget_s
@@ -153,7 +156,7 @@ def load_round(target: Target, bodies: list[bytes], concurrency: int, total: int
         for i in range(per_thread):
             if time.monotonic() > deadline:
                 break
-            mine.append(target.call(conn, bodies[(offset + i) % len(bodies)]))
+            mine.append(target.call(conn, bodies[(start + offset + i) % len(bodies)]))
         conn.close()
         with lock:
             latencies.extend(mine)
@@ -181,10 +184,12 @@ def alternating(targets: list[Target], bodies: dict[str, list[bytes]], concurren
     """`total` requests per target in `rounds` rounds, the targets taking turns (the first one alternating),
     so a change in the machine's speed during the phase hits every target alike."""
     done: dict[str, list[dict]] = {t.name: [] for t in targets}
+    per_round = max(total // rounds, concurrency)
     for k in range(rounds):
         for target in (targets if k % 2 == 0 else targets[::-1]):
-            done[target.name].append(load_round(target, bodies[target.name], concurrency,
-                                                max(total // rounds, concurrency), budget_s / rounds))
+            # Each round goes on where the last one ended: every body is sent before any is sent again.
+            done[target.name].append(load_round(target, bodies[target.name], concurrency, per_round,
+                                                budget_s / rounds, start=k * per_round))
     return {name: summary(r) for name, r in done.items()}
 
 
@@ -245,7 +250,7 @@ def main() -> int:
 def check_answers(lapse: "Target", load: Workload) -> float:
     """The largest difference between lapse's answers (risk and reason contributions) and XGBoost's own numbers."""
     conn, worst = lapse.connect(), 0.0
-    checks = [(load.batch_lapse[0], load.batch_rows), (load.batch_lapse_named[0], load.batch_rows)]
+    checks = [*zip(load.batch_lapse, load.batches_rows), (load.batch_lapse_named[0], load.batch_rows)]
     checks += [(body, load.raw_rows[i:i + 1]) for i, body in enumerate(load.raw)]
     for body, X in checks:
         conn.request("POST", lapse.path, body=body, headers=lapse.headers)
@@ -346,7 +351,7 @@ def batch_floor(scorer, load: Workload, work: Path, names: tuple[str, str, str],
     """Every step of one 1,000-patient /score, timed here once the servers have stopped (median ms), with the
     service's own functions in its order, and peers for the steps that have one: parsing the body (peer: JSON
     to Python objects, no checks), the reasons with new values (the sentence cache emptied before each call:
-    real batches bring new values, the benchmark's repeated batch does not), and the decision-log commit (peer:
+    real batches bring new values; these steps repeat one batch), and the decision-log commit (peer:
     the same rows by sqlite3's executemany, same journal and flush settings). The exact SHAP of the rows is
     also timed alone (lapse's tables, the service's threads; and on one thread, as CPU time)."""
     import sqlite3
