@@ -13,8 +13,9 @@ from scipy.special import expit
 from simulation.settings import SimulationConfig
 
 RAW_EVENTS = 150
-# Distinct 1,000-patient batches, each of other patients and snapshot days (more than the 30 timed by default): a
-# server sees new values in every timed batch, as it would from a platform, not one batch its caches have learnt.
+# Distinct 1,000-patient batches, each of other patients and snapshot days (more than the 30 timed by default), for
+# each batch phase its own: a server sees new values in every timed batch, as it would from a platform, not one
+# batch its caches have learnt.
 BATCHES = 32
 BATCH_SIZE = 1000
 
@@ -61,12 +62,20 @@ class Workload:
         # Every patient at every day of their first 60 (many of them inactive by then), shuffled into batches.
         snapshots = snapshot_times(cohort.patients, list(range(1, 61)))
         pool = model_matrix(compute_features(cohort.patients, cohort.events, snapshots, config=feature_config), names)
-        order = np.random.default_rng(7).permutation(len(pool))[:BATCHES * BATCH_SIZE]
-        self.batches_rows = [pool[chunk] for chunk in np.split(order, len(order) // BATCH_SIZE)]
+        order = np.random.default_rng(7).permutation(len(pool))[:(2 * BATCHES + 1) * BATCH_SIZE]
+        chunks = [pool[chunk] for chunk in np.split(order, len(order) // BATCH_SIZE)]
+        # One batch to check the answers before timing; then the names-once batches (lapse's and MLflow's: the
+        # same rows, to different servers) and the features-by-name batches, none of them sent before it is timed.
+        self.check_rows = chunks[0]
+        self.check_lapse = lapse_values_body(names, self.check_rows, 0)
+        self.check_named = lapse_body(names, self.check_rows, 0)
+        self.batches_rows = chunks[1:BATCHES + 1]
+        self.named_rows = chunks[BATCHES + 1:]
         self.batch_rows = self.batches_rows[0]
-        self.batch_lapse = [lapse_values_body(names, X, b * BATCH_SIZE) for b, X in enumerate(self.batches_rows)]
-        self.batch_lapse_named = [lapse_body(names, X, b * BATCH_SIZE) for b, X in enumerate(self.batches_rows)]
+        self.batch_lapse = [lapse_values_body(names, X, (b + 1) * BATCH_SIZE) for b, X in enumerate(self.batches_rows)]
         self.batch_mlflow = [mlflow_body(names, X) for X in self.batches_rows]
+        self.batch_lapse_named = [lapse_body(names, X, (BATCHES + b + 1) * BATCH_SIZE)
+                                  for b, X in enumerate(self.named_rows)]
         self.raw, raw_patients, raw_events, raw_as_of = raw_bodies(cohort, 200)
         self.raw_rows = model_matrix(compute_features(raw_patients, raw_events, raw_as_of, config=feature_config),
                                      names)

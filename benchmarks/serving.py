@@ -3,8 +3,9 @@
 Both servers run here, on loopback, one worker each, in one run. A keep-alive HTTP client sends
 one-patient requests with raw profile + 150 events (lapse only: MLflow's server takes features),
 one-patient requests with features already computed at concurrency 1 and 8, then 1,000-patient
-batches (32 distinct ones, other patients at other days, each sent once before any is sent again: new values
-in every timed batch, as from a platform): MLflow's in its `dataframe_split` shape (the names once, a row of values per patient), lapse's in
+batches (32 distinct ones per phase, other patients at other days, each sent once before any is sent again:
+new values in every timed batch, as from a platform; lapse's answers to every one are checked after timing):
+MLflow's in its `dataframe_split` shape (the names once, a row of values per patient), lapse's in
 the same shape (`feature_names` once, `values` per patient) and, as a third phase, with each patient's
 features by name (each of these phases in rounds, the servers taking turns, so that drift in the machine's
 speed hits all alike), and prints p50, p99, requests per second and server CPU per request for both, the ratios,
@@ -247,11 +248,10 @@ def main() -> int:
     return 0
 
 
-def check_answers(lapse: "Target", load: Workload) -> float:
-    """The largest difference between lapse's answers (risk and reason contributions) and XGBoost's own numbers."""
+def check_answers(lapse: "Target", load: Workload, checks: list[tuple[bytes, np.ndarray]]) -> float:
+    """The largest difference between lapse's answers to `checks` (bodies and their feature rows: risk and reason
+    contributions) and XGBoost's own numbers."""
     conn, worst = lapse.connect(), 0.0
-    checks = [*zip(load.batch_lapse, load.batches_rows), (load.batch_lapse_named[0], load.batch_rows)]
-    checks += [(body, load.raw_rows[i:i + 1]) for i, body in enumerate(load.raw)]
     for body, X in checks:
         conn.request("POST", lapse.path, body=body, headers=lapse.headers)
         response = conn.getresponse()
@@ -316,7 +316,9 @@ def measure(args: argparse.Namespace, uri: str, version: str, work: Path) -> tup
         named = Target(NAMED, config.port, "/score", {"Authorization": f"Bearer {KEY}"}, lapse_proc.pid)
         waited = wait_quiet([lapse, mlflow, floors[0]])
         print(f"servers ready; their start-up work ended {waited:.0f} s later", flush=True)
-        worst = check_answers(lapse, load)
+        # Before timing, a batch not timed (each form) and the raw requests; after it, every timed batch.
+        worst = check_answers(lapse, load, [(load.check_lapse, load.check_rows), (load.check_named, load.check_rows),
+                                            *((body, load.raw_rows[i:i + 1]) for i, body in enumerate(load.raw))])
         singles = {"lapse": load.singles_lapse, "mlflow": load.singles_mlflow,
                    FLOOR_API: load.singles_lapse, FLOOR_ASGI: load.singles_lapse}
         batches = {"lapse": load.batch_lapse, "mlflow": load.batch_mlflow, NAMED: load.batch_lapse_named}
@@ -333,6 +335,8 @@ def measure(args: argparse.Namespace, uri: str, version: str, work: Path) -> tup
             for name, figures in alternating(targets, bodies, concurrency, total, args.rounds,
                                              args.budget_s).items():
                 results[name][phase] = figures
+        worst = max(worst, check_answers(lapse, load, [*zip(load.batch_lapse, load.batches_rows),
+                                                       *zip(load.batch_lapse_named, load.named_rows)]))
     except Exception:
         logs.flush()
         print((work / "servers.log").read_text(errors="replace")[-4000:], file=sys.stderr)
