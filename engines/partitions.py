@@ -14,8 +14,10 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from config import EventsConfig, ScaleOutConfig
+from features.contract import EVENT_COLUMNS
 from features.io import find_table, meta_data_end
 from features.labels import as_utc_instant
+from features.validate import parse_table
 
 
 class PartitionedCohort(NamedTuple):
@@ -88,12 +90,31 @@ def local_frames(patients: pd.DataFrame, events: pd.DataFrame) -> tuple[pd.DataF
     return patients.reset_index(drop=True), events.reset_index(drop=True)
 
 
+_TIMESTAMP = tuple(c for c in EVENT_COLUMNS if c.name == "timestamp")
+
+
+def _latest_event(events: pd.DataFrame, column: str, partition_info=None) -> pd.DataFrame:
+    # The partition's rows and latest event time as the contract reads the times (text in any zone included); a time
+    # that cannot be read is left out here and reported by the partition's validation.
+    parsed, _ = parse_table(events[[column]].set_axis(["timestamp"], axis=1).reset_index(drop=True), _TIMESTAMP,
+                            "events")
+    latest = parsed["timestamp"].max() if "timestamp" in parsed.columns else pd.NaT
+    return pd.DataFrame({"rows": [len(events)], "latest": pd.Series([latest], dtype="datetime64[us, UTC]")})
+
+
 def data_end_of(data_dir: str | Path, cohort: PartitionedCohort) -> pd.Timestamp:
-    """End of observation: meta.json's data_end, else the latest event time (computed on the cluster)."""
+    """End of observation: meta.json's data_end, else the latest event time, as the local engine reads it
+    (`features.io.read_data_end` on the validated events), computed on the cluster."""
     stamp = meta_data_end(data_dir)
     if stamp is not None:
         return stamp
-    events = cohort.events
-    if int(events.shape[0].compute()) == 0:
+    meta = pd.DataFrame({"rows": pd.Series([], dtype="int64"), "latest": pd.Series([], dtype="datetime64[us, UTC]")})
+    # One row per partition, gathered in one pass over the events.
+    parts = cohort.events.map_partitions(_latest_event, cohort.declared.columns.timestamp, meta=meta).compute()
+    rows, latest = parts["rows"].sum(), parts["latest"].max()
+    if int(rows) == 0:
         raise ValueError(f"{data_dir}: no events and no meta.json with data_end, so the end of observation is unknown")
-    return as_utc_instant(events[cohort.declared.columns.timestamp].max().compute())
+    if pd.isna(latest):
+        raise ValueError(f"{data_dir}: no event time could be read, so the end of observation is unknown "
+                         "(lapse validate names the rows)")
+    return as_utc_instant(latest)

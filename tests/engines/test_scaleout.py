@@ -123,6 +123,27 @@ def program_dir(sim_cohort, tmp_path_factory) -> Path:
     return folder
 
 
+def test_the_data_end_is_the_latest_event_time_as_one_machine_reads_text_times(sim_cohort, client, tmp_path):
+    from engines.partitions import data_end_of, read_partitioned
+    from features.io import read_data_end
+    from features.validate import load_cohort
+
+    # Times as text in two zones; the latest event, one hour after every other, written at UTC-5, sorts first as text.
+    events = sim_cohort.events.copy()
+    last = events["timestamp"].max()
+    events = pd.concat([events, events.iloc[[0]].assign(timestamp=last + pd.Timedelta(hours=1))], ignore_index=True)
+    stamps = events["timestamp"]
+    text = [t.tz_convert("America/New_York").isoformat() if i % 2 or t > last else t.isoformat()
+            for i, t in enumerate(stamps)]
+    assert max(text) != text[-1]  # the text order would pick another event
+    sim_cohort.patients.to_parquet(tmp_path / "patients.parquet")
+    events.assign(timestamp=pd.array(text, dtype="str")).to_parquet(tmp_path / "events.parquet")
+
+    expected = read_data_end(tmp_path, load_cohort(tmp_path).events)
+    assert expected == last + pd.Timedelta(hours=1)
+    assert data_end_of(tmp_path, read_partitioned(tmp_path, npartitions=3)) == expected
+
+
 def _program_settings(folder: Path, **flags):
     from config import load_settings
 
