@@ -76,8 +76,9 @@ def _patient_times(patients: pd.DataFrame, declared: EventsConfig, partition_inf
 
 
 def patient_times(cohort: PartitionedCohort):
-    """A lazy Dask frame of every patient's id and enrolment time (one row per patient, without the events)."""
-    return cohort.patients.map_partitions(_patient_times, cohort.declared, meta=_times_meta())
+    """A lazy Dask frame of every patient's id and enrolment time (one row per patient, from the patients table as
+    read: no shuffle)."""
+    return cohort.patients_read.map_partitions(_patient_times, cohort.declared, meta=_times_meta())
 
 
 def calendar_origin(cohort: PartitionedCohort) -> pd.Timestamp | None:

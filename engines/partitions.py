@@ -24,12 +24,17 @@ class PartitionedCohort(NamedTuple):
     """Dask frames of patients and events, hash-shuffled alike on patient_id (partition i of each matches).
 
     The frames hold the tables as read: `declared` (the program's [events] table) names their columns and event
-    types, and each partition is validated with it (`engines.features.canonical_partition`).
+    types, and each partition is validated with it (`engines.features.canonical_partition`). `patients_read` and
+    `events_read` are the same tables before the shuffle, for figures of a whole table (the data end, the enrolment
+    times), which need no patient's rows together: computing them from the shuffled frames would move every event
+    once more.
     """
 
     patients: object
     events: object
     npartitions: int
+    patients_read: object
+    events_read: object
     declared: EventsConfig = EventsConfig()
 
 
@@ -45,15 +50,6 @@ def _parquet(data_dir: Path, name: str) -> Path:
     return path
 
 
-def partition_frames(patients, events, n: int, key: str = "patient_id"):
-    """Both Dask frames moved so that partition i of each holds the same whole patients (and their events);
-    `key` is the tables' patient id column."""
-    out = []
-    for frame in (patients, events):
-        keyed = frame.map_partitions(_text_ids, key, meta=_text_ids(frame._meta, key))
-        # A hash shuffle on the patient id sends a patient's rows of both tables to the same output partition.
-        out.append(keyed.shuffle(on=key, npartitions=n))
-    return out
 
 
 def read_partitioned(data_dir: str | Path, npartitions: int | None = None,
@@ -77,8 +73,10 @@ def read_partitioned(data_dir: str | Path, npartitions: int | None = None,
     for name, frame in (("patients", patients), ("events", events)):
         if key not in frame.columns:
             raise ValueError(f"{data_dir}: the {name} table has no {key} column")
-    p, e = partition_frames(patients, events, npartitions, key)
-    return PartitionedCohort(p, e, npartitions, declared)
+    keyed = [frame.map_partitions(_text_ids, key, meta=_text_ids(frame._meta, key)) for frame in (patients, events)]
+    # A hash shuffle on the patient id sends a patient's rows of both tables to the same output partition.
+    p, e = (frame.shuffle(on=key, npartitions=npartitions) for frame in keyed)
+    return PartitionedCohort(p, e, npartitions, *keyed, declared)
 
 
 def _files(path: Path) -> list[Path]:
@@ -109,8 +107,8 @@ def data_end_of(data_dir: str | Path, cohort: PartitionedCohort) -> pd.Timestamp
     if stamp is not None:
         return stamp
     meta = pd.DataFrame({"rows": pd.Series([], dtype="int64"), "latest": pd.Series([], dtype="datetime64[us, UTC]")})
-    # One row per partition, gathered in one pass over the events.
-    parts = cohort.events.map_partitions(_latest_event, cohort.declared.columns.timestamp, meta=meta).compute()
+    # One row per partition of the events as read, gathered in one pass.
+    parts = cohort.events_read.map_partitions(_latest_event, cohort.declared.columns.timestamp, meta=meta).compute()
     rows, latest = parts["rows"].sum(), parts["latest"].max()
     if int(rows) == 0:
         raise ValueError(f"{data_dir}: no events and no meta.json with data_end, so the end of observation is unknown")
