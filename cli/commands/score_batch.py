@@ -81,11 +81,11 @@ def command(
 
 
 def _moments(dates, every_days: int) -> list:
-    """Every `every_days` from the first date to the last (one date: that date)."""
+    """The as-of times (UTC): every `every_days` from the first date to the last (one date: that date)."""
     import pandas as pd
 
     first, last = pd.Timestamp(dates[0]), pd.Timestamp(dates[1])
-    return list(pd.date_range(first, last, freq=pd.Timedelta(days=every_days)))
+    return [_as_of(str(m), None) for m in pd.date_range(first, last, freq=pd.Timedelta(days=every_days))]
 
 
 def _run_local(data: Path, out: Path, as_of: str | None, model, settings, step, dates=None,
@@ -101,8 +101,8 @@ def _run_local(data: Path, out: Path, as_of: str | None, model, settings, step, 
     moments = (_moments(dates, settings.features.calendar_every_days) if dates
                else [_as_of(as_of, read_data_end(data, cohort.events))])
     step(f"scoring the active patients at {len(moments)} as-of time{'s' * (len(moments) > 1)}")
-    scores = pd.concat([score_cohort(cohort.patients, cohort.events, _as_of(str(m), None), model,
-                                     settings.serving.top_reasons, eligible_within) for m in moments],
+    scores = pd.concat([score_cohort(cohort.patients, cohort.events, m, model, settings.serving.top_reasons,
+                                     eligible_within) for m in moments],
                        ignore_index=True)
     write_table(scores, out.parent, out.stem)
     return scores["tier"].value_counts().to_dict()
@@ -118,7 +118,7 @@ def _run_dask(data: Path, out: Path, as_of: str | None, scheduler: str | None, m
     config = settings.scale_out
     with dask_client(scheduler, config.workers, config):
         cohort = read_partitioned(data, config=config, declared=settings.events)
-        moments = ([_as_of(str(m), None) for m in _moments(dates, settings.features.calendar_every_days)] if dates
+        moments = (_moments(dates, settings.features.calendar_every_days) if dates
                    else [_as_of(as_of, data_end_of(data, cohort))])
         write_dataset(distributed_scores(cohort, moments, model, settings.serving.top_reasons, eligible_within), out)
         import dask.dataframe as dd  # optional extra (lapse[dask]): imported only on this path
