@@ -71,7 +71,6 @@ class Workload:
         self.check_named = lapse_body(names, self.check_rows, 0)
         self.batches_rows = chunks[1:BATCHES + 1]
         self.named_rows = chunks[BATCHES + 1:]
-        self.batch_rows = self.batches_rows[0]
         self.batch_lapse = [lapse_values_body(names, X, (b + 1) * BATCH_SIZE) for b, X in enumerate(self.batches_rows)]
         self.batch_mlflow = [mlflow_body(names, X) for X in self.batches_rows]
         self.batch_lapse_named = [lapse_body(names, X, (BATCHES + b + 1) * BATCH_SIZE)

@@ -75,7 +75,7 @@ def main() -> None:
     scorer = load_scorer(args.model, tracking_uri=args.tracking_uri)
     names = scorer.feature_names
     if args.batch is None:
-        X = Workload(list(names), scorer, scorer.metadata.feature_config()).batch_rows
+        X = Workload(list(names), scorer, scorer.metadata.feature_config()).batches_rows[0]
         source = "the serving benchmark's batch"
     else:
         patients = json.loads(Path(args.batch).read_text())["patients"]
