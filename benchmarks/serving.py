@@ -368,7 +368,7 @@ def batch_floor(scorer, load: Workload, work: Path, names: tuple[str, str, str],
     import sqlalchemy as sa
 
     from models.loaded import batch_threads, checked_model
-    from models.reasons import sentence
+    from models.reasons import forget_sentences
     from models.scoring import score_matrix
     from serving import bounds, scoring
     from serving.decision_log import DECISIONS, METADATA, ROW_COLUMNS, SYNC_MODES, DecisionLog, rows
@@ -450,7 +450,7 @@ def batch_floor(scorer, load: Workload, work: Path, names: tuple[str, str, str],
     try:
         for name, step in steps.items():
             figures[name], _, figures[f"{name}_cpu"] = wall_cpu_ms(step, repeat)
-        figures["score_cold"], _, _ = wall_cpu_ms(steps["score"], repeat, before=sentence.cache_clear)
+        figures["score_cold"], _, _ = wall_cpu_ms(steps["score"], repeat, before=forget_sentences)
     finally:
         log.close()
         peer.close()

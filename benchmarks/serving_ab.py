@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import json
 import os
 import statistics
 import subprocess
@@ -29,6 +30,7 @@ import psutil
 from config import DEFAULT_PATHS, ServingConfig
 from models.scorer import load_scorer
 from serving.launcher import SERVICE, free_port, serve_argv, serve_env, stop_service, wait_ready
+from serving.settings import ENV_VAR
 
 # The packages the helpers use are imported first: this folder has a features.py that would shadow them.
 import features.point_in_time  # noqa: E402,F401
@@ -52,7 +54,11 @@ def start(tree: Path, work: Path, name: str, env: dict[str, str]) -> tuple[subpr
     # A commit from before serving/server_main.py is started as it was then: plain `bentoml serve`.
     argv = serve_argv(config) if (tree / "serving" / "server_main.py").exists() else [
         sys.executable, "-m", "bentoml", "serve", SERVICE, "--host", config.host, "--port", str(config.port)]
-    process = subprocess.Popen(argv, env=serve_env(config, {**env, "PYTHONPATH": str(tree)}),
+    handed = serve_env(config, {**env, "PYTHONPATH": str(tree)})
+    if tree != ROOT:
+        # An older commit refuses settings it does not know yet: it gets only those set here (its defaults else).
+        handed.update({ENV_VAR: json.dumps(config.model_dump(mode="json", exclude_defaults=True))})
+    process = subprocess.Popen(argv, env=handed,
                                cwd=tree, stdout=open(work / f"{name}.log", "wb"), stderr=subprocess.STDOUT,
                                start_new_session=True)
     return process, config.port

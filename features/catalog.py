@@ -55,6 +55,25 @@ class FeatureSpec:
             phrase, value = self.phrase_down, -value
         return phrase.format(value=value, s="" if abs(self._shown(value, phrase)) == 1 else "s")
 
+    def words_key(self, value: float) -> object:
+        """What `describe(value)` depends on, for a known value (not -0.0, which equals 0.0 as a key): values with the
+        same key are worded alike.
+
+        Where the phrases print the value in fixed point only (`{value:.0f}`), that is the value as printed, so new
+        values mostly find words already made for another value printed the same (models/reasons.py caches them
+        so); otherwise it is the value itself.
+        """
+        if self.unit == "flag":
+            return value >= 0.5
+        shown = _only_fixed_point(self.phrase)
+        if not shown:
+            return value
+        if self.phrase_down and value < 0:
+            down = _only_fixed_point(self.phrase_down)
+            # (A tuple: never equal to the text key of a value that is worded with `phrase`.)
+            return (format(value, shown), format(-value, down)) if down else value
+        return format(value, shown)
+
     @property
     def theme(self) -> str:
         """The theme this feature's reasons are grouped under (a key of THEME_WORDS)."""
@@ -74,6 +93,19 @@ def _fixed_point_spec(phrase: str) -> str:
         if field == "value" and format_spec and format_spec.endswith("f"):
             return format_spec
     return ""
+
+
+@lru_cache(maxsize=1024)
+def _only_fixed_point(phrase: str) -> str:
+    """The fixed-point format spec of `phrase`'s `{value}` when every `{value}` in it is printed with that one spec
+    and nothing else ("" otherwise): then the phrase says only the value as printed."""
+    specs = {format_spec for _, field, format_spec, _ in string.Formatter().parse(phrase) if field == "value"}
+    if len(specs) != 1:
+        return ""
+    format_spec = specs.pop()
+    if not format_spec or not format_spec.endswith("f") or "{" in format_spec:
+        return ""
+    return format_spec
 
 
 # What each frequency measure counts, in clinician words.

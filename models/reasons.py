@@ -19,14 +19,40 @@ from models.loaded import LoadedModel
 from models.results import Reason, SupportDecision
 
 
+# Sentences by what they depend on (`FeatureSpec.words_key`): most new values are printed like a value already worded.
+_WORDED: dict[tuple[str, object, bool], str] = {}
+_WORDED_MAX = 1 << 16
+
+
 @lru_cache(maxsize=1 << 16)
 def sentence(name: str, value: float | None, raises: bool) -> str:
-    """A clinician's sentence for one value of feature `name` (None: not known) and the way it moves risk."""
+    """A clinician's sentence for one value of feature `name` (None: not known) and the way it moves risk.
+
+    -0.0 is worded as 0.0: the two are one key of this cache, so one of them must stand for both.
+    """
     spec = catalog_spec(name)
+    if value is not None:
+        value += 0.0  # (-0.0 + 0.0 is 0.0)
+    key = (name, None if value is None else spec.words_key(value), raises)
+    words = _WORDED.get(key)
+    if words is None:
+        if len(_WORDED) >= _WORDED_MAX:
+            _WORDED.clear()
+        words = _WORDED[key] = _sentence(spec, value, raises)
+    return words
+
+
+def _sentence(spec: FeatureSpec, value: float | None, raises: bool) -> str:
     words = spec.describe(math.nan if value is None else value)
     if value is None and words.lower() == "not recorded":
         words = f"{spec.label}: not recorded"
     return f"{words} {'raises' if raises else 'lowers'} risk"
+
+
+def forget_sentences() -> None:
+    """Empty both sentence caches (a benchmark times wording new values with it)."""
+    sentence.cache_clear()
+    _WORDED.clear()
 
 
 def reason_lists(specs: Sequence[FeatureSpec], top: list[list[int]], values: list[list[float]],

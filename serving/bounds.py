@@ -166,6 +166,9 @@ def patient_problems(item, where: str, earliest: datetime, check_features: bool 
 
 def duplicate_problems(items: Sequence) -> list[dict[str, str]]:
     """A patient id sent more than once in one request (which answer would count?)."""
+    ids = [item.patient_id for item in items]
+    if len(set(ids)) == len(ids):
+        return []
     first: dict[str, int] = {}
     problems = []
     for i, item in enumerate(items):
