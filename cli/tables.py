@@ -6,26 +6,16 @@ The table carries the label and feature settings it was built with (in the Parqu
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
 
 from cli.progress import Step
 from config import LapseError, LapseSettings
-
-RECORD = "lapse"
-
+from features.io import RECORD, table_settings
 
 class TableMismatch(LapseError):
     """A features table was built with other settings (or another data folder) than this run's."""
-
-
-def table_settings(settings: LapseSettings, data_end: pd.Timestamp) -> dict:
-    """What a training table depends on besides the data: the label and feature settings and data_end."""
-    return {"labels": settings.labels.model_dump(mode="json"),
-            "features": settings.features.model_dump(mode="json"),
-            "data_end": data_end.isoformat()}
 
 
 def build_training_table(data_dir: Path, settings: LapseSettings, step: Step):
@@ -43,12 +33,14 @@ def build_training_table(data_dir: Path, settings: LapseSettings, step: Step):
          else "building point-in-time features and labels")
     table = training_table(cohort.patients, cohort.events, data_end, feature_config=settings.features,
                            label_config=settings.labels, calendar=settings.features.calendar, labels=labels)
-    table.attrs[RECORD] = json.loads(json.dumps(table_settings(settings, data_end)))
+    table.attrs[RECORD] = table_settings(settings, data_end)
     return cohort, data_end, table
 
 
 def read_training_table(path: Path, settings: LapseSettings, data_end: pd.Timestamp) -> pd.DataFrame:
-    """A table `lapse features` wrote, refused unless it was built with these settings and this data_end."""
+    """A table `lapse features` wrote, refused unless it was built with these settings and this data_end.
+
+    The table is a Parquet file, or (`lapse features --engine dask`) a folder of them."""
     if not path.exists():
         raise TableMismatch(f"{path}: no such features table (write it with `lapse features --out {path}`)")
     try:
@@ -58,7 +50,7 @@ def read_training_table(path: Path, settings: LapseSettings, data_end: pd.Timest
     recorded = table.attrs.get(RECORD)
     if not isinstance(recorded, dict):
         raise TableMismatch(f"{path}: carries no record of its settings: write it with `lapse features`")
-    wanted = json.loads(json.dumps(table_settings(settings, data_end)))
+    wanted = table_settings(settings, data_end)
     differ = [f"{name}: table {recorded_value!r}, now {wanted_value!r}"
               for name, recorded_value, wanted_value in _flat_diff(recorded, wanted)]
     if differ:

@@ -11,6 +11,7 @@ from engines.features import cohort_labels, distributed_training_table
 from engines.output import write_dataset
 from engines.partitions import data_end_of, read_partitioned
 from engines.training import run_dask_training
+from features.io import RECORD, table_settings
 from features.validate import ContractError
 
 EXIT_OK = 0
@@ -31,7 +32,7 @@ def run_features(args: argparse.Namespace, settings: LapseSettings) -> int:
             data_end = data_end_of(args.data, cohort)
             table = distributed_training_table(cohort, data_end, feature_config, label_config,
                                                feature_config.calendar, cohort_labels(args.data, cohort))
-            write_dataset(table, args.out)
+            write_dataset(table, args.out, attrs={RECORD: table_settings(settings, data_end)})
             written = dd.read_parquet(str(args.out), columns=["patient_id", "as_of_day", "dropout"])
             rows, patients, drops, by_day = dask.compute(
                 written.shape[0], written["patient_id"].nunique(), written["dropout"].sum(),

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from features.atomic import atomic_path
-from config import LapseError
+from config import LapseError, LapseSettings
 
 SUFFIXES = (".parquet", ".csv")
 
@@ -36,6 +36,18 @@ def read_raw_table(path: Path) -> pd.DataFrame:
     if path.suffix == ".csv":
         return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
     return pd.read_parquet(path)
+
+
+# The key of a training table's record of its settings (in its Parquet metadata, as pandas `attrs`).
+RECORD = "lapse"
+
+
+def table_settings(settings: LapseSettings, data_end: pd.Timestamp) -> dict:
+    """What a training table depends on besides the data, as JSON values: the label and feature settings and
+    data_end. `lapse features` records it with the table (on either engine); `lapse train --features` compares."""
+    return json.loads(json.dumps({"labels": settings.labels.model_dump(mode="json"),
+                                  "features": settings.features.model_dump(mode="json"),
+                                  "data_end": data_end.isoformat()}))
 
 
 def write_table(frame: pd.DataFrame, out_dir: str | Path, name: str) -> Path:

@@ -84,8 +84,9 @@ def _training_data(data: Path, features_file: Path | None, settings, step):
 def command(
     data: DataDir,
     features_file: Annotated[Optional[Path], typer.Option(
-        "--features", metavar="FILE", help="train on this table written by `lapse features` (refused when built "
-        "with other label or feature settings); default: build it from --data")] = None,
+        "--features", metavar="FILE", help="train on this table written by `lapse features` (a file, or the folder it "
+        "writes with --engine dask; refused when built with other label or feature settings); default: build it "
+        "from --data")] = None,
     seed: Annotated[Optional[int], typer.Option(
         "--seed", help=f"random seed, [training] seed (default: {_TRAINING.seed})")] = None,
     as_of_days: AsOfDays = None,

@@ -169,6 +169,39 @@ def test_a_programs_own_columns_types_settings_and_calendar_give_the_one_machine
     assert {3, 7, 14, 21, 28} <= days and len(days) > 30  # days since enrolment and the calendar's dates
 
 
+def test_train_on_the_folder_dask_features_wrote_is_training_on_the_one_machine_table(sim_data_dir, client, tmp_path,
+                                                                                       monkeypatch, fresh_store,
+                                                                                       capsys):
+    """The folder records the run's settings as a table `lapse features` writes on one machine does: `lapse train
+    --features FOLDER` trains on the rows of the one-machine table, and refuses the folder under other settings."""
+    import mlflow
+
+    from cli.main import main
+    from training.runs import digest_of
+
+    local, folder = tmp_path / "local.parquet", tmp_path / "dask.parquet"
+    settings = ["--as-of-days", "7,14"]
+    assert main(["features", "--data", str(sim_data_dir), "--out", str(local), *settings]) == 0
+    assert main(["features", "--data", str(sim_data_dir), "--out", str(folder), *settings, "--engine", "dask",
+                 "--workers", "2"]) == 0
+    assert folder.is_dir() and pd.read_parquet(folder).attrs == pd.read_parquet(local).attrs != {}
+    capsys.readouterr()
+
+    assert main(["train", "--data", str(sim_data_dir), "--features", str(folder), *settings, "--horizon", "7"]) == 2
+    assert f"{folder}: built with other settings" in capsys.readouterr().err
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", fresh_store(tmp_path / "mlflow"))
+    monkeypatch.setenv("LAPSE_TRAINING__XGBOOST__MAX_ROUNDS", "20")
+    for table in (folder, local):
+        assert main(["train", "--data", str(sim_data_dir), "--features", str(table), *settings]) == 0
+    on_local, on_folder = mlflow.search_runs(experiment_names=["lapse-dropout"],
+                                             filter_string="tags.`lapse.kind` = 'training'", output_format="list")
+    assert on_folder.data.params["data_fingerprint"] == digest_of(pd.read_parquet(local))
+    assert on_folder.data.params == on_local.data.params
+    assert on_folder.data.metrics == on_local.data.metrics
+    capsys.readouterr()
+
+
 @pytest.fixture(scope="module")
 def labelled_dir(sim_data_dir, sim_cohort, tmp_path_factory) -> Path:
     """The simulated cohort with external labels: two labelled times for every other patient."""
