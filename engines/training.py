@@ -18,9 +18,11 @@ import xgboost as xgb
 
 from config import (DEFAULT_PATHS, EventsConfig, FeatureConfig, LabelConfig, Paths, ScaleOutConfig, TrainingConfig,
                     XGBoostParams)
-from engines.features import canonical_partition, cohort_labels, distributed_training_table
+from engines.features import cohort_labels, distributed_training_table
 from engines.partitions import data_end_of, read_partitioned
+from features.contract import PATIENT_COLUMNS
 from features.declaration import rename_to_contract
+from features.validate import parse_table
 from models.estimators import best_rounds, booster_params
 from training.data import LabelledCohort
 from training.fit import LABEL, Split
@@ -30,10 +32,11 @@ from training.tracking import connect, tracking_uri
 PART = "_lapse_part"
 
 
-def _canonical_patients(patients: pd.DataFrame, events: pd.DataFrame, declared: EventsConfig,
-                        partition_info=None) -> pd.DataFrame:
-    cohort = canonical_partition(patients, events, partition_info["number"] if partition_info else 0, declared)
-    return _patients_as_read(patients, declared) if cohort is None else cohort.patients
+def _canonical_patients(patients: pd.DataFrame, declared: EventsConfig) -> pd.DataFrame:
+    # A partition's patients in canonical form, parsed as its validation parses them. The validation itself (with
+    # the events) is the training table's, on the same partition: its problems are reported there, once.
+    renamed = _patients_as_read(patients, declared)
+    return renamed if len(renamed) == 0 else parse_table(renamed, PATIENT_COLUMNS, "patients")[0]
 
 
 def _patients_as_read(patients: pd.DataFrame, declared: EventsConfig) -> pd.DataFrame:
@@ -66,8 +69,7 @@ class DaskTrainingTable:
         self.distributed = distributed_training_table(cohort, data_end, feature_config, label_config,
                                                       feature_config.calendar, cohort_labels(data_dir, cohort)).persist()
         patients_meta = _patients_as_read(cohort.patients._meta, cohort.declared)
-        patients_ddf = cohort.patients.map_partitions(_canonical_patients, cohort.events, cohort.declared,
-                                                      meta=patients_meta, align_dataframes=False)
+        patients_ddf = cohort.patients.map_partitions(_canonical_patients, cohort.declared, meta=patients_meta)
         local, patients = dask.compute(self.distributed, patients_ddf)
         # A fixed order, whatever the partitioning: the run's fingerprint and split do not depend on it.
         local = local.sort_values(["patient_id", "as_of"], kind="stable", ignore_index=True)

@@ -202,6 +202,24 @@ def test_train_on_the_folder_dask_features_wrote_is_training_on_the_one_machine_
     capsys.readouterr()
 
 
+def test_dask_training_reads_the_patients_as_one_machine_does(sim_cohort, client, tmp_path):
+    """The patients a Dask training run works with (subgroups, survival) are the contract's canonical table, as on one
+    machine, with enrolment times sent as text in another zone."""
+    from config import FeatureConfig, LabelConfig
+    from engines.training import DaskTrainingTable
+    from features.validate import load_cohort
+
+    patients = sim_cohort.patients.copy()
+    patients["enrolled_at"] = [t.tz_convert("Asia/Kolkata").isoformat() for t in patients["enrolled_at"]]
+    patients.to_parquet(tmp_path / "patients.parquet")
+    sim_cohort.events.to_parquet(tmp_path / "events.parquet")
+    local = load_cohort(tmp_path).patients.sort_values("patient_id", ignore_index=True)
+    built = DaskTrainingTable(client, npartitions=3)(tmp_path, FeatureConfig(), LabelConfig())
+    got = built.patients.sort_values("patient_id", ignore_index=True)
+    assert str(local["enrolled_at"].dtype) == "datetime64[us, UTC]"
+    pd.testing.assert_frame_equal(got, local, check_exact=True)
+
+
 @pytest.fixture(scope="module")
 def labelled_dir(sim_data_dir, sim_cohort, tmp_path_factory) -> Path:
     """The simulated cohort with external labels: two labelled times for every other patient."""
