@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import json
 import os
 import statistics
 import subprocess
@@ -57,7 +56,7 @@ def start(tree: Path, work: Path, name: str, env: dict[str, str]) -> tuple[subpr
     handed = serve_env(config, {**env, "PYTHONPATH": str(tree)})
     if tree != ROOT:
         # An older commit refuses settings it does not know yet: it gets only those set here (its defaults else).
-        handed.update({ENV_VAR: json.dumps(config.model_dump(mode="json", exclude_defaults=True))})
+        handed[ENV_VAR] = config.model_dump_json(exclude_defaults=True)
     process = subprocess.Popen(argv, env=handed,
                                cwd=tree, stdout=open(work / f"{name}.log", "wb"), stderr=subprocess.STDOUT,
                                start_new_session=True)

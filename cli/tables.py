@@ -14,6 +14,7 @@ from cli.progress import Step
 from config import LapseError, LapseSettings
 from features.io import RECORD, table_settings
 
+
 class TableMismatch(LapseError):
     """A features table was built with other settings (or another data folder) than this run's."""
 

@@ -50,8 +50,6 @@ def _parquet(data_dir: Path, name: str) -> Path:
     return path
 
 
-
-
 def read_partitioned(data_dir: str | Path, npartitions: int | None = None,
                      config: ScaleOutConfig = ScaleOutConfig(),
                      declared: EventsConfig = EventsConfig()) -> PartitionedCohort:

@@ -86,26 +86,25 @@ class FeatureSpec:
 
 
 @lru_cache(maxsize=1024)
+def _value_specs(phrase: str) -> tuple[str, ...]:
+    """The format spec of each `{value}` in `phrase`, in order. Read once per phrase: a batch words thousands of
+    reasons, and parsing the phrase was most of the cost of one."""
+    return tuple(format_spec for _, field, format_spec, _ in string.Formatter().parse(phrase) if field == "value")
+
+
+@lru_cache(maxsize=1024)
 def _fixed_point_spec(phrase: str) -> str:
-    """The fixed-point format spec `{value}` has in `phrase` ("" if none). Read once per phrase: a batch words
-    thousands of reasons, and parsing the phrase was most of the cost of one."""
-    for _, field, format_spec, _ in string.Formatter().parse(phrase):
-        if field == "value" and format_spec and format_spec.endswith("f"):
-            return format_spec
-    return ""
+    """The first fixed-point format spec `{value}` has in `phrase` ("" if none)."""
+    return next((spec for spec in _value_specs(phrase) if spec.endswith("f")), "")
 
 
 @lru_cache(maxsize=1024)
 def _only_fixed_point(phrase: str) -> str:
     """The fixed-point format spec of `phrase`'s `{value}` when every `{value}` in it is printed with that one spec
     and nothing else ("" otherwise): then the phrase says only the value as printed."""
-    specs = {format_spec for _, field, format_spec, _ in string.Formatter().parse(phrase) if field == "value"}
-    if len(specs) != 1:
-        return ""
-    format_spec = specs.pop()
-    if not format_spec or not format_spec.endswith("f") or "{" in format_spec:
-        return ""
-    return format_spec
+    specs = set(_value_specs(phrase))
+    only = specs.pop() if len(specs) == 1 else ""
+    return only if only.endswith("f") else ""
 
 
 # What each frequency measure counts, in clinician words.
